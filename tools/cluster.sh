@@ -1,0 +1,290 @@
+#!/usr/bin/env bash
+# Starts and stops a throwaway Kubernetes control plane on 127.0.0.1, with kwok as the kubelet.
+#
+#   tools/cluster.sh up       build missing binaries, start (or reuse) the cluster, print the kubeconfig path
+#   tools/cluster.sh down     stop every process this script started (by pid) and check no port is left
+#   tools/cluster.sh status   exit 0 when the cluster is up and ready
+#   tools/cluster.sh env      print shell exports (KUBECONFIG, HELM3, HELM4, KUBECTL)
+#
+# State lives in $HELM_ENGINE_CLUSTER_DIR (default: <cache>/cluster); the admin kubeconfig is
+# $HELM_ENGINE_CLUSTER_DIR/kubeconfig. Ports come from HELM_ENGINE_PORT_BASE (default 16400):
+# base+43 apiserver, +79 etcd client, +80 etcd peer, +57 controller-manager, +59 scheduler, +47 kwok.
+set -euo pipefail
+
+TOOLS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+CACHE_DIR=${HELM_ENGINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/helm-engine}
+CLUSTER_DIR=${HELM_ENGINE_CLUSTER_DIR:-$CACHE_DIR/cluster}
+PORT_BASE=${HELM_ENGINE_PORT_BASE:-16400}
+APISERVER_PORT=$((PORT_BASE + 43))
+ETCD_CLIENT_PORT=$((PORT_BASE + 79))
+ETCD_PEER_PORT=$((PORT_BASE + 80))
+KCM_PORT=$((PORT_BASE + 57))
+SCHEDULER_PORT=$((PORT_BASE + 59))
+KWOK_PORT=$((PORT_BASE + 47))
+SERVICE_CIDR=10.96.0.0/16
+SERVICE_FIRST_IP=10.96.0.1
+POD_CIDR=10.244.0.0/16
+NODE_NAME=kwok-node-0
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+READY_TIMEOUT=${HELM_ENGINE_READY_TIMEOUT:-60}
+
+PKI=$CLUSTER_DIR/pki
+LOGS=$CLUSTER_DIR/logs
+PIDS=$CLUSTER_DIR/pids
+KUBECONFIG_PATH=$CLUSTER_DIR/kubeconfig
+
+die() { echo "cluster: $*" >&2; exit 1; }
+say() { echo "cluster: $*"; }
+bin() { "$TOOLS_DIR/toolchain.sh" path "$1"; }
+
+port_of() {
+  case "$1" in
+    etcd) echo "$ETCD_CLIENT_PORT $ETCD_PEER_PORT" ;;
+    kube-apiserver) echo "$APISERVER_PORT" ;;
+    kube-controller-manager) echo "$KCM_PORT" ;;
+    kube-scheduler) echo "$SCHEDULER_PORT" ;;
+    kwok) echo "$KWOK_PORT" ;;
+  esac
+}
+
+port_listening() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
+
+# A pid file is ours only while that pid still runs the binary we started (pids get reused).
+running_pid() {
+  local name=$1 pid exe
+  [[ -f "$PIDS/$name.pid" ]] || return 1
+  pid=$(cat "$PIDS/$name.pid")
+  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
+  exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
+  [[ "$exe" == "$(cat "$PIDS/$name.exe" 2>/dev/null)" ]] || return 1
+  echo "$pid"
+}
+
+kubectl_admin() { "$(bin kubectl)" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
+
+cluster_ready() {
+  local c
+  for c in "${COMPONENTS[@]}"; do running_pid "$c" >/dev/null || return 1; done
+  [[ "$(kubectl_admin get --raw /readyz 2>/dev/null)" == "ok" ]] || return 1
+  [[ "$(kubectl_admin get node "$NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" == "True" ]]
+}
+
+generate_pki() {
+  mkdir -p "$PKI"
+  local conf=$PKI/openssl.cnf
+  cat > "$conf" <<EOF
+[req]
+distinguished_name = dn
+[dn]
+[v3_ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign, digitalSignature
+[v3_server]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1, IP:$SERVICE_FIRST_IP, DNS:localhost, DNS:kubernetes, DNS:kubernetes.default, DNS:kubernetes.default.svc, DNS:kubernetes.default.svc.cluster.local
+[v3_client]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = clientAuth
+EOF
+  (
+    cd "$PKI"
+    umask 077
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 30 \
+      -subj "/CN=helm-engine-local-ca" -config "$conf" -extensions v3_ca 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -keyout apiserver.key -out apiserver.csr -subj "/CN=kube-apiserver" -config "$conf" 2>/dev/null
+    openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out apiserver.crt -days 30 \
+      -extfile "$conf" -extensions v3_server 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -keyout admin.key -out admin.csr -subj "/O=system:masters/CN=helm-engine-admin" -config "$conf" 2>/dev/null
+    openssl x509 -req -in admin.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out admin.crt -days 30 \
+      -extfile "$conf" -extensions v3_client 2>/dev/null
+    openssl genrsa -out sa.key 2048 2>/dev/null
+    openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
+    rm -f ./*.csr
+  ) || die "generating certificates with openssl failed (is openssl installed?)"
+}
+
+write_kubeconfig() {
+  umask 077
+  cat > "$KUBECONFIG_PATH" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: helm-engine-local
+  cluster:
+    server: https://127.0.0.1:$APISERVER_PORT
+    certificate-authority: $PKI/ca.crt
+users:
+- name: helm-engine-admin
+  user:
+    client-certificate: $PKI/admin.crt
+    client-key: $PKI/admin.key
+contexts:
+- name: helm-engine-local
+  context:
+    cluster: helm-engine-local
+    user: helm-engine-admin
+current-context: helm-engine-local
+EOF
+}
+
+start_component() {
+  local name=$1; shift
+  local exe pid
+  exe=$(bin "$name")
+  setsid "$exe" "$@" >"$LOGS/$name.log" 2>&1 < /dev/null &
+  pid=$!
+  echo "$pid" > "$PIDS/$name.pid"
+  readlink -f "$exe" > "$PIDS/$name.exe"
+}
+
+wait_for() {
+  local what=$1 component=$2; shift 2
+  local deadline=$(( $(date +%s) + READY_TIMEOUT ))
+  until "$@" >/dev/null 2>&1; do
+    if ! running_pid "$component" >/dev/null; then
+      tail -n 15 "$LOGS/$component.log" >&2 || true
+      die "$component exited while waiting for $what (log: $LOGS/$component.log)"
+    fi
+    if (( $(date +%s) > deadline )); then
+      tail -n 15 "$LOGS/$component.log" >&2 || true
+      die "$component: timed out after ${READY_TIMEOUT}s waiting for $what (log: $LOGS/$component.log)"
+    fi
+    sleep 0.2
+  done
+}
+
+etcd_healthy() { curl -fsS "http://127.0.0.1:$ETCD_CLIENT_PORT/health" | grep -q '"health":"true"'; }
+apiserver_ready() { [[ "$(kubectl_admin get --raw /readyz 2>/dev/null)" == "ok" ]]; }
+node_ready() {
+  [[ "$(kubectl_admin get node "$NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}')" == "True" ]]
+}
+default_sa_exists() { kubectl_admin -n default get serviceaccount default; }
+
+cmd_up() {
+  local started c p
+  started=$(date +%s.%N)
+  "$TOOLS_DIR/toolchain.sh" build kubectl etcd kube-apiserver kube-controller-manager kube-scheduler kwok helm3 helm4
+  mkdir -p "$CLUSTER_DIR"
+  exec 8>"$CLUSTER_DIR/.lock"
+  flock 8
+  if cluster_ready; then
+    say "already running; reusing it"
+    say "kubeconfig: $KUBECONFIG_PATH"
+    return 0
+  fi
+  # Anything left from a half-started cluster is ours to stop before starting anew.
+  stop_all quiet
+  for c in "${COMPONENTS[@]}"; do
+    for p in $(port_of "$c"); do
+      if port_listening "$p"; then
+        die "$c: port 127.0.0.1:$p is already in use by another program. Stop it, or pick other ports with HELM_ENGINE_PORT_BASE=<n> (ports n+43..n+80)."
+      fi
+    done
+  done
+  rm -rf "$CLUSTER_DIR/etcd-data" "$PKI" "$LOGS" "$PIDS"
+  mkdir -p "$LOGS" "$PIDS"
+  generate_pki
+  write_kubeconfig
+
+  start_component etcd --name helm-engine-etcd --data-dir "$CLUSTER_DIR/etcd-data" \
+    --listen-client-urls "http://127.0.0.1:$ETCD_CLIENT_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_CLIENT_PORT" \
+    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster "helm-engine-etcd=http://127.0.0.1:$ETCD_PEER_PORT" \
+    --unsafe-no-fsync --quota-backend-bytes 2147483648 --log-level warn
+  wait_for "etcd health" etcd etcd_healthy
+
+  start_component kube-apiserver --etcd-servers "http://127.0.0.1:$ETCD_CLIENT_PORT" \
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
+    --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" --client-ca-file "$PKI/ca.crt" \
+    --authorization-mode RBAC --service-cluster-ip-range "$SERVICE_CIDR" \
+    --service-account-issuer https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
+    --endpoint-reconciler-type none --allow-privileged=true --profiling=false --v=1
+  wait_for "/readyz" kube-apiserver apiserver_ready
+
+  start_component kube-controller-manager --kubeconfig "$KUBECONFIG_PATH" \
+    --authentication-kubeconfig "$KUBECONFIG_PATH" --authorization-kubeconfig "$KUBECONFIG_PATH" \
+    --bind-address 127.0.0.1 --secure-port "$KCM_PORT" --leader-elect=false \
+    --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
+    --cluster-signing-cert-file "$PKI/ca.crt" --cluster-signing-key-file "$PKI/ca.key" \
+    --service-cluster-ip-range "$SERVICE_CIDR" --cluster-cidr "$POD_CIDR" --allocate-node-cidrs=false \
+    --concurrent-deployment-syncs 10 --concurrent-replicaset-syncs 10 --concurrent-job-syncs 10 \
+    --profiling=false --v=1
+
+  start_component kube-scheduler --kubeconfig "$KUBECONFIG_PATH" \
+    --authentication-kubeconfig "$KUBECONFIG_PATH" --authorization-kubeconfig "$KUBECONFIG_PATH" \
+    --bind-address 127.0.0.1 --secure-port "$SCHEDULER_PORT" --leader-elect=false --profiling=false --v=1
+
+  start_component kwok --kubeconfig "$KUBECONFIG_PATH" --config "$TOOLS_DIR/cluster/kwok-stages.yaml" \
+    --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
+    --server-address "127.0.0.1:$KWOK_PORT" --node-port "$KWOK_PORT" --cidr 10.244.0.1/16 --node-ip 127.0.0.1
+
+  kubectl_admin apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Node
+metadata:
+  name: $NODE_NAME
+  annotations:
+    kwok.x-k8s.io/node: fake
+    node.alpha.kubernetes.io/ttl: "0"
+  labels:
+    kubernetes.io/hostname: $NODE_NAME
+    kubernetes.io/os: linux
+    kubernetes.io/arch: amd64
+    type: kwok
+EOF
+  wait_for "node $NODE_NAME Ready" kwok node_ready
+  # Pods are only admitted once the token controller created the default ServiceAccount.
+  wait_for "the default ServiceAccount" kube-controller-manager default_sa_exists
+  for c in kube-controller-manager kube-scheduler; do
+    running_pid "$c" >/dev/null || { tail -n 15 "$LOGS/$c.log" >&2; die "$c exited (log: $LOGS/$c.log)"; }
+  done
+  say "ready in $(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$started" "$(date +%s.%N)")s (logs: $LOGS)"
+  say "kubeconfig: $KUBECONFIG_PATH"
+}
+
+stop_all() {
+  local quiet=${1:-} c pid i
+  # Reverse start order: kwok and the controllers first, etcd last.
+  for c in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
+    pid=$(running_pid "$c") || { rm -f "$PIDS/$c.pid"; continue; }
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; sleep 0.2; fi
+    rm -f "$PIDS/$c.pid"
+    [[ -n "$quiet" ]] || say "stopped $c (pid $pid)"
+  done
+}
+
+cmd_down() {
+  mkdir -p "$CLUSTER_DIR"
+  exec 8>"$CLUSTER_DIR/.lock"
+  flock 8
+  stop_all
+  local c p left=0
+  for c in "${COMPONENTS[@]}"; do
+    for p in $(port_of "$c"); do
+      if port_listening "$p"; then echo "cluster: port $p ($c) is still listening" >&2; left=1; fi
+    done
+  done
+  (( left == 0 )) || die "some ports are still in use after stopping"
+  say "down"
+}
+
+cmd_env() {
+  echo "export KUBECONFIG=$KUBECONFIG_PATH"
+  echo "export HELM_ENGINE_HELM3=$(bin helm3)"
+  echo "export HELM_ENGINE_HELM4=$(bin helm4)"
+  echo "export HELM_ENGINE_KUBECTL=$(bin kubectl)"
+}
+
+case "${1:-}" in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cluster_ready && say "up ($KUBECONFIG_PATH)" || { say "not running"; exit 1; } ;;
+  env) cmd_env ;;
+  *) die "usage: $0 up | down | status | env" ;;
+esac
