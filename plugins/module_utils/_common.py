@@ -47,6 +47,14 @@ RELEASE_ARG_SPEC: dict[str, dict[str, t.Any]] = {
 }
 
 
+# Paired with the RECOVERY doc fragment: what to do about a release stuck in pending-*.
+RECOVERY_ARG_SPEC: dict[str, dict[str, t.Any]] = {
+    "recover_pending": {"type": "bool", "default": True},
+    "stale_pending_after": {"type": "int"},
+    "lock_wait": {"type": "int", "default": 0},
+}
+
+
 def argument_spec(**specific: dict[str, t.Any]) -> dict[str, dict[str, t.Any]]:
     spec = copy.deepcopy(AUTH_ARG_SPEC)
     spec.update(copy.deepcopy(HELM_ARG_SPEC))

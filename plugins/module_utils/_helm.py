@@ -94,6 +94,8 @@ class HelmError(Exception):
         self.stdout = stdout
         self.stderr = stderr
         self.details = details or {}
+        # Top-level result keys (the release state a failure left, ``changed``).
+        self.extra: dict[str, t.Any] = {}
 
     def to_result(self) -> dict[str, t.Any]:
         error: dict[str, t.Any] = {"kind": self.kind, "message": self.msg}
@@ -104,7 +106,9 @@ class HelmError(Exception):
         if self.command:
             error["command"] = " ".join(self.command)
         error.update(self.details)
-        return {"msg": self.msg, "error": error}
+        result = {"msg": self.msg, "error": error}
+        result.update(self.extra)
+        return result
 
 
 @dataclass(frozen=True)

@@ -198,7 +198,8 @@ class KubeClient:
             if missing_ok and getattr(exc, "status", None) == 404:
                 return None
             raise api_error(exc, f"GET {path}") from exc
-        return json.loads(response[0].data)
+        raw = response[0] if isinstance(response, tuple) else response
+        return json.loads(raw.data)
 
     def release_history(self, name: str, namespace: str) -> list[Release]:
         """Every stored revision of a release, oldest first, read from helm's Secrets."""
@@ -219,3 +220,34 @@ class KubeClient:
 
     def namespace_exists(self, namespace: str) -> bool:
         return self.get_json(f"/api/v1/namespaces/{namespace}", missing_ok=True) is not None
+
+    # ---- generic resource reads -----------------------------------------------------------
+
+    def _resources_of(self, api_version: str) -> dict[str, dict[str, t.Any]]:
+        """Discovery for one group/version, cached per task: kind -> APIResource."""
+        cache = self.__dict__.setdefault("_discovery", {})
+        if api_version not in cache:
+            path = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+            listing = self.get_json(path, missing_ok=True) or {}
+            cache[api_version] = {
+                r["kind"]: r for r in listing.get("resources") or [] if "/" not in r.get("name", "")
+            }
+        return cache[api_version]
+
+    def object_path(self, api_version: str, kind: str, namespace: str | None, name: str | None = None) -> str | None:
+        """The REST path of an object (or of its collection when name is None); None when the
+        cluster does not serve that kind."""
+        resource = self._resources_of(api_version).get(kind)
+        if resource is None:
+            return None
+        base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        if resource.get("namespaced") and namespace:
+            base += f"/namespaces/{namespace}"
+        path = f"{base}/{resource['name']}"
+        return f"{path}/{name}" if name else path
+
+    def get_object(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, t.Any] | None:
+        path = self.object_path(api_version, kind, namespace, name)
+        if path is None:
+            return None
+        return self.get_json(path, missing_ok=True)

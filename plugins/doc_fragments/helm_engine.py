@@ -1,0 +1,107 @@
+# Copyright (c) ai_mesh.helm_engine contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# Paired with plugins/module_utils/_common.py (AUTH_ARG_SPEC, HELM_ARG_SPEC, RELEASE_ARG_SPEC).
+
+
+class ModuleDocFragment:
+    # Cluster authentication, with kubernetes.core's names and K8S_AUTH_* fallbacks.
+    DOCUMENTATION = r"""
+options:
+  kubeconfig:
+    description:
+      - Path to a kubeconfig file, or the kubeconfig itself as a dictionary.
+      - Defaults to E(KUBECONFIG), then C(~/.kube/config), then the in-cluster service account.
+      - helm and the Kubernetes client always use the same kubeconfig. When O(host), O(api_key),
+        O(ca_cert) or O(validate_certs=false) override it, or it is a dictionary, a temporary copy
+        with mode C(0600) is written and removed when the task ends.
+      - Can also be set with E(K8S_AUTH_KUBECONFIG).
+    type: raw
+    aliases: [kubeconfig_path]
+  context:
+    description:
+      - The kubeconfig context to use. Can also be set with E(K8S_AUTH_CONTEXT).
+    type: str
+    aliases: [kube_context]
+  host:
+    description:
+      - The Kubernetes API server URL. Can also be set with E(K8S_AUTH_HOST).
+    type: str
+  api_key:
+    description:
+      - A bearer token for the API server. Never appears in argv, results or logs.
+      - Can also be set with E(K8S_AUTH_API_KEY).
+    type: str
+  ca_cert:
+    description:
+      - Path to a CA certificate that signs the API server's certificate.
+      - Can also be set with E(K8S_AUTH_SSL_CA_CERT).
+    type: path
+    aliases: [ssl_ca_cert]
+  validate_certs:
+    description:
+      - Set to V(false) to skip verifying the API server's certificate. Can also be set with E(K8S_AUTH_VERIFY_SSL).
+    type: bool
+    aliases: [verify_ssl]
+"""
+
+    # The helm binary and the release every module works on.
+    HELM = r"""
+options:
+  binary_path:
+    description:
+      - Path to the helm binary, helm 3.13 or later, or helm 4. Defaults to C(helm) on E(PATH).
+      - The major version is detected once per task and chooses every version-dependent flag.
+    type: path
+  name:
+    description:
+      - The release name.
+    type: str
+    required: true
+    aliases: [release_name]
+  namespace:
+    description:
+      - The namespace of the release.
+    type: str
+    required: true
+    aliases: [release_namespace]
+requirements:
+  - helm 3.13+ or helm 4 on the host that runs the module
+  - kubernetes (Python library) on the host that runs the module
+"""
+
+    # Shared results and errors.
+    RESULTS = r"""
+notes:
+  - Every failure returns C(error.kind), a stable identifier to match on (for example
+    V(cluster_unreachable), V(unauthorized), V(forbidden), V(chart_not_found), V(invalid_values),
+    V(render_failed), V(release_locked), V(release_not_found), V(timeout), V(hook_failed),
+    V(resource_conflict), V(helm_missing), V(helm_unsupported), V(helm_failed)), with helm's
+    stderr in C(error.stderr).
+"""
+
+    # Stuck releases, shared by helm_deploy and helm_rollback.
+    RECOVERY = r"""
+options:
+  recover_pending:
+    description:
+      - When the release's latest revision is C(pending-install), C(pending-upgrade) or
+        C(pending-rollback) and stale (see O(stale_pending_after)), unlock it before the requested
+        operation: a never-deployed C(pending-install) is uninstalled, anything else is rolled
+        back to the last successful revision. The result's C(recovery) says what was done.
+      - A pending revision that is not stale fails with C(error.kind=release_locked), because
+        another helm may still be working on it.
+    type: bool
+    default: true
+  stale_pending_after:
+    description:
+      - Seconds after which a pending revision counts as stale. Defaults to the task's
+        O(timeout) (or helm's 5 minutes) plus 60 seconds.
+    type: int
+  lock_wait:
+    description:
+      - Seconds to wait for a pending revision to finish or become stale before failing with
+        C(release_locked). V(0) fails at once.
+    type: int
+    default: 0
+"""

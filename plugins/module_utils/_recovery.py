@@ -1,0 +1,146 @@
+# Copyright (c) ai_mesh.helm_engine contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# PRIVATE: this module_util is internal to ai_mesh.helm_engine and can change without notice.
+
+"""Releases stuck in pending-*: fail fast while another operation may run, recover when stale.
+
+A helm killed with SIGKILL leaves its revision pending-install/-upgrade/-rollback forever, and
+every later install/upgrade answers "another operation is in progress". Such a revision is
+stale once it is older than the operation's timeout plus a margin: no helm can still be working
+on it. Then a pending-install that never deployed is uninstalled, and anything else is rolled
+back to the last good revision (helm rollback does not refuse pending releases).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import typing as t
+from datetime import datetime, timezone
+
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import (
+    INVALID_ARGUMENTS,
+    RELEASE_LOCKED,
+    HelmError,
+    RollbackSpec,
+    UninstallSpec,
+)
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import (
+    PENDING_INSTALL,
+    Release,
+    last_good,
+    latest,
+)
+
+if t.TYPE_CHECKING:
+    from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._common import TaskContext
+
+DEFAULT_OPERATION_TIMEOUT = 300.0  # helm's own --timeout default
+DEFAULT_STALE_MARGIN = 60.0
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def duration_seconds(text: str | None, default: float = DEFAULT_OPERATION_TIMEOUT) -> float:
+    """Parses a Go duration (``5m0s``, ``90s``, ``1h``) or a bare number of seconds."""
+    if text is None or str(text).strip() == "":
+        return default
+    text = str(text).strip()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise HelmError(INVALID_ARGUMENTS, f"{text!r} is not a duration (examples: 90s, 5m, 1h30m).")
+    return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    # helm writes RFC 3339 with nanoseconds; Python takes microseconds.
+    match = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?", value)
+    if not match:
+        return None
+    base, fraction, zone = match.groups()
+    fraction = (fraction or ".0")[:7]
+    zone = "+00:00" if zone in (None, "Z") else zone
+    try:
+        return datetime.fromisoformat(f"{base}{fraction}{zone}")
+    except ValueError:
+        return None
+
+
+def pending_info(release: Release, stale_after: float, now: datetime | None = None) -> dict[str, t.Any]:
+    """What helm_status reports for a pending revision: which operation, since when, stale or not."""
+    now = now or datetime.now(timezone.utc)
+    since = parse_time(release.updated)
+    age = (now - since).total_seconds() if since else None
+    return {
+        "operation": release.status.replace("pending-", ""),
+        "status": release.status,
+        "revision": release.revision,
+        "since": release.updated,
+        "age_seconds": round(age, 1) if age is not None else None,
+        "stale_after_seconds": stale_after,
+        "stale": age is not None and age >= stale_after,
+    }
+
+
+def stale_threshold(params: dict[str, t.Any], timeout: str | None) -> float:
+    if params.get("stale_pending_after") is not None:
+        return float(params["stale_pending_after"])
+    return duration_seconds(timeout) + DEFAULT_STALE_MARGIN
+
+
+def ensure_unlocked(context: TaskContext, history: list[Release], *, timeout: str | None) -> dict[str, t.Any] | None:
+    """Returns None when the release is not pending; a report of the recovery when it was
+    stale and got recovered (or, in check mode, would be); raises release_locked otherwise."""
+    params = context.module.params
+    current = latest(history)
+    if current is None or not current.is_pending:
+        return None
+    stale_after = stale_threshold(params, timeout)
+    deadline = time.monotonic() + float(params.get("lock_wait") or 0)
+    info = pending_info(current, stale_after)
+    while not info["stale"] and time.monotonic() < deadline:
+        time.sleep(2)
+        history = context.kube.release_history(current.name, current.namespace)
+        current = latest(history)
+        if current is None or not current.is_pending:
+            return None
+        info = pending_info(current, stale_after)
+    if not info["stale"]:
+        raise HelmError(
+            RELEASE_LOCKED,
+            f"Release {current.namespace}/{current.name} is {current.status} (revision {current.revision}) since "
+            f"{current.updated}: another helm operation may still be running. It counts as stale, and is "
+            f"recovered automatically, {stale_after:.0f}s after it started (stale_pending_after).",
+            details={"pending": info},
+        )
+    if not params.get("recover_pending", True):
+        raise HelmError(
+            RELEASE_LOCKED,
+            f"Release {current.namespace}/{current.name} is stuck in {current.status} (revision {current.revision}) "
+            f"since {current.updated}; recover_pending is false, so it was left as it is.",
+            details={"pending": info},
+        )
+    good = last_good(history, before=current.revision)
+    report: dict[str, t.Any] = {"stuck_revision": current.revision, "stuck_status": current.status, "since": current.updated}
+    if current.status == PENDING_INSTALL and good is None:
+        report["action"] = "uninstall"
+        if not context.module.check_mode:
+            context.helm.uninstall(UninstallSpec(release=current.name, namespace=current.namespace))
+    elif good is not None:
+        report["action"] = "rollback"
+        report["to_revision"] = good.revision
+        if not context.module.check_mode:
+            context.helm.rollback(RollbackSpec(release=current.name, namespace=current.namespace, revision=good.revision))
+    else:
+        # Nothing ever deployed well and it is not a first install: only an uninstall unblocks it.
+        report["action"] = "uninstall"
+        if not context.module.check_mode:
+            context.helm.uninstall(UninstallSpec(release=current.name, namespace=current.namespace))
+    report["performed"] = not context.module.check_mode
+    return report

@@ -1,0 +1,530 @@
+#!/usr/bin/python
+# Copyright (c) ai_mesh.helm_engine contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: helm_deploy
+short_description: Install, upgrade or uninstall a Helm release, idempotently, with exact check mode and diff
+version_added: 0.1.0
+description:
+  - Makes a Helm release match a chart and values, with helm 3 (3.13 or later) or helm 4.
+  - The change decision compares the release stored in the cluster with the release helm renders
+    for this task (a server-side dry run): chart name and version, app version, the user-supplied
+    values, every rendered resource and every hook. An edited template of a local chart is a
+    change even when the chart version is the same; a release in C(failed) state is upgraded.
+  - Check mode and diff mode use that same rendering, so they report exactly what the real run
+    does, for new installs too, without any helm plugin.
+  - A no-op run starts two helm processes (C(helm version) and the dry run); the release is read
+    from the cluster with the Kubernetes client.
+  - Values in O(release_values) reach helm through a temporary file with mode C(0600), never the
+    command line. Values under keys that look secret (password, token, secret, key, ...) or listed
+    in O(sensitive_values) are redacted from results, diffs and the echoed commands.
+author:
+  - ai_mesh helm_engine maintainers
+extends_documentation_fragment:
+  - ai_mesh.helm_engine.helm_engine
+  - ai_mesh.helm_engine.helm_engine.helm
+  - ai_mesh.helm_engine.helm_engine.results
+  - ai_mesh.helm_engine.helm_engine.recovery
+  - ai_mesh.helm_engine.attributes
+  - ai_mesh.helm_engine.attributes.actiongroup
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+options:
+  state:
+    description:
+      - V(present) installs the release or upgrades it when anything differs; V(absent) uninstalls it.
+    type: str
+    choices: [present, absent]
+    default: present
+  chart_ref:
+    description:
+      - The chart, as helm takes it. A local chart directory, a packaged C(.tgz), a chart URL,
+        an C(oci://) reference, or C(repo/name) for a repository helm knows, or a chart name with
+        O(chart_repo_url).
+      - Required when O(state=present).
+    type: path
+  chart_repo_url:
+    description:
+      - The URL of the chart repository that holds O(chart_ref) (helm C(--repo)).
+    type: str
+  chart_version:
+    description:
+      - The chart version (helm C(--version)); a constraint like C(^1.2) is allowed. Defaults to the latest.
+    type: str
+  release_values:
+    description:
+      - Values for the release, as a dictionary. They win over O(values_files) and lose to O(set_values).
+      - Written to a C(0600) temporary file that is removed when the task ends.
+    type: dict
+    default: {}
+    aliases: [values]
+  values_files:
+    description:
+      - Values files on the host that runs the module, applied in order (later files win).
+    type: list
+    elements: str
+    default: []
+  set_values:
+    description:
+      - Values as helm C(--set) expressions, applied last. Their values are redacted wherever the
+        command is echoed; prefer O(release_values) for secrets, which never reach the command line.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      value:
+        description: The expression, C(key=value); for V(file), C(key=path).
+        type: str
+        required: true
+      value_type:
+        description: V(raw) is C(--set), V(string) C(--set-string), V(json) C(--set-json),
+          V(file) C(--set-file), V(literal) C(--set-literal).
+        type: str
+        choices: [raw, string, json, file, literal]
+        default: raw
+  sensitive_values:
+    description:
+      - Dotted paths into the values (C(db.password), C(*) matches one level) whose leaves are
+        redacted from results and diffs, in addition to keys that look secret.
+    type: list
+    elements: str
+    default: []
+  create_namespace:
+    description: Create the namespace if it does not exist.
+    type: bool
+    default: false
+  wait:
+    description:
+      - Wait until the release's resources are ready, up to O(timeout).
+    type: bool
+    default: false
+  wait_strategy:
+    description:
+      - The readiness check on helm 4 (C(--wait=...)). V(watcher) uses kstatus; V(legacy) is
+        helm 3's check, which some custom resources and Deployments need. helm 3 has only V(legacy).
+    type: str
+    choices: [watcher, legacy]
+  wait_for_jobs:
+    description: With O(wait), also wait for the release's Jobs to complete.
+    type: bool
+    default: false
+  timeout:
+    description: How long helm waits for each Kubernetes operation (a Go duration such as C(5m0s)).
+    type: str
+  atomic:
+    description:
+      - Roll the release back (or remove a new install) when the operation fails. Implies O(wait).
+      - C(--atomic) on helm 3, C(--rollback-on-failure) on helm 4.
+    type: bool
+    default: false
+  cleanup_on_fail:
+    description: Delete resources this upgrade created when it fails.
+    type: bool
+    default: false
+  history_max:
+    description: How many revisions helm keeps for the release (helm's default is 10; 0 is no limit).
+    type: int
+  skip_crds:
+    description: Do not install the chart's CRDs.
+    type: bool
+    default: false
+  disable_hook:
+    description: Do not run the chart's hooks.
+    type: bool
+    default: false
+    aliases: [disable_hooks]
+  force:
+    description: Replace resources that cannot be updated in place (C(--force) on helm 3, C(--force-replace) on helm 4).
+    type: bool
+    default: false
+  reset_values:
+    description: On upgrade, start from the chart's default values (helm C(--reset-values)).
+    type: bool
+    default: true
+  reuse_values:
+    description: On upgrade, start from the release's last values (helm C(--reuse-values)); wins over O(reset_values).
+    type: bool
+    default: false
+  dependency_update:
+    description: Update the chart's dependencies before installing (helm C(--dependency-update)).
+    type: bool
+    default: false
+  description:
+    description: A description stored with the new revision.
+    type: str
+  take_ownership:
+    description: Adopt existing resources that no release owns (helm C(--take-ownership)).
+    type: bool
+    default: false
+  server_side:
+    description:
+      - helm 4 only. V(true) applies with server-side apply, V(false) with client-side, V(auto) keeps
+        what the release used. helm 4's own default applies when unset.
+    type: str
+    choices: ['true', 'false', auto]
+  force_conflicts:
+    description: helm 4 only. With server-side apply, take over fields other managers own.
+    type: bool
+    default: false
+  keep_history:
+    description: With O(state=absent), keep the release history (helm C(uninstall --keep-history)).
+    type: bool
+    default: false
+seealso:
+  - module: ai_mesh.helm_engine.helm_rollback
+  - module: ai_mesh.helm_engine.helm_status
+"""
+
+EXAMPLES = r"""
+- name: Deploy the web service from a local chart and wait for it to be ready
+  ai_mesh.helm_engine.helm_deploy:
+    name: web
+    namespace: web
+    create_namespace: true
+    chart_ref: ./charts/web
+    release_values:
+      replicaCount: 3
+      auth:
+        password: "{{ vault_web_password }}"   # redacted from results and diffs
+    wait: true
+    timeout: 3m
+
+- name: Upgrade from a repository, rolling back by itself if the new pods never become ready
+  ai_mesh.helm_engine.helm_deploy:
+    name: cache
+    namespace: cache
+    chart_ref: redis
+    chart_repo_url: https://charts.example.org
+    chart_version: 19.6.4
+    values_files:
+      - files/cache-base.yaml
+      - files/cache-prod.yaml
+    set_values:
+      - value: image.tag=7.4.1
+        value_type: string
+    atomic: true
+    timeout: 5m
+
+- name: Preview what an upgrade would change, without changing anything
+  ai_mesh.helm_engine.helm_deploy:
+    name: web
+    namespace: web
+    chart_ref: ./charts/web
+  check_mode: true
+  diff: true
+  register: preview
+
+- name: Remove the release and wait for its resources to go
+  ai_mesh.helm_engine.helm_deploy:
+    name: web
+    namespace: web
+    state: absent
+    wait: true
+"""
+
+RETURN = r"""
+action:
+  description: What the task did, or would do in check mode.
+  returned: always
+  type: str
+  sample: upgrade
+  choices: [install, upgrade, uninstall, none]
+reasons:
+  description: Why the release was (or would be) changed.
+  returned: success
+  type: list
+  elements: str
+  sample: ["values changed", "1 resource(s) changed"]
+release:
+  description: The release after the task (in check mode, as it is now). Absent when there is none.
+  returned: when a release exists
+  type: dict
+  contains:
+    name: {description: Release name., type: str, returned: always}
+    namespace: {description: Release namespace., type: str, returned: always}
+    revision: {description: Revision number., type: int, returned: always}
+    status: {description: helm status of the revision., type: str, returned: always, sample: deployed}
+    chart: {description: Chart name., type: str, returned: always}
+    chart_version: {description: Chart version., type: str, returned: always}
+    app_version: {description: The chart's appVersion., type: str, returned: always}
+    updated: {description: When the revision was deployed., type: str, returned: always}
+    description: {description: helm's description of the revision., type: str, returned: always}
+previous_revision:
+  description: The revision the release had before the task; null when it did not exist.
+  returned: success
+  type: int
+changes:
+  description: The resources that changed (or would change), without their content.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"kind": "Deployment", "name": "web", "namespace": "web", "api_version": "apps/v1", "change": "changed"}]
+hooks:
+  description: The chart hooks that ran during the operation, with their result.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"name": "web-migrate", "kind": "Job", "events": ["pre-upgrade"], "phase": "Succeeded"}]
+left_behind:
+  description: After an uninstall, resources helm kept (resource-policy keep) and PersistentVolumeClaims of the release.
+  returned: when O(state=absent)
+  type: list
+  elements: dict
+duration:
+  description: Seconds the module spent.
+  returned: always
+  type: float
+commands:
+  description: The helm commands run, with secrets redacted.
+  returned: always
+  type: list
+  elements: str
+helm_processes:
+  description: How many helm processes the task started.
+  returned: always
+  type: int
+helm_version:
+  description: The helm version that ran.
+  returned: when helm ran
+  type: str
+  sample: v4.3.1
+recovery:
+  description: When the release was stuck in C(pending-*) and stale, what was done to unlock it first.
+  returned: when a stuck release was recovered
+  type: dict
+  sample: {"stuck_revision": 3, "stuck_status": "pending-upgrade", "action": "rollback", "to_revision": 2, "performed": true}
+error:
+  description: On failure, a stable C(kind), the message and helm's stderr.
+  returned: failure
+  type: dict
+  sample: {"kind": "timeout", "message": "UPGRADE FAILED: context deadline exceeded", "stderr": "..."}
+"""
+
+import os
+import typing as t
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._common import (
+    RECOVERY_ARG_SPEC,
+    TaskContext,
+    argument_spec,
+    run_manager,
+)
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import (
+    CHART_NOT_FOUND,
+    INVALID_VALUES,
+    ChartSource,
+    DeploySpec,
+    HelmError,
+    SetValue,
+    UninstallSpec,
+)
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._plan import (
+    INSTALL,
+    NONE,
+    UPGRADE,
+    Plan,
+    plan_install,
+    plan_uninstall,
+    plan_upgrade,
+)
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import ensure_unlocked
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import Release, latest
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._resources import kept_resources
+
+
+class DeployManager:
+    """Decides with one server-side dry run, then acts with the same argv minus --dry-run."""
+
+    def __init__(self, context: TaskContext) -> None:
+        self.context = context
+        self.module = context.module
+        self.params = context.module.params
+        self.helm = context.helm
+
+    def run(self) -> dict[str, t.Any]:
+        history = self.context.kube.release_history(self.params["name"], self.params["namespace"])
+        if self.params["state"] == "absent":
+            return self.absent(latest(history))
+        return self.present(history)
+
+    # ---- state=present -----------------------------------------------------------------
+
+    def spec(self) -> DeploySpec:
+        p = self.params
+        for path in p["values_files"]:
+            if not os.path.isfile(os.path.expanduser(path)):
+                raise HelmError(INVALID_VALUES, f"values file {path!r} does not exist on the host that runs the module.")
+        chart = ChartSource(p["chart_ref"], p["chart_repo_url"], p["chart_version"], p["dependency_update"])
+        if chart.is_local() and not os.path.exists(os.path.expanduser(chart.ref)):
+            raise HelmError(CHART_NOT_FOUND, f"chart {chart.ref!r} does not exist on the host that runs the module.")
+        return DeploySpec(
+            release=p["name"],
+            namespace=p["namespace"],
+            chart=chart,
+            values_files=[os.path.expanduser(f) for f in p["values_files"]],
+            values=p["release_values"] or None,
+            set_values=[SetValue(i["value"], i["value_type"]) for i in p["set_values"]],
+            create_namespace=p["create_namespace"],
+            wait=p["wait"],
+            wait_strategy=p["wait_strategy"],
+            wait_for_jobs=p["wait_for_jobs"],
+            timeout=p["timeout"],
+            atomic=p["atomic"],
+            history_max=p["history_max"],
+            skip_crds=p["skip_crds"],
+            disable_hooks=p["disable_hook"],
+            force=p["force"],
+            reset_values=p["reset_values"],
+            reuse_values=p["reuse_values"],
+            cleanup_on_fail=p["cleanup_on_fail"],
+            description=p["description"],
+            server_side=p["server_side"],
+            force_conflicts=p["force_conflicts"],
+            take_ownership=p["take_ownership"],
+        )
+
+    def present(self, history: list[Release]) -> dict[str, t.Any]:
+        spec = self.spec()
+        recovery = ensure_unlocked(self.context, history, timeout=spec.timeout)
+        if recovery and self.module.check_mode:
+            # helm refuses even a dry run on a pending release: report the recovery and the
+            # operation that would follow it, without rendering.
+            action = INSTALL if recovery["action"] == "uninstall" else UPGRADE
+            plan = Plan(action=action, reasons=[f"stale {recovery['stuck_status']} would be recovered by {recovery['action']}"])
+            return dict(self.result(plan, latest(history)), recovery=recovery)
+        if recovery:
+            history = self.context.kube.release_history(spec.release, spec.namespace)
+        current = latest(history)
+        if current is not None and current.status == "uninstalled":
+            current = None
+        desired = Release.from_json(self.helm.render(spec))
+        plan = plan_install(desired) if current is None else plan_upgrade(current, desired)
+        result = self.result(plan, current)
+        if recovery:
+            result["recovery"] = recovery
+        if not plan.changed or self.module.check_mode:
+            return result
+        try:
+            deployed = Release.from_json(self.helm.upgrade(spec))
+        except HelmError as exc:
+            self.attach_state_after_failure(exc, spec)
+            raise
+        result["release"] = deployed.summary()
+        result["hooks"] = [h.summary() for h in deployed.hooks if h.phase]
+        return result
+
+    def attach_state_after_failure(self, exc: HelmError, spec: DeploySpec) -> None:
+        """A failed helm run still changed the cluster (a failed revision, a rollback): say so."""
+        try:
+            after = latest(self.context.kube.release_history(spec.release, spec.namespace))
+        except HelmError:
+            return
+        exc.extra["changed"] = True
+        exc.extra["release"] = after.summary() if after else None
+        if after is not None:
+            exc.extra["hooks"] = [h.summary() for h in after.hooks if h.phase]
+
+    # ---- state=absent ------------------------------------------------------------------
+
+    def absent(self, current: Release | None) -> dict[str, t.Any]:
+        plan = plan_uninstall(current)
+        result = self.result(plan, current)
+        if not plan.changed or self.module.check_mode:
+            result["left_behind"] = []
+            return result
+        assert current is not None
+        spec = UninstallSpec(
+            release=current.name,
+            namespace=current.namespace,
+            wait=self.params["wait"],
+            timeout=self.params["timeout"],
+            keep_history=self.params["keep_history"],
+            disable_hooks=self.params["disable_hook"],
+        )
+        self.helm.uninstall(spec)
+        result["left_behind"] = kept_resources(self.context.kube, current)
+        result.pop("release", None)
+        return result
+
+    # ---- results -----------------------------------------------------------------------
+
+    def result(self, plan: Plan, current: Release | None) -> dict[str, t.Any]:
+        result: dict[str, t.Any] = {
+            "changed": plan.changed,
+            "action": plan.action,
+            "reasons": plan.reasons if plan.action != NONE else [],
+            "changes": plan.summary(),
+            "previous_revision": current.revision if current else None,
+            "hooks": [],
+        }
+        if current is not None:
+            result["release"] = current.summary()
+        if self.module._diff:
+            label = f"{self.params['namespace']}/{self.params['name']}"
+            result["diff"] = plan.diff(self.context.redactor, label)
+        return result
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=argument_spec(
+            state={"type": "str", "choices": ["present", "absent"], "default": "present"},
+            chart_ref={"type": "path"},
+            chart_repo_url={"type": "str"},
+            chart_version={"type": "str"},
+            # no_log keeps values out of the module's syslog line; TaskContext narrows Ansible's
+            # masking back to the real secrets so results stay readable.
+            release_values={"type": "dict", "default": {}, "aliases": ["values"], "no_log": True},
+            values_files={"type": "list", "elements": "str", "default": []},
+            set_values={
+                "type": "list",
+                "elements": "dict",
+                "default": [],
+                "options": {
+                    "value": {"type": "str", "required": True, "no_log": True},
+                    "value_type": {"type": "str", "default": "raw", "choices": ["raw", "string", "json", "file", "literal"]},
+                },
+            },
+            sensitive_values={"type": "list", "elements": "str", "default": []},
+            create_namespace={"type": "bool", "default": False},
+            wait={"type": "bool", "default": False},
+            wait_strategy={"type": "str", "choices": ["watcher", "legacy"]},
+            wait_for_jobs={"type": "bool", "default": False},
+            timeout={"type": "str"},
+            atomic={"type": "bool", "default": False},
+            cleanup_on_fail={"type": "bool", "default": False},
+            history_max={"type": "int"},
+            skip_crds={"type": "bool", "default": False},
+            disable_hook={"type": "bool", "default": False, "aliases": ["disable_hooks"]},
+            force={"type": "bool", "default": False},
+            reset_values={"type": "bool", "default": True},
+            reuse_values={"type": "bool", "default": False},
+            dependency_update={"type": "bool", "default": False},
+            description={"type": "str"},
+            take_ownership={"type": "bool", "default": False},
+            server_side={"type": "str", "choices": ["true", "false", "auto"]},
+            force_conflicts={"type": "bool", "default": False},
+            keep_history={"type": "bool", "default": False},
+            **RECOVERY_ARG_SPEC,
+        ),
+        required_if=[("state", "present", ["chart_ref"])],
+        supports_check_mode=True,
+    )
+    run_manager(
+        module,
+        DeployManager,
+        values_params=["release_values"],
+        sensitive_paths=module.params["sensitive_values"],
+    )
+
+
+if __name__ == "__main__":
+    main()
