@@ -134,7 +134,8 @@ start_component() {
   local name=$1; shift
   local exe pid
   exe=$(bin "$name")
-  setsid "$exe" "$@" >"$LOGS/$name.log" 2>&1 < /dev/null &
+  # 8>&- : the daemon must not inherit the lock fd, or every later up/down would block on it.
+  setsid "$exe" "$@" >"$LOGS/$name.log" 2>&1 < /dev/null 8>&- &
   pid=$!
   echo "$pid" > "$PIDS/$name.pid"
   readlink -f "$exe" > "$PIDS/$name.exe"

@@ -56,10 +56,10 @@ _ERROR_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     (FORBIDDEN, re.compile(r"\bis forbidden\b|\bforbidden:|\(Forbidden\)", re.I)),
     (CLUSTER_UNREACHABLE, re.compile(r"Kubernetes cluster unreachable|connection refused|no such host|dial tcp|i/o timeout|connect: network is unreachable|no route to host|the server could not find the requested resource \(get namespaces\)|EOF$", re.I | re.M)),
     (CHART_NOT_FOUND, re.compile(r"chart .*not found|failed to download|no chart (name|version) found|path \".*\" not found|repo .* not found|not a valid chart repository|could not find protocol handler|Chart\.yaml file is missing|no such file or directory.*(chart|\.tgz)|not found.*manifest|unable to locate chart|401 Unauthorized.*oci", re.I)),
+    (RENDER_FAILED, re.compile(r"parse error at|template: .*: (executing|function)|execution error at|YAML parse error|unable to build kubernetes objects|error validating data|error validating \"\"", re.I)),
     (INVALID_VALUES, re.compile(r"values don't meet the specifications of the schema|failed parsing --set|error converting YAML to JSON|cannot unmarshal|failed to parse .*values|key .* has no value|unable to parse .*values|error reading .*values", re.I)),
     (RESOURCE_CONFLICT, re.compile(r"rendered manifests contain a resource that already exists|invalid ownership metadata|Apply failed with \d+ conflicts?|conflict(s)? with \"|the object has been modified|field is immutable|already exists", re.I)),
     (TIMEOUT, re.compile(r"context deadline exceeded|timed out waiting for the condition|\btimeout\b|deadline exceeded", re.I)),
-    (RENDER_FAILED, re.compile(r"parse error at|template: .*: (executing|function)|execution error at|YAML parse error|unable to build kubernetes objects|error validating data|error validating \"\"", re.I)),
     (RELEASE_NOT_FOUND, re.compile(r"release: not found|has no deployed releases|release .* not found", re.I)),
 ]
 
@@ -122,7 +122,7 @@ class HelmVersion:
     def parse(cls, text: str) -> HelmVersion:
         match = re.search(r"v?(\d+)\.(\d+)\.(\d+)", text or "")
         if not match:
-            raise HelmError(HELM_UNSUPPORTED, f"Could not read a helm version from {text.strip()!r}.")
+            raise HelmError(HELM_UNSUPPORTED, f"Could not read a helm version from {(text or '').strip()!r}.")
         major, minor, patch = (int(g) for g in match.groups())
         return cls(major, minor, patch, match.group(0) if match.group(0).startswith("v") else "v" + match.group(0))
 

@@ -103,9 +103,10 @@ class KubeAuth:
     def _apply_overrides(self, config: dict[str, t.Any]) -> None:
         config.setdefault("apiVersion", "v1")
         config.setdefault("kind", "Config")
-        clusters = config.setdefault("clusters", []) or []
-        users = config.setdefault("users", []) or []
-        contexts = config.setdefault("contexts", []) or []
+        # "or []" alone would detach the list from config when the file has clusters: null.
+        clusters = config["clusters"] = config.get("clusters") or []
+        users = config["users"] = config.get("users") or []
+        contexts = config["contexts"] = config.get("contexts") or []
         context_name = self.context or config.get("current-context")
         context = next((c for c in contexts if c.get("name") == context_name), None)
         if context is None:

@@ -113,7 +113,7 @@ class Redactor:
                 for i, v in enumerate(values)
             ]
         if path and self.is_sensitive(path):
-            if other is _MISSING or other is None or other == values:
+            if other is _MISSING or other == values:
                 return REDACTED
             return REDACTED_CHANGED
         if isinstance(values, str):

@@ -1,0 +1,173 @@
+"""Integration fixtures: the local cluster, both helm majors, and ways to run the modules.
+
+Modules run two ways. ``run_module`` executes the module file itself with its arguments as
+JSON (what AnsiballZ does, minus the packaging), which is fast enough to run every case four
+ways on both helm majors. ``run_playbook`` goes through ansible-playbook, for what only the
+controller does (display at -vvv, diff output, module_defaults groups).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import typing as t
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TOOLS = REPO / "tools"
+CHARTS = REPO / "tests" / "charts"
+COLLECTIONS = REPO / "build" / "collections"
+
+
+def _cluster_env() -> dict[str, str]:
+    out = subprocess.run([str(TOOLS / "cluster.sh"), "env"], check=True, capture_output=True, text=True).stdout
+    env = {}
+    for line in out.splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        env[key] = value
+    return env
+
+
+@pytest.fixture(scope="session")
+def cluster() -> dict[str, str]:
+    """The running local cluster (make test starts it). Starts it when it is not up."""
+    status = subprocess.run([str(TOOLS / "cluster.sh"), "status"], capture_output=True, text=True)
+    if status.returncode != 0:
+        subprocess.run([str(TOOLS / "cluster.sh"), "up"], check=True)
+    return _cluster_env()
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(cluster: dict[str, str]) -> str:
+    return cluster["KUBECONFIG"]
+
+
+@pytest.fixture(params=["helm3", "helm4"])
+def helm(request: pytest.FixtureRequest, cluster: dict[str, str]) -> str:
+    """Each test that takes this runs once with helm 3 and once with helm 4."""
+    return cluster["HELM_ENGINE_HELM3" if request.param == "helm3" else "HELM_ENGINE_HELM4"]
+
+
+@pytest.fixture
+def kubectl(cluster: dict[str, str]) -> t.Callable[..., subprocess.CompletedProcess]:
+    def run(*args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [cluster["HELM_ENGINE_KUBECTL"], "--kubeconfig", cluster["KUBECONFIG"], *args],
+            check=check, capture_output=True, text=True, input=input,
+        )
+    return run
+
+
+@pytest.fixture
+def namespace(kubectl: t.Callable[..., subprocess.CompletedProcess]) -> t.Iterator[str]:
+    """A fresh namespace per test, deleted afterwards (without waiting)."""
+    name = f"it-{uuid.uuid4().hex[:8]}"
+    yield name
+    kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
+
+
+def module_path(name: str) -> Path:
+    return REPO / "plugins" / "modules" / f"{name}.py"
+
+
+def _module_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(COLLECTIONS) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+class ModuleRunner:
+    def __init__(self, tmp_path: Path, kubeconfig: str, helm: str | None) -> None:
+        self.tmp_path = tmp_path
+        self.defaults = {"kubeconfig": kubeconfig}
+        if helm:
+            self.defaults["binary_path"] = helm
+        self.calls = 0
+
+    def __call__(self, module: str, args: dict[str, t.Any], *, check: bool = False, diff: bool = True,
+                 expect_failure: bool = False) -> dict[str, t.Any]:
+        self.calls += 1
+        payload = {
+            "ANSIBLE_MODULE_ARGS": dict(
+                self.defaults, **args, _ansible_check_mode=check, _ansible_diff=diff,
+                _ansible_tmpdir=str(self.tmp_path), _ansible_remote_tmp=str(self.tmp_path),
+            )
+        }
+        args_file = self.tmp_path / f"args-{self.calls}.json"
+        args_file.write_text(json.dumps(payload))
+        proc = subprocess.run(
+            [sys.executable, str(module_path(module)), str(args_file)],
+            capture_output=True, text=True, env=_module_env(), cwd=self.tmp_path,
+        )
+        args_file.unlink()
+        try:
+            result = json.loads(proc.stdout)
+        except ValueError:
+            raise AssertionError(f"{module} printed no JSON (rc={proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        result["_stdout"] = proc.stdout
+        result["_stderr"] = proc.stderr
+        if expect_failure:
+            assert result.get("failed"), f"{module} was expected to fail: {json.dumps(result, indent=1)[:3000]}"
+            assert "Traceback" not in proc.stderr + proc.stdout
+        else:
+            assert not result.get("failed"), f"{module} failed: {json.dumps(result, indent=1)[:4000]}"
+        return result
+
+
+@pytest.fixture
+def run_module(tmp_path: Path, kubeconfig: str, helm: str) -> ModuleRunner:
+    return ModuleRunner(tmp_path, kubeconfig, helm)
+
+
+def converge(run: ModuleRunner, module: str, args: dict[str, t.Any], expect_action: str) -> dict[str, t.Any]:
+    """Runs a change four ways: check, real, idempotent check, idempotent real.
+
+    Asserts the check run predicted the real run exactly (changed, action, changes, diff) and
+    that a repeat changes nothing and shows an empty diff."""
+    check = run(module, args, check=True)
+    real = run(module, args)
+    assert check["changed"] is True, check
+    assert real["changed"] is True, real
+    assert check["action"] == real["action"] == expect_action
+    assert check["changes"] == real["changes"]
+    assert check["diff"] == real["diff"]
+    again_check = run(module, args, check=True)
+    again = run(module, args)
+    for repeat in (again_check, again):
+        assert repeat["changed"] is False, repeat.get("reasons")
+        assert repeat["action"] == "none"
+        assert repeat["changes"] == []
+        assert all(d["before"] == d["after"] for d in repeat["diff"])
+        assert repeat["release"]["revision"] == real["release"]["revision"]
+    return real
+
+
+@pytest.fixture
+def chart_copy(tmp_path: Path) -> t.Callable[[str], Path]:
+    """A private copy of a test chart, for tests that edit it."""
+    def copy(name: str = "sample") -> Path:
+        dest = tmp_path / "charts" / name
+        shutil.copytree(CHARTS / name, dest)
+        return dest
+    return copy
+
+
+def run_playbook(playbook: str, *, tmp_path: Path, extra_args: t.Sequence[str] = (), env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    path = tmp_path / "playbook.yml"
+    path.write_text(playbook)
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text(f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n")
+    full_env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), ANSIBLE_NOCOLOR="1",
+                    ANSIBLE_HOST_KEY_CHECKING="0", ANSIBLE_RETRY_FILES_ENABLED="0", **(env or {}))
+    bindir = str(Path(sys.executable).parent)
+    full_env["PATH"] = bindir + os.pathsep + full_env.get("PATH", "")
+    return subprocess.run(
+        [os.path.join(bindir, "ansible-playbook"), "-i", str(inventory), str(path), *extra_args],
+        capture_output=True, text=True, env=full_env, cwd=tmp_path,
+    )

@@ -1,0 +1,75 @@
+# Copyright (c) ai_mesh.helm_engine contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Shared fakes for the unit tests: a recording run_command, a workspace, a helm client."""
+
+from __future__ import annotations
+
+import typing as t
+
+import pytest
+
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import HelmClient, Workspace
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import Redactor
+
+HELM3 = "v3.22.0"
+HELM4 = "v4.3.1"
+
+Answer = t.Union[t.Tuple[int, str, str], BaseException]
+
+
+class FakeRunCommand:
+    """Stands in for AnsibleModule.run_command.
+
+    Records every argv (and the keyword arguments) and answers by helm subcommand
+    (``argv[1]``) with a canned ``(rc, stdout, stderr)``; an exception instance as the
+    answer is raised instead, like a binary that vanished.
+    """
+
+    def __init__(self, version: str = HELM3, answers: dict[str, Answer] | None = None) -> None:
+        self.answers: dict[str, Answer] = {"version": (0, version, "")}
+        self.answers.update(answers or {})
+        self.calls: list[list[str]] = []
+        self.kwargs: list[dict[str, t.Any]] = []
+
+    def __call__(self, argv: list[str], **kwargs: t.Any) -> tuple[int, str, str]:
+        self.calls.append(list(argv))
+        self.kwargs.append(kwargs)
+        answer = self.answers.get(argv[1], (0, "", ""))
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    def calls_of(self, subcommand: str) -> list[list[str]]:
+        return [argv for argv in self.calls if argv[1] == subcommand]
+
+
+@pytest.fixture
+def workspace() -> t.Iterator[Workspace]:
+    with Workspace() as ws:
+        yield ws
+
+
+@pytest.fixture
+def make_client(workspace: Workspace) -> t.Callable[..., tuple[HelmClient, FakeRunCommand]]:
+    """``make_client(version="v4.3.1", answers={...}, redactor=..., kubeconfig=...)`` -> (client, fake)."""
+
+    def factory(
+        version: str = HELM3,
+        answers: dict[str, Answer] | None = None,
+        *,
+        redactor: Redactor | None = None,
+        with_workspace: bool = True,
+        **client_args: t.Any,
+    ) -> tuple[HelmClient, FakeRunCommand]:
+        fake = FakeRunCommand(version, answers)
+        client = HelmClient(
+            fake,
+            "helm",
+            redactor=redactor,
+            workspace=workspace if with_workspace else None,
+            **client_args,
+        )
+        return client, fake
+
+    return factory
