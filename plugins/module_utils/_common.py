@@ -23,7 +23,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import (
     Workspace,
 )
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import KubeAuth, KubeClient
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import Redactor, _redact_set_expression
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import Redactor, redact_set_expression, split_path
 
 # Paired with doc_fragments/helm_engine.py (AUTH and HELM fragments); change both together.
 AUTH_ARG_SPEC: dict[str, dict[str, t.Any]] = {
@@ -66,12 +66,20 @@ def argument_spec(**specific: dict[str, t.Any]) -> dict[str, dict[str, t.Any]]:
 class TaskContext:
     """Resources of one task: redactor, private workspace, the helm client, the kube client."""
 
-    def __init__(self, module: AnsibleModule, *, values_params: t.Sequence[str] = (), sensitive_paths: t.Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        module: AnsibleModule,
+        *,
+        values_params: t.Sequence[str] = (),
+        sensitive_paths: t.Sequence[str] = (),
+        needs_helm: bool = True,
+    ) -> None:
         self.module = module
         self.started = time.monotonic()
         self.redactor = Redactor(sensitive_paths)
         self.workspace = Workspace()
         self._values_params = values_params
+        self._needs_helm = needs_helm
         self._kube: KubeClient | None = None
         try:
             self._setup(module.params)
@@ -84,15 +92,20 @@ class TaskContext:
         for name in self._values_params:
             self.redactor.add_values(params.get(name))
         for item in params.get("set_values") or []:
-            self.redactor.add_secret(item.get("value"))
+            expression = item.get("value") or ""
+            self.redactor.add_secret(expression)
+            key, sep, value = expression.partition("=")
+            if sep and self.redactor.is_sensitive(split_path(key)):
+                # The value alone can surface in a rendered resource (a ConfigMap, an env var).
+                self.redactor.add_secret(value)
         self.auth = KubeAuth.from_params(params)
         self.auth.register_secrets(self.redactor)
         self.relax_no_log()
-        binary = params.get("binary_path") or module.get_bin_path("helm")
-        if not binary or not os.path.exists(binary):
+        binary = params.get("binary_path") or module.get_bin_path("helm") or "helm"
+        if self._needs_helm and not os.path.exists(binary):
             raise HelmError(
                 HELM_MISSING,
-                f"helm was not found ({binary or 'not on PATH'}). Install helm 3.13+ or helm 4, or set binary_path.",
+                f"helm was not found ({binary if os.path.isabs(binary) else 'not on PATH'}). Install helm 3.13+ or helm 4, or set binary_path.",
             )
         self.kubeconfig = self.auth.effective_kubeconfig(self.workspace)
         self.helm = HelmClient(
@@ -132,7 +145,7 @@ class TaskContext:
                 args[name] = self.redactor.redact_values(args[name])
         if args.get("set_values"):
             args["set_values"] = [
-                dict(item, value=_redact_set_expression(item.get("value") or "")) for item in args["set_values"]
+                dict(item, value=redact_set_expression(item.get("value") or "")) for item in args["set_values"]
             ]
         if isinstance(args.get("kubeconfig"), dict):
             args["kubeconfig"] = "<redacted: inline kubeconfig>"

@@ -85,12 +85,12 @@ class Redactor:
         hide_next = False
         for arg in argv:
             if hide_next:
-                out.append(_redact_set_expression(arg))
+                out.append(redact_set_expression(arg))
                 hide_next = False
                 continue
             flag, sep, value = arg.partition("=")
             if flag in SET_FLAGS and sep:
-                out.append(f"{flag}={_redact_set_expression(value)}")
+                out.append(f"{flag}={redact_set_expression(value)}")
                 continue
             if arg in SET_FLAGS:
                 hide_next = True
@@ -135,7 +135,7 @@ def iter_leaves(tree: t.Any, path: tuple[str, ...] = ()) -> t.Iterator[tuple[tup
         yield path, tree
 
 
-def _redact_set_expression(expression: str) -> str:
+def redact_set_expression(expression: str) -> str:
     """``a=1,b.c=x`` -> ``a=********,b.c=********``; escaped commas stay inside a value."""
     parts = re.split(r"(?<!\\),", expression)
     redacted = []

@@ -35,3 +35,113 @@ def kept_resources(kube: KubeClient, release: Release) -> list[dict[str, t.Any]]
         left.append({"api_version": "v1", "kind": "PersistentVolumeClaim", "namespace": release.namespace,
                      "name": meta.get("name"), "reason": "volume claim of the release"})
     return left
+
+
+# ---- live readiness ---------------------------------------------------------------------------
+
+def _conditions(obj: dict[str, t.Any]) -> dict[str, str]:
+    return {c.get("type", ""): c.get("status", "") for c in (obj.get("status") or {}).get("conditions") or []}
+
+
+def _generation_observed(obj: dict[str, t.Any]) -> bool:
+    observed = (obj.get("status") or {}).get("observedGeneration")
+    return observed is None or observed >= (obj.get("metadata") or {}).get("generation", 0)
+
+
+def _replicated(obj: dict[str, t.Any], ready_field: str) -> tuple[bool, str]:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    desired = spec.get("replicas", 1)
+    ready = status.get(ready_field) or 0
+    updated = status.get("updatedReplicas") or 0
+    ok = _generation_observed(obj) and ready >= desired and updated >= desired
+    return ok, f"{ready}/{desired} ready, {updated} updated"
+
+
+def _daemonset(obj: dict[str, t.Any]) -> tuple[bool, str]:
+    status = obj.get("status") or {}
+    desired = status.get("desiredNumberScheduled") or 0
+    ready = status.get("numberReady") or 0
+    updated = status.get("updatedNumberScheduled") or 0
+    return _generation_observed(obj) and ready >= desired and updated >= desired, f"{ready}/{desired} ready"
+
+
+def _job(obj: dict[str, t.Any]) -> tuple[bool, str]:
+    conditions = _conditions(obj)
+    if conditions.get("Failed") == "True":
+        return False, "failed"
+    if conditions.get("Complete") == "True":
+        return True, "complete"
+    status = obj.get("status") or {}
+    return False, f"running ({status.get('active') or 0} active, {status.get('succeeded') or 0} succeeded)"
+
+
+def _pod(obj: dict[str, t.Any]) -> tuple[bool, str]:
+    phase = (obj.get("status") or {}).get("phase", "Unknown")
+    if phase == "Succeeded":
+        return True, "succeeded"
+    ready = _conditions(obj).get("Ready") == "True"
+    return ready, f"{phase}, {'ready' if ready else 'not ready'}"
+
+
+def _pvc(obj: dict[str, t.Any]) -> tuple[bool, str]:
+    phase = (obj.get("status") or {}).get("phase", "Pending")
+    return phase == "Bound", phase
+
+
+class ReadinessChecker:
+    """Live state of a release's resources. One GET per resource, plus one EndpointSlice list
+    per Service; no helm process."""
+
+    def __init__(self, kube: KubeClient) -> None:
+        self.kube = kube
+
+    def _service(self, obj: dict[str, t.Any]) -> tuple[bool, str]:
+        spec = obj.get("spec") or {}
+        if spec.get("type") == "ExternalName" or not spec.get("selector"):
+            return True, "no selector"
+        meta = obj.get("metadata") or {}
+        slices = self.kube.get_json(
+            f"/apis/discovery.k8s.io/v1/namespaces/{meta.get('namespace')}/endpointslices",
+            {"labelSelector": f"kubernetes.io/service-name={meta.get('name')}"},
+        ) or {}
+        ready = sum(
+            1
+            for s in slices.get("items") or []
+            for e in s.get("endpoints") or []
+            if (e.get("conditions") or {}).get("ready", True)
+        )
+        return ready > 0, f"{ready} ready endpoint(s)"
+
+    def check(self, release: Release) -> list[dict[str, t.Any]]:
+        assessments = []
+        for (api_version, kind, namespace, name), _obj in parse_manifest(release.manifest, release.namespace).items():
+            live = self.kube.get_object(api_version, kind, namespace, name)
+            entry: dict[str, t.Any] = {"api_version": api_version, "kind": kind, "namespace": namespace, "name": name}
+            if live is None:
+                entry.update(present=False, ready=False, detail="missing")
+            else:
+                ready, detail = self._assess(kind, live)
+                entry.update(present=True, ready=ready, detail=detail)
+            assessments.append(entry)
+        return assessments
+
+    def _assess(self, kind: str, live: dict[str, t.Any]) -> tuple[bool, str]:
+        if kind == "Deployment":
+            return _replicated(live, "availableReplicas")
+        if kind == "StatefulSet":
+            return _replicated(live, "readyReplicas")
+        if kind == "ReplicaSet":
+            desired = (live.get("spec") or {}).get("replicas", 1)
+            ready = (live.get("status") or {}).get("readyReplicas") or 0
+            return ready >= desired, f"{ready}/{desired} ready"
+        if kind == "DaemonSet":
+            return _daemonset(live)
+        if kind == "Job":
+            return _job(live)
+        if kind == "Pod":
+            return _pod(live)
+        if kind == "PersistentVolumeClaim":
+            return _pvc(live)
+        if kind == "Service":
+            return self._service(live)
+        return True, "present"

@@ -125,11 +125,11 @@ def run_module(tmp_path: Path, kubeconfig: str, helm: str) -> ModuleRunner:
     return ModuleRunner(tmp_path, kubeconfig, helm)
 
 
-def converge(run: ModuleRunner, module: str, args: dict[str, t.Any], expect_action: str) -> dict[str, t.Any]:
+def converge(run: ModuleRunner, module: str, args: dict[str, t.Any], expect_action: str) -> dict[str, dict[str, t.Any]]:
     """Runs a change four ways: check, real, idempotent check, idempotent real.
 
     Asserts the check run predicted the real run exactly (changed, action, changes, diff) and
-    that a repeat changes nothing and shows an empty diff."""
+    that a repeat changes nothing and shows an empty diff. Returns the four results."""
     check = run(module, args, check=True)
     real = run(module, args)
     assert check["changed"] is True, check
@@ -144,8 +144,11 @@ def converge(run: ModuleRunner, module: str, args: dict[str, t.Any], expect_acti
         assert repeat["action"] == "none"
         assert repeat["changes"] == []
         assert all(d["before"] == d["after"] for d in repeat["diff"])
-        assert repeat["release"]["revision"] == real["release"]["revision"]
-    return real
+        if "release" in real:
+            assert repeat["release"]["revision"] == real["release"]["revision"]
+        else:
+            assert "release" not in repeat
+    return {"check": check, "real": real, "again_check": again_check, "again": again}
 
 
 @pytest.fixture

@@ -1,0 +1,365 @@
+#!/usr/bin/python
+# Copyright (c) ai_mesh.helm_engine contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: helm_rollback
+short_description: Roll a Helm release back to the last good, the previous or a given revision
+version_added: 0.1.0
+description:
+  - Rolls a release back with C(helm rollback), on helm 3 (3.13 or later) or helm 4.
+  - By default the target is the last successful revision (C(deployed) or C(superseded)), never a
+    C(failed) one unless O(allow_failed=true).
+  - Idempotent. When the current revision is deployed and already has the target's chart, values
+    and rendered manifest, nothing changes. Check mode and diff mode show what the rollback would
+    change, per resource, with secrets redacted.
+  - Before it rolls back, the module captures the revision being left (chart, values with secrets
+    redacted, digests of the values and the manifest, status, description) and returns it as
+    RV(left), so the caller and the audit log keep what was there.
+  - A release stuck in C(pending-*) is rolled back once the pending revision is stale (see
+    O(stale_pending_after)); before that the module fails with C(error.kind=release_locked).
+author:
+  - ai_mesh helm_engine maintainers
+extends_documentation_fragment:
+  - ai_mesh.helm_engine.helm_engine
+  - ai_mesh.helm_engine.helm_engine.helm
+  - ai_mesh.helm_engine.helm_engine.results
+  - ai_mesh.helm_engine.attributes
+  - ai_mesh.helm_engine.attributes.actiongroup
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+options:
+  revision:
+    description:
+      - Roll back to this revision. Overrides O(target).
+    type: int
+  target:
+    description:
+      - Which revision to roll back to when O(revision) is not set.
+      - V(last_good) is the newest revision that deployed successfully (the current one if it is
+        deployed, so rolling back a healthy release changes nothing).
+      - V(previous) is the revision just before the current one.
+    type: str
+    choices: [last_good, previous]
+    default: last_good
+  allow_failed:
+    description: Allow the target to be a revision whose status is C(failed).
+    type: bool
+    default: false
+  wait:
+    description: Wait until the release's resources are ready, up to O(timeout).
+    type: bool
+    default: false
+  wait_strategy:
+    description: The readiness check on helm 4; see M(ai_mesh.helm_engine.helm_deploy).
+    type: str
+    choices: [watcher, legacy]
+  timeout:
+    description: How long helm waits for each Kubernetes operation (a Go duration such as C(5m0s)).
+    type: str
+  cleanup_on_fail:
+    description: Delete resources this rollback created when it fails.
+    type: bool
+    default: false
+  force:
+    description: Replace resources that cannot be updated in place.
+    type: bool
+    default: false
+  disable_hook:
+    description: Do not run the chart's rollback hooks.
+    type: bool
+    default: false
+    aliases: [disable_hooks]
+  history_max:
+    description: How many revisions helm keeps. The module warns when the target would be pruned.
+    type: int
+  sensitive_values:
+    description: Dotted paths into the values whose leaves are redacted, besides keys that look secret.
+    type: list
+    elements: str
+    default: []
+  stale_pending_after:
+    description:
+      - Seconds after which a C(pending-*) revision counts as stale and may be rolled back.
+        Defaults to O(timeout) (or 5 minutes) plus 60 seconds.
+    type: int
+  lock_wait:
+    description: Seconds to wait for a pending revision to finish or become stale before failing.
+    type: int
+    default: 0
+  recover_pending:
+    description: Roll back a release whose latest revision is stale and pending. When V(false), fail with C(release_locked).
+    type: bool
+    default: true
+seealso:
+  - module: ai_mesh.helm_engine.helm_deploy
+  - module: ai_mesh.helm_engine.helm_status
+"""
+
+EXAMPLES = r"""
+- name: Roll back to the last revision that deployed successfully
+  ai_mesh.helm_engine.helm_rollback:
+    name: web
+    namespace: web
+    wait: true
+    timeout: 2m
+  register: rolled_back
+
+- name: Roll back to revision 4, and show what that changes
+  ai_mesh.helm_engine.helm_rollback:
+    name: web
+    namespace: web
+    revision: 4
+  diff: true
+
+- name: Keep what the rollback left behind
+  ansible.builtin.copy:
+    dest: "/var/log/releases/web-{{ rolled_back.left.revision }}.json"
+    content: "{{ rolled_back.left | to_nice_json }}"
+  when: rolled_back.changed
+"""
+
+RETURN = r"""
+action:
+  description: V(rollback), or V(none) when the release already matches the target.
+  returned: always
+  type: str
+from_revision:
+  description: The revision that was current before the task.
+  returned: success
+  type: int
+to_revision:
+  description: The revision rolled back to.
+  returned: success
+  type: int
+revision:
+  description: The release's revision after the task (a rollback creates a new one).
+  returned: success
+  type: int
+release:
+  description: The release after the task (in check mode, as it is now); see M(ai_mesh.helm_engine.helm_deploy).
+  returned: success
+  type: dict
+left:
+  description:
+    - The state of the revision being left, captured before the rollback. C(values) has secrets
+      redacted; the digests identify the exact values and manifest.
+  returned: success
+  type: dict
+  sample: {"revision": 5, "status": "failed", "chart": "web", "chart_version": "1.4.0", "app_version": "2.1",
+           "description": "Upgrade \"web\" failed: context deadline exceeded", "updated": "2026-11-25T10:00:00Z",
+           "values": {"replicaCount": 3, "auth": {"password": "<redacted>"}},
+           "values_digest": "sha256:...", "manifest_digest": "sha256:..."}
+changes:
+  description: The resources the rollback changes (or would change).
+  returned: success
+  type: list
+  elements: dict
+reasons:
+  description: Why the rollback changes the release.
+  returned: success
+  type: list
+  elements: str
+recovery:
+  description: When the current revision was stuck in C(pending-*), what this rollback unblocked.
+  returned: when the release was pending
+  type: dict
+duration:
+  description: Seconds the module spent.
+  returned: always
+  type: float
+commands:
+  description: The helm commands run.
+  returned: always
+  type: list
+  elements: str
+helm_processes:
+  description: How many helm processes the task started.
+  returned: always
+  type: int
+error:
+  description: On failure, a stable C(kind), the message and helm's stderr.
+  returned: failure
+  type: dict
+"""
+
+import typing as t
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._common import (
+    RECOVERY_ARG_SPEC,
+    TaskContext,
+    argument_spec,
+    run_manager,
+)
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import (
+    INVALID_ARGUMENTS,
+    RELEASE_LOCKED,
+    RELEASE_NOT_FOUND,
+    REVISION_NOT_FOUND,
+    HelmError,
+    RollbackSpec,
+)
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._plan import NONE, ROLLBACK, Plan, differences
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import pending_info, stale_threshold
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import FAILED, Release, last_good, latest
+
+
+class RollbackManager:
+    def __init__(self, context: TaskContext) -> None:
+        self.context = context
+        self.module = context.module
+        self.params = context.module.params
+
+    def run(self) -> dict[str, t.Any]:
+        name, namespace = self.params["name"], self.params["namespace"]
+        history = [r for r in self.context.kube.release_history(name, namespace) if r.status != "uninstalled"]
+        current = latest(history)
+        if current is None:
+            raise HelmError(RELEASE_NOT_FOUND, f"Release {namespace}/{name} does not exist: nothing to roll back.")
+        recovery = self.check_pending(current)
+        target = self.choose_target(history, current)
+        for release in (current, target):
+            # Stored values are secrets too: mask them wherever a chart copied them.
+            self.context.redactor.add_values(release.config)
+        reasons, changes = differences(current, target)
+        if current.status != "deployed":
+            reasons.insert(0, f"release status is {current.status}")
+        plan = Plan(
+            action=ROLLBACK if reasons else NONE,
+            reasons=reasons,
+            resource_changes=changes,
+            values_before=current.config or {},
+            values_after=target.config or {},
+        )
+        self.warn_if_pruned(history, target)
+        result: dict[str, t.Any] = {
+            "changed": plan.changed,
+            "action": plan.action,
+            "reasons": plan.reasons if plan.changed else [],
+            "changes": plan.summary(),
+            "from_revision": current.revision,
+            "to_revision": target.revision,
+            "revision": current.revision,
+            "release": current.summary(),
+            "left": self.preserved_state(current),
+        }
+        if recovery:
+            recovery["performed"] = plan.changed and not self.module.check_mode
+            result["recovery"] = recovery
+        if self.module._diff:
+            result["diff"] = plan.diff(self.context.redactor, f"{namespace}/{name}")
+        if not plan.changed or self.module.check_mode:
+            return result
+        self.context.helm.rollback(
+            RollbackSpec(
+                release=name,
+                namespace=namespace,
+                revision=target.revision,
+                wait=self.params["wait"],
+                wait_strategy=self.params["wait_strategy"],
+                timeout=self.params["timeout"],
+                cleanup_on_fail=self.params["cleanup_on_fail"],
+                force=self.params["force"],
+                disable_hooks=self.params["disable_hook"],
+                history_max=self.params["history_max"],
+            )
+        )
+        after = latest(self.context.kube.release_history(name, namespace))
+        if after is not None:
+            result["release"] = after.summary()
+            result["revision"] = after.revision
+        return result
+
+    def check_pending(self, current: Release) -> dict[str, t.Any] | None:
+        """helm rollback does not refuse a pending release, so the module must: only a stale
+        pending revision (no helm can still be working on it) may be rolled back."""
+        if not current.is_pending:
+            return None
+        info = pending_info(current, stale_threshold(self.params, self.params["timeout"]))
+        if not info["stale"] or not self.params["recover_pending"]:
+            raise HelmError(
+                RELEASE_LOCKED,
+                f"Release {current.namespace}/{current.name} is {current.status} (revision {current.revision}) since "
+                f"{current.updated}; another helm operation may still be running. It may be rolled back "
+                f"{info['stale_after_seconds']:.0f}s after it started (stale_pending_after).",
+                details={"pending": info},
+            )
+        return {"stuck_revision": current.revision, "stuck_status": current.status, "since": current.updated,
+                "action": "rollback"}
+
+    def choose_target(self, history: list[Release], current: Release) -> Release:
+        by_revision = {r.revision: r for r in history}
+        if self.params["revision"] is not None:
+            target = by_revision.get(self.params["revision"])
+            if target is None:
+                raise HelmError(
+                    REVISION_NOT_FOUND,
+                    f"Revision {self.params['revision']} of {current.namespace}/{current.name} is not in its history "
+                    f"(revisions kept: {sorted(by_revision)}).",
+                )
+        elif self.params["target"] == "previous":
+            target = by_revision.get(current.revision - 1)
+            if target is None:
+                raise HelmError(REVISION_NOT_FOUND, f"Release {current.namespace}/{current.name} has no revision before {current.revision}.")
+        else:
+            target = last_good(history)
+            if target is None:
+                raise HelmError(
+                    REVISION_NOT_FOUND,
+                    f"Release {current.namespace}/{current.name} has no revision that deployed successfully to roll back to.",
+                )
+        if target.status == FAILED and not self.params["allow_failed"]:
+            raise HelmError(
+                INVALID_ARGUMENTS,
+                f"Revision {target.revision} failed; rolling back to a failed revision needs allow_failed=true.",
+            )
+        return target
+
+    def warn_if_pruned(self, history: list[Release], target: Release) -> None:
+        history_max = self.params["history_max"]
+        if not history_max:
+            return
+        newest = max(r.revision for r in history) + 1
+        if target.revision <= newest - history_max:
+            self.module.warn(
+                f"history_max={history_max}: revision {target.revision} will be pruned from the history after this "
+                f"rollback (its content lives on in revision {newest})."
+            )
+
+    def preserved_state(self, release: Release) -> dict[str, t.Any]:
+        return dict(
+            release.summary(),
+            values=self.context.redactor.redact_values(release.config or {}),
+            values_digest=release.values_digest(),
+            manifest_digest=release.manifest_digest(),
+        )
+
+
+def main() -> None:
+    spec = argument_spec(
+        revision={"type": "int"},
+        target={"type": "str", "choices": ["last_good", "previous"], "default": "last_good"},
+        allow_failed={"type": "bool", "default": False},
+        wait={"type": "bool", "default": False},
+        wait_strategy={"type": "str", "choices": ["watcher", "legacy"]},
+        timeout={"type": "str"},
+        cleanup_on_fail={"type": "bool", "default": False},
+        force={"type": "bool", "default": False},
+        disable_hook={"type": "bool", "default": False, "aliases": ["disable_hooks"]},
+        history_max={"type": "int"},
+        sensitive_values={"type": "list", "elements": "str", "default": []},
+        **RECOVERY_ARG_SPEC,
+    )
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    run_manager(module, RollbackManager, sensitive_paths=module.params["sensitive_values"])
+
+
+if __name__ == "__main__":
+    main()
