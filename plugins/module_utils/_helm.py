@@ -56,7 +56,7 @@ _ERROR_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     (FORBIDDEN, re.compile(r"\bis forbidden\b|\bforbidden:|\(Forbidden\)", re.I)),
     (CLUSTER_UNREACHABLE, re.compile(r"Kubernetes cluster unreachable|connection refused|no such host|dial tcp|i/o timeout|connect: network is unreachable|no route to host|the server could not find the requested resource \(get namespaces\)|EOF$", re.I | re.M)),
     (CHART_NOT_FOUND, re.compile(r"chart .*not found|failed to download|no chart (name|version) found|path \".*\" not found|repo .* not found|not a valid chart repository|could not find protocol handler|Chart\.yaml file is missing|no such file or directory.*(chart|\.tgz)|not found.*manifest|unable to locate chart|401 Unauthorized.*oci", re.I)),
-    (RENDER_FAILED, re.compile(r"parse error at|template: .*: (executing|function)|execution error at|YAML parse error|unable to build kubernetes objects|error validating data|error validating \"\"|field not declared in schema|unknown field", re.I)),
+    (RENDER_FAILED, re.compile(r"parse error at|template: .*: (executing|function)|execution error at|YAML parse error|unable to build kubernetes objects|error validating data|error validating \"\"|field not declared in schema|unknown field|executing \".*\" at <|can't evaluate field|nil pointer evaluating", re.I)),
     (INVALID_VALUES, re.compile(r"values don't meet the specifications of the schema|failed parsing --set|error converting YAML to JSON|cannot unmarshal|failed to parse .*values|key .* has no value|unable to parse .*values|error reading .*values", re.I)),
     (RESOURCE_CONFLICT, re.compile(r"rendered manifests contain a resource that already exists|invalid ownership metadata|Apply failed with \d+ conflicts?|conflict(s)? with \"|the object has been modified|field is immutable|already exists", re.I)),
     (TIMEOUT, re.compile(r"context deadline exceeded|timed out waiting for the condition|\btimeout\b|deadline exceeded", re.I)),
@@ -327,8 +327,11 @@ class HelmClient:
         kind = classify_error(stderr)
         lines = [line for line in stderr.splitlines() if line.strip()]
         # helm 4 logs "level=WARN ..." lines before the one that says what failed.
-        first_line = next((line for line in lines if line.startswith("Error:")), lines[0] if lines else "helm failed")
-        first_line = re.sub(r"^Error:\s*", "", first_line)
+        index = next((i for i, line in enumerate(lines) if line.startswith("Error:")), 0)
+        first_line = re.sub(r"^Error:\s*", "", lines[index]) if lines else "helm failed"
+        # helm 4 puts a template error's location on the Error line and the cause indented below.
+        if index + 1 < len(lines) and lines[index + 1][:1] in (" ", "\t"):
+            first_line = f"{first_line}: {lines[index + 1].strip()}"
         msg = f"{context}{first_line}" if context else first_line
         return HelmError(kind, msg, command=result.argv, rc=result.rc, stderr=stderr)
 

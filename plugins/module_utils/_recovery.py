@@ -27,6 +27,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import (
     UninstallSpec,
 )
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import (
+    FAILED,
     PENDING_INSTALL,
     Release,
     last_good,
@@ -143,4 +144,30 @@ def ensure_unlocked(context: TaskContext, history: list[Release], *, timeout: st
         if not context.module.check_mode:
             context.helm.uninstall(UninstallSpec(release=current.name, namespace=current.namespace))
     report["performed"] = not context.module.check_mode
+    return report
+
+
+def repair_failed(context: TaskContext, history: list[Release]) -> dict[str, t.Any] | None:
+    """helm 3 computes an upgrade's patch from the last *deployed* revision, so whatever a
+    failed revision changed in the cluster (a label, an image) is invisible to it and stays
+    live. Rolling back to the last good revision first puts the cluster back where helm 3
+    thinks it is; the upgrade then patches from there. helm 4 applies server-side as one
+    field manager, which removes those fields itself, so it needs no repair."""
+    current = latest(history)
+    if current is None or current.status != FAILED or context.helm.major >= 4:
+        return None
+    good = last_good(history, before=current.revision)
+    if good is None:
+        return None
+    report = {
+        "stuck_revision": current.revision,
+        "stuck_status": current.status,
+        "since": current.updated,
+        "action": "rollback",
+        "to_revision": good.revision,
+        "reason": "helm 3 patches from the last deployed revision; the failed revision's changes would stay live",
+        "performed": not context.module.check_mode,
+    }
+    if not context.module.check_mode:
+        context.helm.rollback(RollbackSpec(release=current.name, namespace=current.namespace, revision=good.revision))
     return report

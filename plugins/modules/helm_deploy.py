@@ -335,7 +335,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._plan import (
     plan_uninstall,
     plan_upgrade,
 )
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import ensure_unlocked
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import ensure_unlocked, repair_failed
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import Release, latest
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._resources import kept_resources
 
@@ -410,7 +410,12 @@ class DeployManager:
         result = self.result(plan, current)
         if recovery:
             result["recovery"] = recovery
-        if not plan.changed or self.module.check_mode:
+        if not plan.changed:
+            return result
+        repair = repair_failed(self.context, history)  # acts only outside check mode
+        if repair:
+            result["recovery"] = repair
+        if self.module.check_mode:
             return result
         try:
             deployed = Release.from_json(self.helm.upgrade(spec))
