@@ -72,6 +72,7 @@ requirements:
 
     # Shared results and errors.
     RESULTS = r"""
+options: {}
 notes:
   - Every failure returns C(error.kind), a stable identifier to match on (for example
     V(cluster_unreachable), V(unauthorized), V(forbidden), V(chart_not_found), V(invalid_values),
@@ -87,7 +88,7 @@ options:
     description:
       - When the release's latest revision is C(pending-install), C(pending-upgrade) or
         C(pending-rollback) and stale (see O(stale_pending_after)), unlock it before the requested
-        operation: a never-deployed C(pending-install) is uninstalled, anything else is rolled
+        operation. A never-deployed C(pending-install) is uninstalled, anything else is rolled
         back to the last successful revision. The result's C(recovery) says what was done.
       - A pending revision that is not stale fails with C(error.kind=release_locked), because
         another helm may still be working on it.

@@ -11,7 +11,7 @@ version_added: 0.1.0
 description:
   - Makes a Helm release match a chart and values, with helm 3 (3.13 or later) or helm 4.
   - The change decision compares the release stored in the cluster with the release helm renders
-    for this task (a server-side dry run): chart name and version, app version, the user-supplied
+    for this task (a server-side dry run). It compares chart name and version, app version, the user-supplied
     values, every rendered resource and every hook. An edited template of a local chart is a
     change even when the chart version is the same; a release in C(failed) state is upgraded.
   - Check mode and diff mode use that same rendering, so they report exactly what the real run

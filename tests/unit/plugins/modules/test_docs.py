@@ -1,0 +1,61 @@
+"""Each module's DOCUMENTATION renders with ansible-doc and matches its argument spec."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[4]
+MODULES = ["helm_deploy", "helm_rollback", "helm_status"]
+
+
+def ansible_doc(module: str) -> dict:
+    bindir = Path(sys.executable).parent
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / "build" / "collections"))
+    proc = subprocess.run([str(bindir / "ansible-doc"), "--json", f"ai_mesh.helm_engine.{module}"],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)[f"ai_mesh.helm_engine.{module}"]
+
+
+def argument_spec_of(module: str, monkeypatch) -> dict:
+    """The spec main() passes to AnsibleModule, captured without running the module."""
+    import importlib
+
+    mod = importlib.import_module(f"ansible_collections.ai_mesh.helm_engine.plugins.modules.{module}")
+    captured = {}
+
+    class Capture(Exception):
+        pass
+
+    def fake_module(**kwargs):
+        captured.update(kwargs)
+        raise Capture()
+
+    monkeypatch.setattr(mod, "AnsibleModule", fake_module)
+    with pytest.raises(Capture):
+        mod.main()
+    return captured["argument_spec"]
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_docs_render_and_match_the_argument_spec(module, monkeypatch):
+    doc = ansible_doc(module)
+    options = doc["doc"]["options"]
+    spec = argument_spec_of(module, monkeypatch)
+    assert set(options) == set(spec), f"documented but not in spec: {set(options) - set(spec)}; in spec, undocumented: {set(spec) - set(options)}"
+    for name, option in spec.items():
+        documented = options[name]
+        assert documented.get("type", "str") == option.get("type", "str"), name
+        assert sorted(documented.get("aliases", [])) == sorted(option.get("aliases", [])), name
+        if "choices" in option:
+            assert [str(c) for c in documented["choices"]] == [str(c) for c in option["choices"]], name
+        if "default" in option and option["default"] not in ([], {}):
+            assert documented.get("default") == option["default"], name
+    assert doc["examples"].strip()
+    assert doc["return"]
