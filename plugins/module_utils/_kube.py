@@ -29,7 +29,12 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import (
     Workspace,
 )
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import Redactor
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import Release, decode_storage
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import (
+    Release,
+    decode_storage,
+    encode_storage,
+    storage_secret_name,
+)
 
 try:
     import yaml
@@ -218,6 +223,34 @@ class KubeClient:
             # The API base64-encodes Secret data; helm's payload inside is base64 again.
             releases.append(Release.from_json(decode_storage(base64.b64decode(payload))))
         return sorted(releases, key=lambda r: r.revision)
+
+    def patch_json(self, path: str, body: dict[str, t.Any]) -> t.Any:
+        try:
+            response = self.api_client.call_api(
+                path,
+                "PATCH",
+                body=body,
+                header_params={"Accept": "application/json", "Content-Type": "application/merge-patch+json"},
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _request_timeout=(5, 30),
+            )
+        except Exception as exc:
+            raise api_error(exc, f"PATCH {path}") from exc
+        raw = response[0] if isinstance(response, tuple) else response
+        return json.loads(raw.data)
+
+    def mark_release_failed(self, release: Release, description: str) -> None:
+        """Rewrites a stuck revision as failed, as helm itself does when it is interrupted
+        gently (SIGTERM), so the history says what happened instead of pending forever."""
+        data = json.loads(json.dumps(release.raw))
+        data.setdefault("info", {})["status"] = "failed"
+        data["info"]["description"] = description
+        payload = base64.b64encode(encode_storage(data).encode("ascii")).decode("ascii")
+        self.patch_json(
+            f"/api/v1/namespaces/{release.namespace}/secrets/{storage_secret_name(release.name, release.revision)}",
+            {"metadata": {"labels": {"status": "failed"}}, "data": {"release": payload}},
+        )
 
     def namespace_exists(self, namespace: str) -> bool:
         return self.get_json(f"/api/v1/namespaces/{namespace}", missing_ok=True) is not None

@@ -95,6 +95,13 @@ def stale_threshold(params: dict[str, t.Any], timeout: str | None) -> float:
     return duration_seconds(timeout) + DEFAULT_STALE_MARGIN
 
 
+def stale_description(release: Release, info: dict[str, t.Any]) -> str:
+    return (
+        f"{release.status} abandoned (no helm worked on it for {info['age_seconds']}s); marked failed by "
+        f"ai_mesh.helm_engine before recovery"
+    )
+
+
 def ensure_unlocked(context: TaskContext, history: list[Release], *, timeout: str | None) -> dict[str, t.Any] | None:
     """Returns None when the release is not pending; a report of the recovery when it was
     stale and got recovered (or, in check mode, would be); raises release_locked otherwise."""
@@ -129,6 +136,8 @@ def ensure_unlocked(context: TaskContext, history: list[Release], *, timeout: st
         )
     good = last_good(history, before=current.revision)
     report: dict[str, t.Any] = {"stuck_revision": current.revision, "stuck_status": current.status, "since": current.updated}
+    if not context.module.check_mode:
+        context.kube.mark_release_failed(current, stale_description(current, info))
     if current.status == PENDING_INSTALL and good is None:
         report["action"] = "uninstall"
         if not context.module.check_mode:

@@ -97,6 +97,7 @@ class Release:
     hooks: list[Hook] = field(default_factory=list)
     first_deployed: str | None = None
     notes: str = field(default="", repr=False)
+    raw: dict[str, t.Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_json(cls, data: dict[str, t.Any]) -> Release:
@@ -117,6 +118,7 @@ class Release:
             hooks=[Hook.from_json(h) for h in data.get("hooks") or []],
             first_deployed=info.get("first_deployed") or None,
             notes=info.get("notes") or "",
+            raw=data,
         )
 
     @property
@@ -161,6 +163,10 @@ class Release:
             "updated": self.updated,
             "description": self.description,
         }
+
+
+def storage_secret_name(name: str, revision: int) -> str:
+    return f"sh.helm.release.v1.{name}.v{revision}"
 
 
 def latest(releases: t.Sequence[Release]) -> Release | None:

@@ -207,7 +207,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import (
     RollbackSpec,
 )
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._plan import NONE, ROLLBACK, Plan, differences
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import pending_info, stale_threshold
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import pending_info, stale_description, stale_threshold
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import FAILED, Release, last_good, latest
 
 
@@ -291,6 +291,8 @@ class RollbackManager:
                 f"{info['stale_after_seconds']:.0f}s after it started (stale_pending_after).",
                 details={"pending": info},
             )
+        if not self.module.check_mode:
+            self.context.kube.mark_release_failed(current, stale_description(current, info))
         return {"stuck_revision": current.revision, "stuck_status": current.status, "since": current.updated,
                 "action": "rollback"}
 

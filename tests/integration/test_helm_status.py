@@ -31,7 +31,9 @@ def test_status_of_a_not_ready_release(run_module, namespace, kubectl):
     run_module("helm_deploy", deploy_args(namespace, release_values={"notReady": True}, wait=False))
     status = run_module("helm_status", status_args(namespace))
     assert status["status"] == "deployed" and status["healthy"] is False
-    assert "not ready: Deployment/web-web (0/2 ready" in status["summary"]
+    assert status["summary"].startswith("deployed, revision 1 (sample-0.1.0): 1/3 resources ready; not ready: ")
+    assert "Deployment/web-web (0/2 ready" in status["summary"]
+    assert "Service/web-web (0 ready endpoint(s))" in status["summary"]
     # A Deployment deleted behind helm's back is reported missing.
     kubectl("-n", namespace, "delete", "deployment", "web-web")
     status = run_module("helm_status", status_args(namespace))

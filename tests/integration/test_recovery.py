@@ -64,10 +64,14 @@ def test_sigkilled_upgrade_is_reported_then_recovered(run_module, helm, kubeconf
     assert real["recovery"]["performed"] is True and real["recovery"]["to_revision"] == 1
     assert real["release"]["status"] == "deployed" and real["release"]["revision"] == 4
     assert configmap(kubectl, namespace)["MESSAGE"] == "after"
-    # Nothing lost: the stuck revision is still in the history, superseded by the rollback.
-    assert release_statuses(kubectl, namespace) == {1: "superseded", 2: "superseded", 3: "superseded", 4: "deployed"}
+    # Nothing lost: the stuck revision stays in the history, marked failed with the reason.
+    assert release_statuses(kubectl, namespace) == {1: "superseded", 2: "failed", 3: "superseded", 4: "deployed"}
     history = run_module("helm_status", {"name": "web", "namespace": namespace})["history"]
+    assert "pending-upgrade abandoned" in history[1]["description"]
     assert "Rollback to 1" in history[2]["description"]
+    helm_history = json.loads(subprocess.run([helm, "history", "web", "-n", namespace, "--kubeconfig", kubeconfig,
+                                              "-o", "json"], check=True, capture_output=True, text=True).stdout)
+    assert [h["status"] for h in helm_history] == ["superseded", "failed", "superseded", "deployed"], "helm must read what we wrote"
     again = run_module("helm_deploy", args)
     assert again["changed"] is False and "recovery" not in again
 
@@ -82,4 +86,5 @@ def test_rollback_module_unlocks_a_stale_pending_release(run_module, helm, kubec
                                                   "wait": True, "timeout": "60s"}, "rollback")["real"]
     assert real["recovery"]["stuck_status"] == "pending-upgrade" and real["recovery"]["performed"] is True
     assert real["to_revision"] == 1 and real["left"]["status"] == "pending-upgrade"
+    assert release_statuses(kubectl, namespace)[2] == "failed"
     assert configmap(kubectl, namespace)["MESSAGE"] == "before"
