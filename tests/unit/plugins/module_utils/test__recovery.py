@@ -139,7 +139,17 @@ LONG_AGO = "2020-01-01T00:00:00Z"
 def context_for(client, *, check_mode=False, **params):
     params.setdefault("lock_wait", 0)
     module = types.SimpleNamespace(params=params, check_mode=check_mode)
-    return types.SimpleNamespace(module=module, helm=client, kube=None)
+    return types.SimpleNamespace(module=module, helm=client, kube=FakeKube())
+
+
+class FakeKube:
+    """Records the stuck revisions the recovery rewrites as failed."""
+
+    def __init__(self) -> None:
+        self.marked: list[tuple[int, str]] = []
+
+    def mark_release_failed(self, release: Release, description: str) -> None:
+        self.marked.append((release.revision, description))
 
 
 def test_not_pending_needs_nothing(make_client):
@@ -164,7 +174,10 @@ def test_fresh_pending_release_is_locked(make_client):
 def test_stale_pending_upgrade_rolls_back_to_last_good(make_client):
     client, fake = make_client()
     history = [release(1, "superseded"), release(2, "deployed"), release(3, "pending-upgrade", updated=LONG_AGO)]
-    report = ensure_unlocked(context_for(client), history, timeout="5m")
+    context = context_for(client)
+    report = ensure_unlocked(context, history, timeout="5m")
+    assert [revision for revision, _ in context.kube.marked] == [3]
+    assert "pending-upgrade abandoned" in context.kube.marked[0][1]
     assert report == {
         "stuck_revision": 3, "stuck_status": "pending-upgrade", "since": LONG_AGO,
         "action": "rollback", "to_revision": 2, "performed": True,
@@ -174,16 +187,20 @@ def test_stale_pending_upgrade_rolls_back_to_last_good(make_client):
 
 def test_stale_first_install_is_uninstalled(make_client):
     client, fake = make_client()
-    report = ensure_unlocked(context_for(client), [release(1, "pending-install", updated=LONG_AGO)], timeout=None)
+    context = context_for(client)
+    report = ensure_unlocked(context, [release(1, "pending-install", updated=LONG_AGO)], timeout=None)
     assert (report["action"], report["performed"]) == ("uninstall", True)
+    assert [revision for revision, _ in context.kube.marked] == [1]
     assert fake.calls == [["helm", "uninstall", "web", "--namespace", "apps"]]
 
 
 def test_stale_pending_in_check_mode_runs_nothing(make_client):
     client, fake = make_client()
     history = [release(1, "deployed"), release(2, "pending-rollback", updated=LONG_AGO)]
-    report = ensure_unlocked(context_for(client, check_mode=True), history, timeout="5m")
+    context = context_for(client, check_mode=True)
+    report = ensure_unlocked(context, history, timeout="5m")
     assert (report["action"], report["to_revision"], report["performed"]) == ("rollback", 1, False)
+    assert context.kube.marked == []
     assert fake.calls == []
 
 
