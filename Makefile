@@ -9,14 +9,15 @@ COLLECTION_LINK := $(COLLECTIONS_DIR)/ansible_collections/ai_mesh/helm_engine
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS_DIR)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv collection toolchain cluster-up cluster-down cluster-status test test-unit test-integration demo lint clean
+.PHONY: help venv collection toolchain cluster-up cluster-down cluster-status test test-unit test-integration demo bench clean
 
 help:
 	@echo "make demo          bring up the local cluster and deploy the demo release (helm 4)"
 	@echo "make test          unit tests + integration tests on the local cluster, helm 3 and helm 4"
 	@echo "make test-unit     unit tests only (no cluster)"
 	@echo "make cluster-up    start (or reuse) the local cluster; cluster-down stops it"
-	@echo "make toolchain     build the cluster binaries into the cache (first time: tens of minutes)"
+	@echo "make toolchain     build the cluster binaries into the cache (first time: about 10 minutes)"
+	@echo "make bench         speed figures on the local cluster"
 
 $(VENV_STAMP): requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -56,8 +57,9 @@ test: venv collection
 demo: venv collection
 	tools/demo.sh
 
-lint: venv collection
-	cd $(COLLECTION_LINK) && $(VENV_ABS)/bin/ansible-test sanity --python 3.11 --test validate-modules || true
+# Speed figures on the local cluster (helm 3 and helm 4); prints JSON.
+bench: venv collection
+	tools/with-cluster.sh $(VENV)/bin/python tools/bench.py
 
 clean:
 	rm -rf build tests/output

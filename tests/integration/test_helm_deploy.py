@@ -8,6 +8,8 @@ from __future__ import annotations
 import glob
 import json
 import re
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -240,3 +242,60 @@ def test_secrets_appear_in_no_output_at_vvv(namespace, kubeconfig, helm, tmp_pat
     assert SET_SECRET not in output
     assert "<redacted" in output
     assert set(glob.glob(f"{tempfile.gettempdir()}/helm-engine-*")) == workspaces_before, "temp values files left behind"
+
+
+def test_packaged_chart_and_chart_repository(run_module, namespace, helm, tmp_path, kubectl):
+    """A .tgz, then the same chart from a chart repository served on 127.0.0.1 (chart_repo_url)."""
+    repo_dir = tmp_path / "repo"
+    repo_dir.mkdir()
+    subprocess.run([helm, "package", SAMPLE, "--destination", str(repo_dir)], check=True, capture_output=True)
+    tgz = repo_dir / "sample-0.1.0.tgz"
+    converge(run_module, "helm_deploy", deploy_args(namespace, chart_ref=str(tgz)), "install")
+    subprocess.run([helm, "repo", "index", str(repo_dir)], check=True, capture_output=True)
+    server = subprocess.Popen([sys.executable, "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", str(repo_dir)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        port = int(re.search(r"port (\d+)", server.stdout.readline()).group(1))
+        args = deploy_args(namespace, chart_ref="sample", chart_repo_url=f"http://127.0.0.1:{port}",
+                           chart_version="0.1.0", release_values={"message": "from the repository"})
+        real = converge(run_module, "helm_deploy", args, "upgrade")["real"]
+        assert real["reasons"] == ["values changed", "2 resource(s) changed"]
+        assert "--repo http://127.0.0.1:" in real["commands"][-1]
+        missing = run_module("helm_deploy", dict(args, chart_version="9.9.9"), expect_failure=True)
+        assert missing["error"]["kind"] == "chart_not_found"
+    finally:
+        server.terminate()
+        server.wait()
+    assert configmap(kubectl, namespace)["MESSAGE"] == "from the repository"
+
+
+def test_failing_hook_is_hook_failed(run_module, namespace):
+    run_module("helm_deploy", deploy_args(namespace))
+    failed = run_module("helm_deploy", deploy_args(namespace, release_values={"hooks": {"failPreUpgrade": True}}),
+                        expect_failure=True)
+    assert failed["error"]["kind"] == "hook_failed", failed["error"]
+    assert failed["release"]["status"] == "failed"
+    assert [(h["name"], h["phase"]) for h in failed["hooks"]] == [("web-pre-upgrade", "Failed")]
+
+
+def test_existing_resource_is_resource_conflict(run_module, namespace, kubectl):
+    kubectl("create", "namespace", namespace)
+    kubectl("-n", namespace, "create", "configmap", "web-config", "--from-literal=owner=someone-else")
+    failed = run_module("helm_deploy", deploy_args(namespace), expect_failure=True)
+    assert failed["error"]["kind"] == "resource_conflict", failed["error"]
+    assert kubectl("-n", namespace, "get", "configmap", "web-config", "-o", "jsonpath={.data.owner}").stdout == "someone-else"
+
+
+def test_bad_token_is_unauthorized_and_no_rights_is_forbidden(run_module, namespace, kubectl, kubeconfig):
+    server = re.search(r"server: (\S+)", Path(kubeconfig).read_text()).group(1)
+    ca_cert = re.search(r"certificate-authority: (\S+)", Path(kubeconfig).read_text()).group(1)
+    auth = {"kubeconfig": None, "host": server, "ca_cert": ca_cert}
+    bad = run_module("helm_deploy", dict(deploy_args(namespace), api_key="not-a-valid-token", **auth), expect_failure=True)
+    assert bad["error"]["kind"] == "unauthorized"
+    assert "not-a-valid-token" not in bad["_stdout"]
+    kubectl("create", "namespace", namespace)
+    kubectl("-n", namespace, "create", "serviceaccount", "nobody")
+    token = kubectl("-n", namespace, "create", "token", "nobody").stdout.strip()
+    denied = run_module("helm_deploy", dict(deploy_args(namespace), api_key=token, **auth), expect_failure=True)
+    assert denied["error"]["kind"] == "forbidden"
+    assert token not in denied["_stdout"]

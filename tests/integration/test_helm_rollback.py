@@ -87,3 +87,9 @@ def test_rollback_never_targets_a_failed_revision_unless_asked(run_module, names
     assert refused["error"]["kind"] == "invalid_arguments" and "allow_failed" in refused["msg"]
     allowed = run_module("helm_rollback", rollback_args(namespace, revision=2, allow_failed=True, wait=False), check=True)
     assert allowed["changed"] and allowed["to_revision"] == 2
+
+
+def test_rollback_warns_when_history_max_prunes_the_target(run_module, namespace):
+    install_revisions(run_module, namespace, "one", "two", "three")
+    result = run_module("helm_rollback", rollback_args(namespace, revision=1, history_max=2))
+    assert any("revision 1 will be pruned" in w for w in result.get("warnings", [])), result.get("warnings")
