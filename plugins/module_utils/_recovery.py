@@ -28,7 +28,6 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import (
 )
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import (
     FAILED,
-    PENDING_INSTALL,
     Release,
     last_good,
     latest,
@@ -102,13 +101,17 @@ def stale_description(release: Release, info: dict[str, t.Any]) -> str:
     )
 
 
-def ensure_unlocked(context: TaskContext, history: list[Release], *, timeout: str | None) -> dict[str, t.Any] | None:
-    """Returns None when the release is not pending; a report of the recovery when it was
-    stale and got recovered (or, in check mode, would be); raises release_locked otherwise."""
+def claim_stale(context: TaskContext, history: list[Release], *, timeout: str | None) -> tuple[list[Release], dict[str, t.Any] | None]:
+    """The one gate before touching a pending release, for helm_deploy and helm_rollback.
+
+    Returns the (possibly re-read) history and None when the latest revision is not pending.
+    Waits up to lock_wait for it to finish or go stale; raises release_locked while another
+    helm may still work on it, or when recover_pending is false. A stale revision is marked
+    failed (outside check mode) and a report of it is returned."""
     params = context.module.params
     current = latest(history)
     if current is None or not current.is_pending:
-        return None
+        return history, None
     stale_after = stale_threshold(params, timeout)
     deadline = time.monotonic() + float(params.get("lock_wait") or 0)
     info = pending_info(current, stale_after)
@@ -117,38 +120,41 @@ def ensure_unlocked(context: TaskContext, history: list[Release], *, timeout: st
         history = context.kube.release_history(current.name, current.namespace)
         current = latest(history)
         if current is None or not current.is_pending:
-            return None
+            return history, None
         info = pending_info(current, stale_after)
+    where = f"Release {current.namespace}/{current.name} is {current.status} (revision {current.revision}) since {current.updated}"
     if not info["stale"]:
         raise HelmError(
             RELEASE_LOCKED,
-            f"Release {current.namespace}/{current.name} is {current.status} (revision {current.revision}) since "
-            f"{current.updated}: another helm operation may still be running. It counts as stale, and is "
-            f"recovered automatically, {stale_after:.0f}s after it started (stale_pending_after).",
+            f"{where}: another helm operation may still be running. It counts as stale, and is recovered "
+            f"automatically, {stale_after:.0f}s after it started (stale_pending_after).",
             details={"pending": info},
         )
     if not params.get("recover_pending", True):
-        raise HelmError(
-            RELEASE_LOCKED,
-            f"Release {current.namespace}/{current.name} is stuck in {current.status} (revision {current.revision}) "
-            f"since {current.updated}; recover_pending is false, so it was left as it is.",
-            details={"pending": info},
-        )
-    good = last_good(history, before=current.revision)
-    report: dict[str, t.Any] = {"stuck_revision": current.revision, "stuck_status": current.status, "since": current.updated}
+        raise HelmError(RELEASE_LOCKED, f"{where}; it is stale, but recover_pending is false.", details={"pending": info})
     if not context.module.check_mode:
         context.kube.mark_release_failed(current, stale_description(current, info))
-    if current.status == PENDING_INSTALL and good is None:
-        report["action"] = "uninstall"
-        if not context.module.check_mode:
-            context.helm.uninstall(UninstallSpec(release=current.name, namespace=current.namespace))
-    elif good is not None:
+    return history, {"stuck_revision": current.revision, "stuck_status": current.status, "since": current.updated}
+
+
+def ensure_unlocked(context: TaskContext, history: list[Release], *, timeout: str | None) -> dict[str, t.Any] | None:
+    """Unlocks a stale pending release before an install/upgrade: a never-deployed
+    pending-install is uninstalled, anything else rolled back to the last good revision.
+    Returns None when the release was not pending, else a report of what was (or, in check
+    mode, would be) done."""
+    history, report = claim_stale(context, history, timeout=timeout)
+    if report is None:
+        return None
+    current = latest(history)
+    assert current is not None
+    good = last_good(history, before=current.revision)
+    if good is not None:
         report["action"] = "rollback"
         report["to_revision"] = good.revision
         if not context.module.check_mode:
             context.helm.rollback(RollbackSpec(release=current.name, namespace=current.namespace, revision=good.revision))
     else:
-        # Nothing ever deployed well and it is not a first install: only an uninstall unblocks it.
+        # Never deployed well (a first install, or only failures): only an uninstall unblocks it.
         report["action"] = "uninstall"
         if not context.module.check_mode:
             context.helm.uninstall(UninstallSpec(release=current.name, namespace=current.namespace))

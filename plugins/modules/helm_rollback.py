@@ -200,14 +200,13 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._common import
 )
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import (
     INVALID_ARGUMENTS,
-    RELEASE_LOCKED,
     RELEASE_NOT_FOUND,
     REVISION_NOT_FOUND,
     HelmError,
     RollbackSpec,
 )
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._plan import NONE, ROLLBACK, Plan, differences
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import pending_info, stale_description, stale_threshold
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import claim_stale
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import FAILED, Release, last_good, latest
 
 
@@ -223,7 +222,11 @@ class RollbackManager:
         current = latest(history)
         if current is None:
             raise HelmError(RELEASE_NOT_FOUND, f"Release {namespace}/{name} does not exist: nothing to roll back.")
-        recovery = self.check_pending(current)
+        # helm rollback does not refuse a pending release; only a stale one may be rolled back.
+        history, recovery = claim_stale(self.context, history, timeout=self.params["timeout"])
+        current = latest(history) or current
+        if recovery:
+            recovery["action"] = "rollback"
         target = self.choose_target(history, current)
         for release in (current, target):
             # Stored values are secrets too: mask them wherever a chart copied them.
@@ -276,25 +279,6 @@ class RollbackManager:
             result["release"] = after.summary()
             result["revision"] = after.revision
         return result
-
-    def check_pending(self, current: Release) -> dict[str, t.Any] | None:
-        """helm rollback does not refuse a pending release, so the module must: only a stale
-        pending revision (no helm can still be working on it) may be rolled back."""
-        if not current.is_pending:
-            return None
-        info = pending_info(current, stale_threshold(self.params, self.params["timeout"]))
-        if not info["stale"] or not self.params["recover_pending"]:
-            raise HelmError(
-                RELEASE_LOCKED,
-                f"Release {current.namespace}/{current.name} is {current.status} (revision {current.revision}) since "
-                f"{current.updated}; another helm operation may still be running. It may be rolled back "
-                f"{info['stale_after_seconds']:.0f}s after it started (stale_pending_after).",
-                details={"pending": info},
-            )
-        if not self.module.check_mode:
-            self.context.kube.mark_release_failed(current, stale_description(current, info))
-        return {"stuck_revision": current.revision, "stuck_status": current.status, "since": current.updated,
-                "action": "rollback"}
 
     def choose_target(self, history: list[Release], current: Release) -> Release:
         by_revision = {r.revision: r for r in history}
