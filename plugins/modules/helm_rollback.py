@@ -147,13 +147,13 @@ release:
   type: dict
 left:
   description:
-    - The state of the revision being left, captured before the rollback. C(values) has secrets
-      redacted; the digests identify the exact values and manifest.
+    - The state of the revision being left, captured before the rollback. C(user_values) has
+      secrets redacted; the digests identify the exact values and manifest.
   returned: success
   type: dict
   sample: {"revision": 5, "status": "failed", "chart": "web", "chart_version": "1.4.0", "app_version": "2.1",
            "description": "Upgrade \"web\" failed: context deadline exceeded", "updated": "2026-11-25T10:00:00Z",
-           "values": {"replicaCount": 3, "auth": {"password": "<redacted>"}},
+           "user_values": {"replicaCount": 3, "auth": {"password": "<redacted>"}},
            "values_digest": "sha256:...", "manifest_digest": "sha256:..."}
 changes:
   description: The resources the rollback changes (or would change).
@@ -322,7 +322,7 @@ class RollbackManager:
     def preserved_state(self, release: Release) -> dict[str, t.Any]:
         return dict(
             release.summary(),
-            values=self.context.redactor.redact_values(release.config or {}),
+            user_values=self.context.redactor.redact_values(release.config or {}),
             values_digest=release.values_digest(),
             manifest_digest=release.manifest_digest(),
         )

@@ -64,8 +64,8 @@ def test_rollback_to_last_good_after_a_failed_upgrade(run_module, namespace, kub
     # The state of the revision that was left is kept, with the secret redacted.
     left = real["left"]
     assert left["revision"] == 2 and left["status"] == "failed"
-    assert left["values"]["message"] == "bad" and left["values"]["notReady"] is True
-    assert left["values"]["auth"]["password"] == "<redacted>"
+    assert left["user_values"]["message"] == "bad" and left["user_values"]["notReady"] is True
+    assert left["user_values"]["auth"]["password"] == "<redacted>"
     assert left["values_digest"].startswith("sha256:") and left["manifest_digest"].startswith("sha256:")
     for run in result.values():
         assert SECRET not in json.dumps(run)
