@@ -106,3 +106,48 @@ options:
     type: int
     default: 0
 """
+
+    # Options of operations that change a release, shared by helm_deploy and helm_rollback.
+    OPERATION = r"""
+options:
+  wait:
+    description:
+      - Wait until the release's resources are ready, up to O(timeout). With O(state=absent) in
+        M(ai_mesh.helm_engine.helm_deploy), wait until they are gone.
+    type: bool
+    default: false
+  wait_strategy:
+    description:
+      - The readiness check on helm 4 (C(--wait=...)). V(watcher) uses kstatus; V(legacy) is
+        helm 3's check, which some custom resources and Deployments need. helm 3 has only V(legacy).
+    type: str
+    choices: [watcher, legacy]
+  timeout:
+    description: How long helm waits for each Kubernetes operation (a Go duration such as C(5m0s)).
+    type: str
+  cleanup_on_fail:
+    description: Delete resources the operation created when it fails.
+    type: bool
+    default: false
+  force:
+    description: Replace resources that cannot be updated in place (C(--force) on helm 3, C(--force-replace) on helm 4).
+    type: bool
+    default: false
+  disable_hook:
+    description: Do not run the chart's hooks.
+    type: bool
+    default: false
+    aliases: [disable_hooks]
+  history_max:
+    description:
+      - How many revisions helm keeps for the release (helm's default is 10; 0 is no limit).
+      - M(ai_mesh.helm_engine.helm_rollback) warns when its target would be pruned.
+    type: int
+  sensitive_values:
+    description:
+      - Dotted paths into the values (C(db.password), C(*) matches one level) whose leaves are
+        redacted from results and diffs, in addition to keys that look secret.
+    type: list
+    elements: str
+    default: []
+"""

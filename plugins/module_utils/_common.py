@@ -55,6 +55,19 @@ RECOVERY_ARG_SPEC: dict[str, dict[str, t.Any]] = {
 }
 
 
+# Paired with the OPERATION doc fragment: options of helm_deploy and helm_rollback.
+OPERATION_ARG_SPEC: dict[str, dict[str, t.Any]] = {
+    "wait": {"type": "bool", "default": False},
+    "wait_strategy": {"type": "str", "choices": ["watcher", "legacy"]},
+    "timeout": {"type": "str"},
+    "cleanup_on_fail": {"type": "bool", "default": False},
+    "force": {"type": "bool", "default": False},
+    "disable_hook": {"type": "bool", "default": False, "aliases": ["disable_hooks"]},
+    "history_max": {"type": "int"},
+    "sensitive_values": {"type": "list", "elements": "str", "default": []},
+}
+
+
 def argument_spec(**specific: dict[str, t.Any]) -> dict[str, dict[str, t.Any]]:
     spec = copy.deepcopy(AUTH_ARG_SPEC)
     spec.update(copy.deepcopy(HELM_ARG_SPEC))

@@ -27,6 +27,7 @@ extends_documentation_fragment:
   - ai_mesh.helm_engine.helm_engine
   - ai_mesh.helm_engine.helm_engine.helm
   - ai_mesh.helm_engine.helm_engine.results
+  - ai_mesh.helm_engine.helm_engine.operation
   - ai_mesh.helm_engine.helm_engine.recovery
   - ai_mesh.helm_engine.attributes
   - ai_mesh.helm_engine.attributes.actiongroup
@@ -88,59 +89,22 @@ options:
         type: str
         choices: [raw, string, json, file, literal]
         default: raw
-  sensitive_values:
-    description:
-      - Dotted paths into the values (C(db.password), C(*) matches one level) whose leaves are
-        redacted from results and diffs, in addition to keys that look secret.
-    type: list
-    elements: str
-    default: []
   create_namespace:
     description: Create the namespace if it does not exist.
     type: bool
     default: false
-  wait:
-    description:
-      - Wait until the release's resources are ready, up to O(timeout).
-    type: bool
-    default: false
-  wait_strategy:
-    description:
-      - The readiness check on helm 4 (C(--wait=...)). V(watcher) uses kstatus; V(legacy) is
-        helm 3's check, which some custom resources and Deployments need. helm 3 has only V(legacy).
-    type: str
-    choices: [watcher, legacy]
   wait_for_jobs:
     description: With O(wait), also wait for the release's Jobs to complete.
     type: bool
     default: false
-  timeout:
-    description: How long helm waits for each Kubernetes operation (a Go duration such as C(5m0s)).
-    type: str
   atomic:
     description:
       - Roll the release back (or remove a new install) when the operation fails. Implies O(wait).
       - C(--atomic) on helm 3, C(--rollback-on-failure) on helm 4.
     type: bool
     default: false
-  cleanup_on_fail:
-    description: Delete resources this upgrade created when it fails.
-    type: bool
-    default: false
-  history_max:
-    description: How many revisions helm keeps for the release (helm's default is 10; 0 is no limit).
-    type: int
   skip_crds:
     description: Do not install the chart's CRDs.
-    type: bool
-    default: false
-  disable_hook:
-    description: Do not run the chart's hooks.
-    type: bool
-    default: false
-    aliases: [disable_hooks]
-  force:
-    description: Replace resources that cannot be updated in place (C(--force) on helm 3, C(--force-replace) on helm 4).
     type: bool
     default: false
   reset_values:
@@ -312,6 +276,7 @@ import typing as t
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._common import (
+    OPERATION_ARG_SPEC,
     RECOVERY_ARG_SPEC,
     TaskContext,
     argument_spec,
@@ -498,18 +463,10 @@ def main() -> None:
                     "value_type": {"type": "str", "default": "raw", "choices": ["raw", "string", "json", "file", "literal"]},
                 },
             },
-            sensitive_values={"type": "list", "elements": "str", "default": []},
             create_namespace={"type": "bool", "default": False},
-            wait={"type": "bool", "default": False},
-            wait_strategy={"type": "str", "choices": ["watcher", "legacy"]},
             wait_for_jobs={"type": "bool", "default": False},
-            timeout={"type": "str"},
             atomic={"type": "bool", "default": False},
-            cleanup_on_fail={"type": "bool", "default": False},
-            history_max={"type": "int"},
             skip_crds={"type": "bool", "default": False},
-            disable_hook={"type": "bool", "default": False, "aliases": ["disable_hooks"]},
-            force={"type": "bool", "default": False},
             reset_values={"type": "bool", "default": True},
             reuse_values={"type": "bool", "default": False},
             dependency_update={"type": "bool", "default": False},
@@ -518,6 +475,7 @@ def main() -> None:
             server_side={"type": "str", "choices": ["true", "false", "auto"]},
             force_conflicts={"type": "bool", "default": False},
             keep_history={"type": "bool", "default": False},
+            **OPERATION_ARG_SPEC,
             **RECOVERY_ARG_SPEC,
         ),
         required_if=[("state", "present", ["chart_ref"])],

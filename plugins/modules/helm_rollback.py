@@ -26,6 +26,8 @@ extends_documentation_fragment:
   - ai_mesh.helm_engine.helm_engine
   - ai_mesh.helm_engine.helm_engine.helm
   - ai_mesh.helm_engine.helm_engine.results
+  - ai_mesh.helm_engine.helm_engine.operation
+  - ai_mesh.helm_engine.helm_engine.recovery
   - ai_mesh.helm_engine.attributes
   - ai_mesh.helm_engine.attributes.actiongroup
 attributes:
@@ -51,51 +53,6 @@ options:
     description: Allow the target to be a revision whose status is C(failed).
     type: bool
     default: false
-  wait:
-    description: Wait until the release's resources are ready, up to O(timeout).
-    type: bool
-    default: false
-  wait_strategy:
-    description: The readiness check on helm 4; see M(ai_mesh.helm_engine.helm_deploy).
-    type: str
-    choices: [watcher, legacy]
-  timeout:
-    description: How long helm waits for each Kubernetes operation (a Go duration such as C(5m0s)).
-    type: str
-  cleanup_on_fail:
-    description: Delete resources this rollback created when it fails.
-    type: bool
-    default: false
-  force:
-    description: Replace resources that cannot be updated in place.
-    type: bool
-    default: false
-  disable_hook:
-    description: Do not run the chart's rollback hooks.
-    type: bool
-    default: false
-    aliases: [disable_hooks]
-  history_max:
-    description: How many revisions helm keeps. The module warns when the target would be pruned.
-    type: int
-  sensitive_values:
-    description: Dotted paths into the values whose leaves are redacted, besides keys that look secret.
-    type: list
-    elements: str
-    default: []
-  stale_pending_after:
-    description:
-      - Seconds after which a C(pending-*) revision counts as stale and may be rolled back.
-        Defaults to O(timeout) (or 5 minutes) plus 60 seconds.
-    type: int
-  lock_wait:
-    description: Seconds to wait for a pending revision to finish or become stale before failing.
-    type: int
-    default: 0
-  recover_pending:
-    description: Roll back a release whose latest revision is stale and pending. When V(false), fail with C(release_locked).
-    type: bool
-    default: true
 seealso:
   - module: ai_mesh.helm_engine.helm_deploy
   - module: ai_mesh.helm_engine.helm_status
@@ -193,6 +150,7 @@ import typing as t
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._common import (
+    OPERATION_ARG_SPEC,
     RECOVERY_ARG_SPEC,
     TaskContext,
     argument_spec,
@@ -333,14 +291,7 @@ def main() -> None:
         revision={"type": "int"},
         target={"type": "str", "choices": ["last_good", "previous"], "default": "last_good"},
         allow_failed={"type": "bool", "default": False},
-        wait={"type": "bool", "default": False},
-        wait_strategy={"type": "str", "choices": ["watcher", "legacy"]},
-        timeout={"type": "str"},
-        cleanup_on_fail={"type": "bool", "default": False},
-        force={"type": "bool", "default": False},
-        disable_hook={"type": "bool", "default": False, "aliases": ["disable_hooks"]},
-        history_max={"type": "int"},
-        sensitive_values={"type": "list", "elements": "str", "default": []},
+        **OPERATION_ARG_SPEC,
         **RECOVERY_ARG_SPEC,
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
