@@ -12,17 +12,22 @@ from __future__ import annotations
 import copy
 import os
 import time
+import traceback
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import (
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _validate as validate
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import (
     HELM_MISSING,
-    HelmClient,
+    INTERNAL_ERROR,
+    INVALID_ARGUMENTS,
+    EngineError,
     HelmError,
-    Workspace,
 )
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import HelmClient, Workspace, run_process
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import KubeAuth, KubeClient
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import RecoveryPolicy
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import Redactor, redact_set_expression, split_path
 
 # Paired with doc_fragments/helm_engine.py (AUTH and HELM fragments); change both together.
@@ -50,8 +55,8 @@ RELEASE_ARG_SPEC: dict[str, dict[str, t.Any]] = {
 # Paired with the RECOVERY doc fragment: what to do about a release stuck in pending-*.
 RECOVERY_ARG_SPEC: dict[str, dict[str, t.Any]] = {
     "recover_pending": {"type": "bool", "default": True},
-    "stale_pending_after": {"type": "int"},
-    "lock_wait": {"type": "int", "default": 0},
+    "stale_pending_after": {"type": "raw"},
+    "lock_wait": {"type": "raw", "default": 0},
 }
 
 
@@ -59,7 +64,7 @@ RECOVERY_ARG_SPEC: dict[str, dict[str, t.Any]] = {
 OPERATION_ARG_SPEC: dict[str, dict[str, t.Any]] = {
     "wait": {"type": "bool", "default": False},
     "wait_strategy": {"type": "str", "choices": ["watcher", "legacy"]},
-    "timeout": {"type": "str"},
+    "timeout": {"type": "raw"},
     "cleanup_on_fail": {"type": "bool", "default": False},
     "force": {"type": "bool", "default": False},
     "disable_hook": {"type": "bool", "default": False, "aliases": ["disable_hooks"]},
@@ -76,8 +81,33 @@ def argument_spec(**specific: dict[str, t.Any]) -> dict[str, dict[str, t.Any]]:
     return spec
 
 
+class EngineModule(AnsibleModule):
+    """AnsibleModule whose every failure carries ``error.kind``: the argument spec's own
+    rejections (a missing option, a wrong type, a bad choice) become ``invalid_arguments``."""
+
+    def fail_json(self, msg: str, **kwargs: t.Any) -> t.NoReturn:  # type: ignore[override]
+        kwargs.setdefault("error", {"kind": INVALID_ARGUMENTS, "message": msg})
+        kwargs.setdefault("changed", False)
+        super().fail_json(msg=msg, **kwargs)
+
+
+def recovery_policy(params: dict[str, t.Any], timeout: float | None) -> RecoveryPolicy:
+    """The RECOVERY options, validated."""
+    stale = validate.duration_seconds(params.get("stale_pending_after"), "stale_pending_after")
+    lock_wait = validate.duration_seconds(params.get("lock_wait"), "lock_wait", default=0.0, allow_zero=True)
+    return RecoveryPolicy(
+        recover_pending=params.get("recover_pending", True),
+        stale_pending_after=stale,
+        lock_wait=lock_wait or 0.0,
+        operation_timeout=timeout,
+    )
+
+
 class TaskContext:
-    """Resources of one task: redactor, private workspace, the helm client, the kube client."""
+    """Resources of one task: redactor, private workspace, the helm client, the kube client.
+
+    Building it validates every input the modules share (release name, namespace, kubeconfig,
+    context, host, the helm binary) and touches neither helm nor the cluster."""
 
     def __init__(
         self,
@@ -86,22 +116,42 @@ class TaskContext:
         values_params: t.Sequence[str] = (),
         sensitive_paths: t.Sequence[str] = (),
         needs_helm: bool = True,
+        timeout: float | None = None,
     ) -> None:
         self.module = module
+        self.check_mode = bool(module.check_mode)
         self.started = time.monotonic()
         self.redactor = Redactor(sensitive_paths)
-        self.workspace = Workspace()
         self._values_params = values_params
         self._needs_helm = needs_helm
         self._kube: KubeClient | None = None
+        self._helm: HelmClient | None = None
+        self.workspace: Workspace | None = None
+        self._register_secrets(module.params)
+        params = module.params
+        self.name = validate.release_name(params.get("name"))
+        self.namespace = validate.namespace(params.get("namespace"))
+        if params.get("host") is not None:
+            validate.url(params["host"], "host")
+        if params.get("context") is not None:
+            validate.argument(params["context"], "context")
+        if params.get("ca_cert") is not None and not os.path.isfile(params["ca_cert"]):
+            raise EngineError(INVALID_ARGUMENTS, f"ca_cert {params['ca_cert']!r} is not a file.", details={"option": "ca_cert"})
+        self.auth = KubeAuth.from_params(params)
+        self.auth.register_secrets(self.redactor)
+        self.relax_no_log()
+        self.binary = self._helm_binary(params.get("binary_path")) if needs_helm else None
+        self.view = self.auth.view()
+        self.timeout = timeout
+        # The only side effect so far: a private 0700 dir for values and kubeconfig copies.
+        self.workspace = Workspace(getattr(module, "tmpdir", None))
         try:
-            self._setup(module.params)
+            self.kubeconfig = self.auth.effective_kubeconfig(self.workspace, self.view)
         except BaseException:
             self.workspace.close()
             raise
 
-    def _setup(self, params: dict[str, t.Any]) -> None:
-        module = self.module
+    def _register_secrets(self, params: dict[str, t.Any]) -> None:
         for name in self._values_params:
             self.redactor.add_values(params.get(name))
         for item in params.get("set_values") or []:
@@ -111,27 +161,22 @@ class TaskContext:
             if sep and self.redactor.is_sensitive(split_path(key)):
                 # The value alone can surface in a rendered resource (a ConfigMap, an env var).
                 self.redactor.add_secret(value)
-        self.auth = KubeAuth.from_params(params)
-        self.auth.register_secrets(self.redactor)
-        self.relax_no_log()
-        binary = params.get("binary_path") or module.get_bin_path("helm") or "helm"
-        if self._needs_helm and not os.path.exists(binary):
-            raise HelmError(
-                HELM_MISSING,
-                f"helm was not found ({binary if os.path.isabs(binary) else 'not on PATH'}). Install helm 3.13+ or helm 4, or set binary_path.",
-            )
-        self.kubeconfig = self.auth.effective_kubeconfig(self.workspace)
-        self.helm = HelmClient(
-            module.run_command,
-            binary,
-            kubeconfig=self.kubeconfig,
-            context=self.auth.context if not self._kubeconfig_is_generated() else None,
-            redactor=self.redactor,
-            workspace=self.workspace,
-        )
+
+    def _helm_binary(self, binary_path: str | None) -> str:
+        if binary_path is not None:
+            validate.argument(binary_path, "binary_path")
+            binary = os.path.expanduser(binary_path)
+        else:
+            binary = self.module.get_bin_path("helm") or ""
+        if not binary or not os.path.exists(binary):
+            where = repr(binary_path) if binary_path else "not on PATH"
+            raise HelmError(HELM_MISSING, f"helm was not found ({where}). Install helm 3.13+ or helm 4, or set binary_path.")
+        if os.path.isdir(binary) or not os.access(binary, os.X_OK):
+            raise HelmError(HELM_MISSING, f"helm at {binary!r} is not an executable file.")
+        return binary
 
     def _kubeconfig_is_generated(self) -> bool:
-        return bool(self.kubeconfig and self.kubeconfig.startswith(self.workspace.path))
+        return bool(self.kubeconfig and self.workspace and self.kubeconfig.startswith(self.workspace.path))
 
     def relax_no_log(self) -> None:
         """Values and kubeconfig dicts are no_log so the module's syslog line never holds them,
@@ -139,6 +184,20 @@ class TaskContext:
         "nginx", "true"). Keep Ansible's masking for the real secrets only; the rest of each
         tree is redacted structurally by our own code."""
         self.module.no_log_values.intersection_update(self.redactor.secrets | {self.module.params.get("api_key") or ""})
+
+    @property
+    def helm(self) -> HelmClient:
+        if self._helm is None:
+            self._helm = HelmClient(
+                run_process,
+                self.binary or "helm",
+                kubeconfig=self.kubeconfig,
+                context=self.auth.context if not self._kubeconfig_is_generated() else None,
+                redactor=self.redactor,
+                workspace=self.workspace,
+                timeout=self.timeout,
+            )
+        return self._helm
 
     @property
     def kube(self) -> KubeClient:
@@ -167,35 +226,93 @@ class TaskContext:
         return {"module_args": args}
 
     def common_result(self) -> dict[str, t.Any]:
+        """What every module returns, success or failure: its cost and what it ran."""
+        helm = self._helm
         result: dict[str, t.Any] = {
-            "commands": list(self.helm.commands),
-            "helm_processes": self.helm.process_count,
+            "commands": list(helm.commands) if helm else [],
+            "helm_processes": helm.process_count if helm else 0,
+            "kube_requests": self._kube.request_count if self._kube else 0,
             "duration": self.elapsed(),
             "invocation": self.invocation(),
         }
-        if self.helm._version is not None:
-            result["helm_version"] = self.helm._version.raw
+        if helm is not None and helm._version is not None:
+            result["helm_version"] = helm._version.raw
         return result
 
     def close(self) -> None:
-        self.workspace.close()
+        if self.workspace is not None:
+            self.workspace.close()
 
 
-def run_manager(module: AnsibleModule, manager_factory: t.Callable[[TaskContext], t.Any], **context_args: t.Any) -> t.NoReturn:
-    """The one try/except of every module: known failures become fail_json with a stable kind."""
+class Manager:
+    """The phases of every module, in this order: ``validate`` every input (no side effect),
+    ``prepare`` (detect helm, check version-dependent options), then ``execute`` (recover,
+    render, act) and return the result. A rejected input can never follow a change."""
+
+    def __init__(self, context: TaskContext) -> None:
+        self.context = context
+        self.module = context.module
+        self.params = context.module.params
+        self.check_mode = context.check_mode
+
+    def validate(self) -> None:
+        """Module-specific inputs; raise InputError."""
+
+    def prepare(self) -> None:
+        """Work that needs helm but changes nothing."""
+
+    def execute(self) -> dict[str, t.Any]:
+        raise NotImplementedError
+
+    def run(self) -> dict[str, t.Any]:
+        self.validate()
+        self.prepare()
+        return self.execute()
+
+
+def build_result(context: TaskContext, fields: dict[str, t.Any]) -> dict[str, t.Any]:
+    """The one result shape of the modules: their own fields, then the common ones, with
+    ``changed`` false unless the cluster changed."""
+    result = dict(fields)
+    result.setdefault("changed", False)
+    result.update(context.common_result())
+    return result
+
+
+def run_manager(
+    module: AnsibleModule,
+    manager_factory: t.Callable[[TaskContext], Manager],
+    *,
+    timeout_option: str | None = "timeout",
+    **context_args: t.Any,
+) -> t.NoReturn:
+    """The one try/except of every module: known failures become fail_json with a stable kind,
+    anything else ``internal_error`` with the traceback in ``exception``."""
     context = None
     try:
-        context = TaskContext(module, **context_args)
-        result = manager_factory(context).run()
-        result.update(context.common_result())
+        timeout = validate.duration_seconds(module.params.get(timeout_option), timeout_option) if timeout_option else None
+        context = TaskContext(module, timeout=timeout, **context_args)
+        result = build_result(context, manager_factory(context).run())
+        context.close()
         module.exit_json(**result)
-    except HelmError as exc:
+    except EngineError as exc:
         result = exc.to_result()
+        result.setdefault("changed", False)
         if context is not None:
             result.update(context.common_result())
             result["msg"] = context.redactor.redact_text(result["msg"])
-        module.fail_json(**result)
-    finally:
-        if context is not None:
             context.close()
+        module.fail_json(**result)
+    except Exception as exc:  # a defect: say so in one line, keep the traceback for -vvv
+        message = f"internal error: {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+        if context is not None:
+            message = context.redactor.redact_text(message) or message
+            context.close()
+        trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        module.fail_json(
+            msg=message,
+            error={"kind": INTERNAL_ERROR, "message": message},
+            exception=context.redactor.redact_text(trace) if context is not None else trace,
+            changed=False,
+        )
     raise AssertionError("unreachable")  # pragma: no cover

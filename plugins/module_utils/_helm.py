@@ -16,47 +16,68 @@ import json
 import os
 import re
 import shutil
+import signal
+import subprocess
 import tempfile
 import typing as t
 from dataclasses import dataclass, field
 
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import (
+    CHART_INVALID,
+    CHART_NOT_FOUND,
+    CLUSTER_UNREACHABLE,
+    FORBIDDEN,
+    HELM_FAILED,
+    HELM_MISSING,
+    HELM_OUTPUT,
+    HELM_UNSUPPORTED,
+    HOOK_FAILED,
+    INVALID_VALUES,
+    REGISTRY_UNREACHABLE,
+    RELEASE_LOCKED,
+    RELEASE_NOT_FOUND,
+    RENDER_FAILED,
+    RESOURCE_CONFLICT,
+    TIMEOUT,
+    UNAUTHORIZED,
+    HelmError,
+)
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import Redactor
-
-# Stable error kinds. Playbooks and the role match on these; never rename one.
-CLUSTER_UNREACHABLE = "cluster_unreachable"
-UNAUTHORIZED = "unauthorized"
-FORBIDDEN = "forbidden"
-CHART_NOT_FOUND = "chart_not_found"
-INVALID_VALUES = "invalid_values"
-INVALID_ARGUMENTS = "invalid_arguments"
-RENDER_FAILED = "render_failed"
-RELEASE_LOCKED = "release_locked"
-RELEASE_NOT_FOUND = "release_not_found"
-REVISION_NOT_FOUND = "revision_not_found"
-TIMEOUT = "timeout"
-HOOK_FAILED = "hook_failed"
-RESOURCE_CONFLICT = "resource_conflict"
-HELM_MISSING = "helm_missing"
-HELM_UNSUPPORTED = "helm_unsupported"
-HELM_FAILED = "helm_failed"
-HELM_OUTPUT = "helm_output_invalid"
-MISSING_DEPENDENCY = "missing_dependency"
-KUBERNETES_API = "kubernetes_api_error"
 
 # Oldest helm 3 with --dry-run=server and -o json on upgrade.
 MIN_HELM3 = (3, 13, 0)
 
+# helm's --timeout bounds each Kubernetes operation (pre hooks, the wait, post hooks), not the
+# whole command (helm docs: "time to wait for any individual Kubernetes operation"). A helm
+# process may therefore legitimately run about three timeouts; past that, plus a margin, it
+# is hung, and is ended: SIGTERM first (helm marks the release failed), SIGKILL after a grace.
+DEFAULT_HELM_TIMEOUT = 300.0  # helm's own --timeout default
+DEADLINE_FACTOR = 3
+DEADLINE_MARGIN = 30.0
+VERSION_DEADLINE = 20.0  # `helm version` touches neither network nor cluster
+TERM_GRACE = 10.0
+
 # Ordered: the first pattern that matches names the kind. Specific causes come before the
-# generic symptoms they produce (a failed hook often ends in a deadline too).
+# generic symptoms they produce (a failed hook often ends in a deadline too; a chart registry
+# that cannot be reached says "dial tcp" like an unreachable cluster).
 _ERROR_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     (RELEASE_LOCKED, re.compile(r"another operation \(install/upgrade/rollback\) is in progress", re.I)),
     (HOOK_FAILED, re.compile(r"(pre|post)-(install|upgrade|rollback|delete) hooks? failed|hook execution failed|failed (pre|post)-\w+|job .* failed|BackoffLimitExceeded|DeadlineExceeded.*job", re.I)),
-    (UNAUTHORIZED, re.compile(r"\bUnauthorized\b|must be logged in|provide credentials|invalid bearer token|x509: certificate signed by unknown authority|tls: failed to verify certificate", re.I)),
+    (REGISTRY_UNREACHABLE, re.compile(
+        r"is not a valid chart repository or cannot be reached|failed to do request: \w+ \"[^\"]*\"|"
+        r"(Get|Head|Post) \"[^\"]*(/v2/|index\.yaml|\.tgz)[^\"]*\": (dial tcp|.*connection refused|.*no such host|.*i/o timeout|.*tls:|.*x509)",
+        re.I)),
+    (CHART_INVALID, re.compile(
+        r"cannot load Chart\.yaml|Chart\.yaml file is missing|validation: chart\.metadata|chart\.metadata\.\w+ is required|"
+        r"apiVersion is required in Chart\.yaml|chart metadata \(Chart\.yaml\) missing|invalid chart \(|"
+        r"found in Chart\.yaml, but missing in charts/ directory|cannot load values\.yaml|values\.schema\.json.*(invalid|unmarshal)",
+        re.I)),
+    (UNAUTHORIZED, re.compile(r"\bUnauthorized\b|must be logged in|provide credentials|invalid bearer token|x509: certificate signed by unknown authority|tls: failed to verify certificate|invalid username/password|authentication required|basic credential not found", re.I)),
     (FORBIDDEN, re.compile(r"\bis forbidden\b|\bforbidden:|\(Forbidden\)", re.I)),
-    (CLUSTER_UNREACHABLE, re.compile(r"Kubernetes cluster unreachable|connection refused|no such host|dial tcp|i/o timeout|connect: network is unreachable|no route to host|the server could not find the requested resource \(get namespaces\)|EOF$", re.I | re.M)),
-    (CHART_NOT_FOUND, re.compile(r"chart .*not found|failed to download|no chart (name|version) found|path \".*\" not found|repo .* not found|not a valid chart repository|could not find protocol handler|Chart\.yaml file is missing|no such file or directory.*(chart|\.tgz)|not found.*manifest|unable to locate chart|401 Unauthorized.*oci", re.I)),
-    (RENDER_FAILED, re.compile(r"parse error at|template: .*: (executing|function)|execution error at|YAML parse error|unable to build kubernetes objects|error validating data|error validating \"\"|field not declared in schema|unknown field|executing \".*\" at <|can't evaluate field|nil pointer evaluating", re.I)),
-    (INVALID_VALUES, re.compile(r"values don't meet the specifications of the schema|failed parsing --set|error converting YAML to JSON|cannot unmarshal|failed to parse .*values|key .* has no value|unable to parse .*values|error reading .*values", re.I)),
+    (CLUSTER_UNREACHABLE, re.compile(r"Kubernetes cluster unreachable|connection refused|no such host|dial tcp|i/o timeout|connect: network is unreachable|no route to host|the server could not find the requested resource \(get namespaces\)|unsupported protocol scheme|the server has asked for the client to provide credentials|http: server gave HTTP response to HTTPS client|connection reset by peer", re.I)),
+    (CHART_NOT_FOUND, re.compile(r"chart .*not found|failed to download|no chart (name|version) found|path \".*\" not found|repo .* not found|could not find protocol handler|no such file or directory.*(chart|\.tgz)|not found.*manifest|unable to locate chart|: not found$|manifest unknown|name unknown|invalid_reference|no matching version", re.I | re.M)),
+    (RENDER_FAILED, re.compile(r"parse error at|template: .*: (executing|function)|execution error at|YAML parse error|unable to build kubernetes objects|error validating data|error validating \"\"|field not declared in schema|unknown field|executing \".*\" at <|can't evaluate field|nil pointer evaluating|unable to decode \"\"|error converting YAML to JSON.*templates/|function \".*\" not defined", re.I)),
+    (INVALID_VALUES, re.compile(r"values don't meet the specifications of the schema|failed parsing --set|failed parsing --set-\w+|error converting YAML to JSON|cannot unmarshal|failed to parse .*values|key .* has no value|unable to parse .*values|error reading .*values|at '/[^']*': (got|want)|jsonschema|schema\(s\)", re.I)),
     (RESOURCE_CONFLICT, re.compile(r"rendered manifests contain a resource that already exists|invalid ownership metadata|Apply failed with \d+ conflicts?|conflict(s)? with \"|the object has been modified|field is immutable|already exists", re.I)),
     (TIMEOUT, re.compile(r"context deadline exceeded|timed out waiting for the condition|\btimeout\b|deadline exceeded", re.I)),
     (RELEASE_NOT_FOUND, re.compile(r"release: not found|has no deployed releases|release .* not found", re.I)),
@@ -69,45 +90,6 @@ def classify_error(stderr: str, default: str = HELM_FAILED) -> str:
         if pattern.search(stderr or ""):
             return kind
     return default
-
-
-class HelmError(Exception):
-    """A failure the modules report as ``msg`` plus an ``error`` dict with a stable ``kind``."""
-
-    def __init__(
-        self,
-        kind: str,
-        msg: str,
-        *,
-        command: list[str] | None = None,
-        rc: int | None = None,
-        stdout: str | None = None,
-        stderr: str | None = None,
-        details: dict[str, t.Any] | None = None,
-    ) -> None:
-        super().__init__(msg)
-        self.kind = kind
-        self.msg = msg
-        self.command = command
-        self.rc = rc
-        self.stdout = stdout
-        self.stderr = stderr
-        self.details = details or {}
-        # Top-level result keys (the release state a failure left, ``changed``).
-        self.extra: dict[str, t.Any] = {}
-
-    def to_result(self) -> dict[str, t.Any]:
-        error: dict[str, t.Any] = {"kind": self.kind, "message": self.msg}
-        if self.rc is not None:
-            error["rc"] = self.rc
-        if self.stderr:
-            error["stderr"] = self.stderr
-        if self.command:
-            error["command"] = " ".join(self.command)
-        error.update(self.details)
-        result = {"msg": self.msg, "error": error}
-        result.update(self.extra)
-        return result
 
 
 @dataclass(frozen=True)
@@ -139,8 +121,10 @@ class HelmVersion:
 class Workspace:
     """A private temp dir for values files and kubeconfigs; files are 0600 and removed on close."""
 
-    def __init__(self) -> None:
-        self.path = tempfile.mkdtemp(prefix="helm-engine-")
+    def __init__(self, parent: str | None = None) -> None:
+        # Under the task's own temp dir when Ansible gives one, so nothing is left in a
+        # shared /tmp and concurrent tasks never see each other's files.
+        self.path = tempfile.mkdtemp(prefix="helm-engine-", dir=parent)
         os.chmod(self.path, 0o700)
         self._counter = 0
 
@@ -178,7 +162,8 @@ class SetValue:
     }
 
     def argv(self) -> list[str]:
-        return [self.FLAGS[self.value_type], self.value]
+        # One argument, flag=value: a value that starts with '-' can never be read as a flag.
+        return [f"{self.FLAGS[self.value_type]}={self.value}"]
 
 
 @dataclass
@@ -187,18 +172,27 @@ class ChartSource:
     repo_url: str | None = None
     version: str | None = None
     dependency_update: bool = False
+    plain_http: bool = False
+    insecure_skip_tls_verify: bool = False
 
     def is_local(self) -> bool:
         return self.ref.startswith(("/", "./", "../", "~")) or os.path.exists(self.ref)
 
-    def argv(self) -> list[str]:
-        argv = [os.path.expanduser(self.ref) if self.is_local() else self.ref]
+    def positional(self) -> str:
+        return os.path.expanduser(self.ref) if self.is_local() else self.ref
+
+    def flags(self) -> list[str]:
+        argv = []
         if self.repo_url:
-            argv += ["--repo", self.repo_url]
+            argv.append(f"--repo={self.repo_url}")
         if self.version:
-            argv += ["--version", self.version]
+            argv.append(f"--version={self.version}")
         if self.dependency_update:
             argv.append("--dependency-update")
+        if self.plain_http:
+            argv.append("--plain-http")
+        if self.insecure_skip_tls_verify:
+            argv.append("--insecure-skip-tls-verify")
         return argv
 
 
@@ -221,15 +215,19 @@ class DeploySpec:
     atomic: bool = False
     history_max: int | None = None
     skip_crds: bool = False
+    skip_schema_validation: bool = False
     disable_hooks: bool = False
     force: bool = False
     reset_values: bool = True
     reuse_values: bool = False
+    reset_then_reuse_values: bool = False
     cleanup_on_fail: bool = False
     description: str | None = None
     server_side: str | None = None
     force_conflicts: bool = False
     take_ownership: bool = False
+    post_renderer: str | None = None
+    post_renderer_args: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -264,28 +262,100 @@ class HelmResult:
     stderr: str
 
 
-RunCommand = t.Callable[..., t.Tuple[int, str, str]]
+# (argv, deadline=seconds) -> (rc, stdout, stderr); raises HelmError(TIMEOUT) past the deadline.
+Runner = t.Callable[..., t.Tuple[int, str, str]]
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """helm gets SIGTERM if the module process dies (SIGKILL from a task timeout included), so
+    no helm outlives its task. Linux only; elsewhere the deadline still bounds it."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+def run_process(argv: list[str], *, deadline: float, grace: float = TERM_GRACE) -> tuple[int, str, str]:
+    """Runs argv with no shell and no stdin, bounded by ``deadline`` seconds.
+
+    Past the deadline its whole process group gets SIGTERM (helm then records the release as
+    failed itself), and SIGKILL ``grace`` seconds later. A SIGTERM/SIGINT to this process is
+    passed on to helm the same way before this process ends."""
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+    except OSError as exc:
+        raise HelmError(HELM_MISSING, f"Could not run {argv[0]}: {exc.strerror or exc}.") from exc
+
+    def stop(signum: int, _frame: t.Any) -> None:
+        _terminate(proc, grace)
+        raise SystemExit(128 + signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        try:
+            out, err = proc.communicate(timeout=deadline)
+        except subprocess.TimeoutExpired:
+            out, err = _terminate(proc, grace)
+            raise HelmError(
+                TIMEOUT,
+                f"helm did not finish within {deadline:.0f}s and was stopped (SIGTERM, then SIGKILL after {grace:.0f}s).",
+                stderr=(err or b"").decode("utf-8", "replace")[-4000:],
+                details={"deadline_seconds": deadline},
+            ) from None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+
+
+def _terminate(proc: subprocess.Popen, grace: float) -> tuple[bytes, bytes]:
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, None)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            return proc.communicate(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+    return b"", b""  # pragma: no cover - communicate() without a timeout returns
+
+
+def deadline_for(timeout: float | None) -> float:
+    """How long one helm process may run, from the task's timeout (see DEADLINE_FACTOR)."""
+    return (timeout or DEFAULT_HELM_TIMEOUT) * DEADLINE_FACTOR + DEADLINE_MARGIN
 
 
 class HelmClient:
-    """Runs helm for one task. ``run_command`` is AnsibleModule.run_command (or a fake in tests)."""
+    """Runs helm for one task. ``runner`` is ``run_process`` (or a fake in tests)."""
 
     def __init__(
         self,
-        run_command: RunCommand,
+        runner: Runner,
         binary: str,
         *,
         kubeconfig: str | None = None,
         context: str | None = None,
         redactor: Redactor | None = None,
         workspace: Workspace | None = None,
+        timeout: float | None = None,
     ) -> None:
-        self._run_command = run_command
+        self._runner = runner
         self.binary = binary
         self.kubeconfig = kubeconfig
         self.context = context
         self.redactor = redactor or Redactor()
         self.workspace = workspace
+        self.deadline = deadline_for(timeout)
         self._version: HelmVersion | None = None
         self._values_paths: dict[str, str] = {}
         self.commands: list[str] = []
@@ -296,22 +366,36 @@ class HelmClient:
     def _global_args(self, namespace: str | None) -> list[str]:
         argv: list[str] = []
         if namespace:
-            argv += ["--namespace", namespace]
+            argv.append(f"--namespace={namespace}")
         if self.kubeconfig:
-            argv += ["--kubeconfig", self.kubeconfig]
+            argv.append(f"--kubeconfig={self.kubeconfig}")
         if self.context:
-            argv += ["--kube-context", self.context]
+            argv.append(f"--kube-context={self.context}")
         return argv
 
-    def run(self, args: list[str], *, namespace: str | None = None) -> HelmResult:
+    def argv(self, args: list[str], positionals: t.Sequence[str] = (), *, namespace: str | None = None) -> list[str]:
+        """The full argv: flags first, then ``--`` and the positional arguments, so a release
+        name or chart ref can never be read as a flag."""
         argv = [self.binary] + args + self._global_args(namespace)
+        if positionals:
+            argv += ["--", *positionals]
+        return argv
+
+    def run(self, args: list[str], positionals: t.Sequence[str] = (), *, namespace: str | None = None,
+            deadline: float | None = None) -> HelmResult:
+        argv = self.argv(args, positionals, namespace=namespace)
         shown = self.redactor.redact_argv(argv)
         self.commands.append(" ".join(shown))
         self.process_count += 1
         try:
-            rc, out, err = self._run_command(argv, expand_user_and_vars=False)
-        except OSError as exc:  # the binary vanished between detection and use
-            raise HelmError(HELM_MISSING, f"Could not run helm ({self.binary}): {exc}") from exc
+            rc, out, err = self._runner(argv, deadline=deadline or self.deadline)
+        except HelmError as exc:
+            exc.command = shown
+            if exc.stderr:
+                exc.stderr = self.redactor.redact_text(exc.stderr)
+            raise
+        except OSError as exc:  # the binary vanished or is not executable
+            raise HelmError(HELM_MISSING, f"Could not run helm ({self.binary}): {exc.strerror or exc}.") from exc
         result = HelmResult(argv=shown, rc=rc, stdout=out, stderr=err)
         if rc != 0:
             raise self.error_from(result)
@@ -323,24 +407,24 @@ class HelmClient:
         lines = [line for line in stderr.splitlines() if line.strip()]
         # helm 4 logs "level=WARN ..." lines before the one that says what failed.
         index = next((i for i, line in enumerate(lines) if line.startswith("Error:")), 0)
-        first_line = re.sub(r"^Error:\s*", "", lines[index]) if lines else "helm failed"
+        first_line = re.sub(r"^Error:\s*", "", lines[index]) if lines else f"helm failed with exit code {result.rc} and no message"
         # helm 4 puts a template error's location on the Error line and the cause indented below.
         if index + 1 < len(lines) and lines[index + 1][:1] in (" ", "\t"):
             first_line = f"{first_line}: {lines[index + 1].strip()}"
         return HelmError(kind, first_line, command=result.argv, rc=result.rc, stderr=stderr)
 
-    def run_json(self, args: list[str], *, namespace: str | None = None) -> t.Any:
-        result = self.run(args + ["--output", "json"], namespace=namespace)
+    def run_json(self, args: list[str], positionals: t.Sequence[str] = (), *, namespace: str | None = None) -> t.Any:
+        result = self.run(args + ["--output=json"], positionals, namespace=namespace)
         try:
             return json.loads(_json_document(result.stdout))
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise HelmError(
                 HELM_OUTPUT,
-                f"helm printed output that is not JSON: {exc}",
+                f"helm printed output that could not be read as JSON: {str(exc)[:200]}",
                 command=result.argv,
                 rc=result.rc,
                 stderr=self.redactor.redact_text(result.stderr),
-            ) from exc
+            ) from None
 
     # ---- version -------------------------------------------------------------------------
 
@@ -348,7 +432,7 @@ class HelmClient:
     def version(self) -> HelmVersion:
         """Detected once per client (one task): every flag choice below reads it."""
         if self._version is None:
-            result = self.run(["version", "--template", "{{.Version}}"])
+            result = self.run(["version", "--template={{.Version}}"], deadline=VERSION_DEADLINE)
             version = HelmVersion.parse(result.stdout)
             version.check_supported()
             self._version = version
@@ -358,6 +442,11 @@ class HelmClient:
     def major(self) -> int:
         return self.version.major
 
+    def require_helm4(self, option: str) -> None:
+        """Version-dependent options are checked right after detection, before any change."""
+        if self.major < 4:
+            raise HelmError(HELM_UNSUPPORTED, f"{option} needs helm 4; this is helm {self.version.raw}.")
+
     # ---- argv builders: the only place helm flags are chosen ------------------------------
 
     def _values_file(self, values: dict[str, t.Any]) -> str:
@@ -366,7 +455,7 @@ class HelmClient:
         content = json.dumps(values, sort_keys=True)
         if content not in self._values_paths:
             if self.workspace is None:
-                raise HelmError(INVALID_ARGUMENTS, "values need a workspace for their temp file")
+                raise HelmError(HELM_FAILED, "values need a workspace for their temp file")
             self._values_paths[content] = self.workspace.write_private("values.json", content)
         return self._values_paths[content]
 
@@ -377,59 +466,66 @@ class HelmClient:
             return [f"--wait={wait_strategy or 'watcher'}"]
         return ["--wait"]
 
-    def upgrade_argv(self, spec: DeploySpec, *, dry_run: bool) -> list[str]:
-        argv = ["upgrade", spec.release] + spec.chart.argv() + ["--install"]
+    def upgrade_argv(self, spec: DeploySpec, *, dry_run: bool) -> tuple[list[str], list[str]]:
+        """(flags, positionals) of ``helm upgrade --install``."""
+        argv = ["upgrade", "--install"] + spec.chart.flags()
         for path in spec.values_files:
-            argv += ["--values", path]
+            argv.append(f"--values={path}")
         if spec.values:
-            argv += ["--values", self._values_file(spec.values)]
+            argv.append(f"--values={self._values_file(spec.values)}")
         for item in spec.set_values:
             argv += item.argv()
         if spec.create_namespace:
             argv.append("--create-namespace")
         if spec.reuse_values:
             argv.append("--reuse-values")
+        elif spec.reset_then_reuse_values:
+            argv.append("--reset-then-reuse-values")
         elif spec.reset_values:
             argv.append("--reset-values")
         if spec.skip_crds:
             argv.append("--skip-crds")
+        if spec.skip_schema_validation:
+            argv.append("--skip-schema-validation")
         if spec.disable_hooks:
             argv.append("--no-hooks")
         if spec.description:
-            argv += ["--description", spec.description]
+            argv.append(f"--description={spec.description}")
         if spec.history_max is not None:
-            argv += ["--history-max", str(spec.history_max)]
+            argv.append(f"--history-max={spec.history_max}")
         if spec.take_ownership:
             argv.append("--take-ownership")
+        if spec.post_renderer:
+            argv.append(f"--post-renderer={spec.post_renderer}")
+            argv += [f"--post-renderer-args={a}" for a in spec.post_renderer_args]
         argv += self._wait_args(spec.wait or spec.atomic, spec.wait_strategy)
         if spec.wait_for_jobs and (spec.wait or spec.atomic):
             argv.append("--wait-for-jobs")
         if spec.timeout:
-            argv += ["--timeout", spec.timeout]
+            argv.append(f"--timeout={spec.timeout}")
         if spec.atomic:
             argv.append("--rollback-on-failure" if self.major >= 4 else "--atomic")
         if spec.cleanup_on_fail:
             argv.append("--cleanup-on-fail")
         if spec.force:
             argv.append("--force-replace" if self.major >= 4 else "--force")
-        if self.major >= 4:
+        if spec.server_side is not None or spec.force_conflicts:
+            self.require_helm4("server_side and force_conflicts")
             if spec.server_side is not None:
                 argv.append(f"--server-side={spec.server_side}")
             if spec.force_conflicts:
                 argv.append("--force-conflicts")
-        elif spec.server_side not in (None, "false") or spec.force_conflicts:
-            raise HelmError(HELM_UNSUPPORTED, "server_side and force_conflicts need helm 4; this is helm " + self.version.raw)
         if dry_run:
             # The only difference from the real run. Server-side, so that lookup() and the
             # API capabilities match what the real run will see.
             argv.append("--dry-run=server")
-        return argv
+        return argv, [spec.release, spec.chart.positional()]
 
-    def rollback_argv(self, spec: RollbackSpec) -> list[str]:
-        argv = ["rollback", spec.release, str(spec.revision)]
+    def rollback_argv(self, spec: RollbackSpec) -> tuple[list[str], list[str]]:
+        argv = ["rollback"]
         argv += self._wait_args(spec.wait, spec.wait_strategy)
         if spec.timeout:
-            argv += ["--timeout", spec.timeout]
+            argv.append(f"--timeout={spec.timeout}")
         if spec.cleanup_on_fail:
             argv.append("--cleanup-on-fail")
         if spec.force:
@@ -437,35 +533,58 @@ class HelmClient:
         if spec.disable_hooks:
             argv.append("--no-hooks")
         if spec.history_max is not None:
-            argv += ["--history-max", str(spec.history_max)]
-        return argv
+            argv.append(f"--history-max={spec.history_max}")
+        return argv, [spec.release, str(spec.revision)]
 
-    def uninstall_argv(self, spec: UninstallSpec) -> list[str]:
-        argv = ["uninstall", spec.release]
+    def uninstall_argv(self, spec: UninstallSpec) -> tuple[list[str], list[str]]:
+        argv = ["uninstall"]
         if spec.wait:
             argv.append("--wait")
         if spec.timeout:
-            argv += ["--timeout", spec.timeout]
+            argv.append(f"--timeout={spec.timeout}")
         if spec.keep_history:
             argv.append("--keep-history")
         if spec.disable_hooks:
             argv.append("--no-hooks")
-        return argv
+        return argv, [spec.release]
 
     # ---- operations -----------------------------------------------------------------------
 
     def render(self, spec: DeploySpec) -> dict[str, t.Any]:
         """The release this spec would produce, rendered by the server without persisting."""
-        return self.run_json(self.upgrade_argv(spec, dry_run=True), namespace=spec.namespace)
+        flags, positionals = self.upgrade_argv(spec, dry_run=True)
+        return _release_document(self.run_json(flags, positionals, namespace=spec.namespace), self.commands[-1])
 
     def upgrade(self, spec: DeploySpec) -> dict[str, t.Any]:
-        return self.run_json(self.upgrade_argv(spec, dry_run=False), namespace=spec.namespace)
+        flags, positionals = self.upgrade_argv(spec, dry_run=False)
+        return _release_document(self.run_json(flags, positionals, namespace=spec.namespace), self.commands[-1])
+
+    def repo_update(self) -> None:
+        """Refreshes the local repository indexes (kubernetes.core's update_repo_cache). Only
+        helm's cache on this host changes; with no repository configured there is nothing to do."""
+        try:
+            self.run(["repo", "update"])
+        except HelmError as exc:
+            if "no repositories" not in (exc.stderr or "").lower():
+                raise
 
     def rollback(self, spec: RollbackSpec) -> HelmResult:
-        return self.run(self.rollback_argv(spec), namespace=spec.namespace)
+        flags, positionals = self.rollback_argv(spec)
+        return self.run(flags, positionals, namespace=spec.namespace)
 
     def uninstall(self, spec: UninstallSpec) -> HelmResult:
-        return self.run(self.uninstall_argv(spec), namespace=spec.namespace)
+        flags, positionals = self.uninstall_argv(spec)
+        return self.run(flags, positionals, namespace=spec.namespace)
+
+
+def _release_document(document: t.Any, command: str) -> dict[str, t.Any]:
+    """helm's JSON for a release must at least name it and carry a revision and a manifest;
+    anything else (``{}``, a list) would be mistaken for a release with nothing in it."""
+    if not isinstance(document, dict) or not document.get("name") or not str(document.get("version", "")).isdigit() \
+            or not isinstance(document.get("info"), dict):
+        raise HelmError(HELM_OUTPUT, f"helm printed JSON that is not a release (keys: {sorted(document)[:10] if isinstance(document, dict) else type(document).__name__}).",
+                        command=[command])
+    return document
 
 
 def _json_document(stdout: str) -> str:

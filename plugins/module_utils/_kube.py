@@ -15,18 +15,23 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import typing as t
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from urllib.parse import quote
 
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import (
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import (
     CLUSTER_UNREACHABLE,
     FORBIDDEN,
     INVALID_ARGUMENTS,
+    KUBECONFIG_INVALID,
     KUBERNETES_API,
     MISSING_DEPENDENCY,
+    RELEASE_NOT_FOUND,
+    TIMEOUT,
     UNAUTHORIZED,
-    HelmError,
-    Workspace,
+    InputError,
+    KubeError,
 )
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import Redactor
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import (
@@ -35,6 +40,9 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release impor
     encode_storage,
     storage_secret_name,
 )
+
+if t.TYPE_CHECKING:
+    from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import Workspace
 
 try:
     import yaml
@@ -45,6 +53,103 @@ except ImportError:  # pragma: no cover - ansible-core depends on PyYAML
 
 RELEASE_SECRET_TYPE = "helm.sh/release.v1"
 _KUBECONFIG_SECRET_KEYS = ("token", "client-key-data", "password", "id-token", "refresh-token", "client-secret")
+# Paths in a kubeconfig are relative to the file that holds them (kubectl's rule); a merged
+# copy written elsewhere must carry them absolute.
+_RELATIVE_PATH_KEYS = {"clusters": ("certificate-authority",), "users": ("client-certificate", "client-key", "tokenFile")}
+_KUBECONFIG_MAX_BYTES = 4 * 1024 * 1024
+# A label value (the selector's right-hand side must be one, or it reshapes the selector).
+_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+
+
+def path_segment(value: str) -> str:
+    """One URL path segment: '/', '..', '#', '?' in a name can never reshape the request."""
+    if value in ("", ".", ".."):
+        raise InputError(f"{value!r} cannot be used as a name in an API path.")
+    return quote(value, safe="")
+
+
+@dataclass
+class KubeconfigView:
+    """The kubeconfig as kubectl would see it: every file merged, first definition wins."""
+
+    config: dict[str, t.Any] | None
+    sources: list[str] = field(default_factory=list)
+
+    @property
+    def contexts(self) -> dict[str, dict[str, t.Any]]:
+        return {c["name"]: c.get("context") or {} for c in (self.config or {}).get("contexts") or []}
+
+
+def _read_kubeconfig(path: str) -> dict[str, t.Any]:
+    shown = repr(path)
+    if os.path.isdir(path):
+        raise InputError(f"kubeconfig {shown} is a directory, not a file.", kind=KUBECONFIG_INVALID, option="kubeconfig")
+    try:
+        if os.path.getsize(path) > _KUBECONFIG_MAX_BYTES:
+            raise InputError(f"kubeconfig {shown} is larger than 4 MiB.", kind=KUBECONFIG_INVALID, option="kubeconfig")
+        with open(path, encoding="utf-8") as handle:
+            loaded = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except OSError as exc:
+        raise InputError(f"kubeconfig {shown} cannot be read: {exc.strerror or exc}.", kind=KUBECONFIG_INVALID, option="kubeconfig") from None
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" (line {where.line + 1})" if where is not None else ""
+        raise InputError(f"kubeconfig {shown} is not valid YAML{at}.", kind=KUBECONFIG_INVALID, option="kubeconfig") from None
+    if loaded is None:
+        loaded = {}
+    _check_shape(loaded, shown)
+    base = os.path.dirname(os.path.abspath(path))
+    for section, keys in _RELATIVE_PATH_KEYS.items():
+        inner = section[:-1]
+        for entry in loaded.get(section) or []:
+            body = entry.get(inner) or {}
+            for key in keys:
+                value = body.get(key)
+                if isinstance(value, str) and value and not os.path.isabs(value):
+                    body[key] = os.path.join(base, os.path.expanduser(value))
+    return loaded
+
+
+def _check_shape(config: t.Any, shown: str) -> None:
+    """The structure kubectl and helm expect; anything else fails here with a readable message
+    instead of a traceback deep in a client library."""
+    def bad(what: str) -> t.NoReturn:
+        raise InputError(f"kubeconfig {shown}: {what}.", kind=KUBECONFIG_INVALID, option="kubeconfig")
+
+    if not isinstance(config, dict):
+        bad(f"the document is a {type(config).__name__}, not a mapping")
+    for section in ("clusters", "users", "contexts"):
+        entries = config.get(section)
+        if entries is None:
+            continue
+        if not isinstance(entries, list):
+            bad(f"'{section}' is a {type(entries).__name__}, not a list")
+        inner = section[:-1]
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry["name"]:
+                bad(f"{section}[{index}] has no name")
+            body = entry.get(inner)
+            if body is not None and not isinstance(body, dict):
+                bad(f"{section}[{index}] ({entry['name']}): '{inner}' is a {type(body).__name__}, not a mapping")
+    current = config.get("current-context")
+    if current is not None and not isinstance(current, str):
+        bad("'current-context' is not a string")
+
+
+def merge_kubeconfigs(configs: t.Sequence[dict[str, t.Any]]) -> dict[str, t.Any]:
+    """kubectl's merge: named entries from the first file that defines them, the first
+    current-context that is set."""
+    merged: dict[str, t.Any] = {"apiVersion": "v1", "kind": "Config", "clusters": [], "users": [], "contexts": []}
+    for config in configs:
+        for section in ("clusters", "users", "contexts"):
+            known = {e["name"] for e in merged[section]}
+            merged[section] += [e for e in config.get(section) or [] if e["name"] not in known]
+        if not merged.get("current-context") and config.get("current-context"):
+            merged["current-context"] = config["current-context"]
+        for key in ("preferences", "extensions"):
+            if key in config and key not in merged:
+                merged[key] = config[key]
+    return merged
 
 
 @dataclass
@@ -60,8 +165,17 @@ class KubeAuth:
 
     @classmethod
     def from_params(cls, params: dict[str, t.Any]) -> KubeAuth:
+        kubeconfig = params.get("kubeconfig")
+        if kubeconfig is not None and not isinstance(kubeconfig, (str, dict)):
+            raise InputError(
+                f"kubeconfig must be a path or a dictionary, got a {type(kubeconfig).__name__}; "
+                "to merge several files, give one path or set KUBECONFIG=a:b.",
+                option="kubeconfig",
+            )
+        if isinstance(kubeconfig, str) and not kubeconfig.strip():
+            raise InputError("kubeconfig is an empty string; leave it unset to use KUBECONFIG or ~/.kube/config.", option="kubeconfig")
         return cls(
-            kubeconfig=params.get("kubeconfig"),
+            kubeconfig=kubeconfig,
             context=params.get("context"),
             host=params.get("host"),
             api_key=params.get("api_key"),
@@ -73,37 +187,76 @@ class KubeAuth:
         redactor.add_secret(self.api_key)
         if isinstance(self.kubeconfig, dict):
             for user in self.kubeconfig.get("users") or []:
-                for key in _KUBECONFIG_SECRET_KEYS:
-                    redactor.add_secret((user.get("user") or {}).get(key))
+                if isinstance(user, dict) and isinstance(user.get("user"), dict):
+                    for key in _KUBECONFIG_SECRET_KEYS:
+                        redactor.add_secret(user["user"].get(key))
 
     def _needs_override(self) -> bool:
         return isinstance(self.kubeconfig, dict) or any(
             v is not None for v in (self.host, self.api_key, self.ca_cert)
         ) or self.validate_certs is False
 
-    def effective_kubeconfig(self, workspace: Workspace) -> str | None:
-        """The kubeconfig path helm and the client both use; None means their defaults
-        (KUBECONFIG, ~/.kube/config, or the in-cluster service account)."""
+    def _source_paths(self) -> list[str]:
         if isinstance(self.kubeconfig, str):
             path = os.path.expanduser(self.kubeconfig)
             if not os.path.exists(path):
-                raise HelmError(INVALID_ARGUMENTS, f"kubeconfig {self.kubeconfig!r} does not exist.")
-        if not self._needs_override():
-            return os.path.expanduser(self.kubeconfig) if isinstance(self.kubeconfig, str) else None
-        config = self._base_config()
+                raise InputError(f"kubeconfig {self.kubeconfig!r} does not exist.", kind=KUBECONFIG_INVALID, option="kubeconfig")
+            return [path]
+        if self.kubeconfig is not None:
+            return []
+        env = os.environ.get("KUBECONFIG")
+        if env:
+            # kubectl and helm skip entries that do not exist.
+            return [os.path.expanduser(p) for p in env.split(os.pathsep) if p and os.path.exists(os.path.expanduser(p))]
+        default = os.path.expanduser("~/.kube/config")
+        return [default] if os.path.exists(default) else []
+
+    def view(self) -> KubeconfigView:
+        """Reads and checks the kubeconfig (no request is made): shape, context, server."""
+        if isinstance(self.kubeconfig, dict):
+            config = json.loads(json.dumps(self.kubeconfig, default=str))
+            _check_shape(config, "(inline)")
+            view = KubeconfigView(config)
+        else:
+            paths = self._source_paths()
+            configs = [_read_kubeconfig(p) for p in paths]
+            view = KubeconfigView(merge_kubeconfigs(configs) if configs else None, paths)
+        if view.config is not None:
+            contexts = view.contexts
+            name = self.context or view.config.get("current-context")
+            if self.context and self.context not in contexts:
+                known = ", ".join(sorted(contexts)[:20]) or "none"
+                raise InputError(f"context {self.context!r} is not in the kubeconfig (contexts: {known}).", option="context")
+            if not self.host:
+                if not name:
+                    raise InputError("the kubeconfig sets no current-context; set context or host.", kind=KUBECONFIG_INVALID, option="context")
+                if name:
+                    cluster = contexts.get(name, {}).get("cluster")
+                    servers = {c["name"]: (c.get("cluster") or {}).get("server") for c in view.config.get("clusters") or []}
+                    if not servers.get(cluster):
+                        raise InputError(
+                            f"context {name!r} names cluster {cluster!r}, which the kubeconfig does not define with a server.",
+                            kind=KUBECONFIG_INVALID, option="context",
+                        )
+        elif not self.host and not os.environ.get("KUBERNETES_SERVICE_HOST"):
+            raise InputError(
+                "No kubeconfig found: set kubeconfig (or K8S_AUTH_KUBECONFIG), KUBECONFIG, or create ~/.kube/config.",
+                kind=KUBECONFIG_INVALID, option="kubeconfig",
+            )
+        return view
+
+    def effective_kubeconfig(self, workspace: Workspace, view: KubeconfigView | None = None) -> str | None:
+        """The kubeconfig path helm and the client both use; None means in-cluster. The user's
+        file is used as is when it alone is the view; a merge or an override is written to a
+        0600 temp file, so helm and the client can never see different clusters."""
+        view = view or self.view()
+        if not self._needs_override() and len(view.sources) == 1:
+            return view.sources[0]
+        if view.config is None and not self._needs_override():
+            return None
+        config = view.config or {}
         self._apply_overrides(config)
         return workspace.write_private("kubeconfig", json.dumps(config))
-
-    def _base_config(self) -> dict[str, t.Any]:
-        if isinstance(self.kubeconfig, dict):
-            return json.loads(json.dumps(self.kubeconfig))
-        path = self.kubeconfig if isinstance(self.kubeconfig, str) else None
-        if path is None and not self.host:
-            path = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or os.path.expanduser("~/.kube/config")
-        if path and os.path.exists(os.path.expanduser(path)):
-            with open(os.path.expanduser(path), encoding="utf-8") as handle:
-                return yaml.safe_load(handle) or {}
-        return {}
 
     def _apply_overrides(self, config: dict[str, t.Any]) -> None:
         config.setdefault("apiVersion", "v1")
@@ -116,18 +269,21 @@ class KubeAuth:
         context = next((c for c in contexts if c.get("name") == context_name), None)
         if context is None:
             if context_name and contexts:
-                raise HelmError(INVALID_ARGUMENTS, f"context {context_name!r} is not in the kubeconfig.")
+                raise InputError(f"context {context_name!r} is not in the kubeconfig.", option="context")
             context = {"name": "helm-engine", "context": {"cluster": "helm-engine", "user": "helm-engine"}}
             contexts.append(context)
         config["current-context"] = context["name"]
-        cluster_name = context["context"].get("cluster") or "helm-engine"
-        user_name = context["context"].get("user") or "helm-engine"
+        body = context.setdefault("context", {})
+        cluster_name = body.get("cluster") or "helm-engine"
+        user_name = body.get("user") or "helm-engine"
+        body.setdefault("cluster", cluster_name)
+        body.setdefault("user", user_name)
         cluster = _named(clusters, cluster_name, "cluster")
         user = _named(users, user_name, "user")
         if self.host:
             cluster["server"] = self.host
         if self.ca_cert:
-            cluster["certificate-authority"] = os.path.expanduser(self.ca_cert)
+            cluster["certificate-authority"] = os.path.abspath(os.path.expanduser(self.ca_cert))
             cluster.pop("certificate-authority-data", None)
         if self.validate_certs is False:
             cluster["insecure-skip-tls-verify"] = True
@@ -137,7 +293,7 @@ class KubeAuth:
             user.clear()
             user["token"] = self.api_key
         if not cluster.get("server"):
-            raise HelmError(INVALID_ARGUMENTS, "No API server: set host, or a kubeconfig with a cluster server.")
+            raise InputError("No API server: set host, or a kubeconfig with a cluster server.", kind=KUBECONFIG_INVALID, option="host")
 
 
 def _named(items: list[dict[str, t.Any]], name: str, key: str) -> dict[str, t.Any]:
@@ -149,68 +305,88 @@ def _named(items: list[dict[str, t.Any]], name: str, key: str) -> dict[str, t.An
     return entry[key]
 
 
-def api_error(exc: Exception, what: str) -> HelmError:
-    """Maps a kubernetes client exception to the same error kinds helm failures get."""
+def api_error(exc: Exception, what: str) -> KubeError:
+    """Maps a kubernetes client exception to a stable kind."""
     status = getattr(exc, "status", None)
     reason = getattr(exc, "reason", None) or str(exc)
+    reason = str(reason).splitlines()[0][:300] if reason else type(exc).__name__
     if status == 401:
-        return HelmError(UNAUTHORIZED, f"{what}: the cluster rejected the credentials (401 Unauthorized).")
+        return KubeError(UNAUTHORIZED, f"{what}: the cluster rejected the credentials (401 Unauthorized).", details={"status": 401})
     if status == 403:
-        return HelmError(FORBIDDEN, f"{what}: forbidden (403): {reason}")
+        return KubeError(FORBIDDEN, f"{what}: forbidden (403): {reason}", details={"status": 403})
+    if status in (408, 504) or "timed out" in reason.lower() or "timeout" in type(exc).__name__.lower():
+        return KubeError(TIMEOUT, f"{what}: the API server did not answer in time: {reason}", details={"status": status})
     if status is None or status == 0:
-        return HelmError(CLUSTER_UNREACHABLE, f"{what}: Kubernetes cluster unreachable: {reason}")
-    return HelmError(KUBERNETES_API, f"{what}: Kubernetes API error {status}: {reason}")
+        return KubeError(CLUSTER_UNREACHABLE, f"{what}: Kubernetes cluster unreachable: {reason}")
+    return KubeError(KUBERNETES_API, f"{what}: Kubernetes API error {status}: {reason}", details={"status": status})
 
 
 class KubeClient:
     """Thin reads over the kubernetes client, deserialising JSON ourselves: the client's model
     classes cost more time than the request on the status hot path."""
 
+    # Connect and read timeouts of one request: an API server that is down or hung fails the
+    # task in bounded time instead of hanging it.
+    REQUEST_TIMEOUT = (5, 30)
+
     def __init__(self, kubeconfig: str | None, context: str | None) -> None:
         try:
             from kubernetes import client, config
             from kubernetes.config.config_exception import ConfigException
         except ImportError as exc:
-            raise HelmError(
+            raise KubeError(
                 MISSING_DEPENDENCY,
                 "The 'kubernetes' Python library is required on the host that runs this module (pip install kubernetes).",
             ) from exc
         try:
-            try:
-                self.api_client = config.new_client_from_config(config_file=kubeconfig, context=context)
-            except (ConfigException, FileNotFoundError, TypeError):
-                if kubeconfig:
-                    raise
+            if kubeconfig is None:
                 configuration = client.Configuration()
                 config.load_incluster_config(client_configuration=configuration)
                 self.api_client = client.ApiClient(configuration)
-        except ConfigException as exc:
-            raise HelmError(INVALID_ARGUMENTS, f"Could not load the kubeconfig: {exc}") from exc
+            else:
+                self.api_client = config.new_client_from_config(config_file=kubeconfig, context=context)
+        except (ConfigException, OSError, TypeError, ValueError, KeyError, AttributeError) as exc:
+            # The shape was checked already; what is left is content the client cannot use
+            # (an unreadable certificate file, a broken exec plugin, bad base64).
+            raise KubeError(KUBECONFIG_INVALID, f"Could not load the kubeconfig: {str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__}") from None
         self.api_client.configuration.retries = 1
         self._client_module = client
+        self.request_count = 0
 
-    def get_json(self, path: str, query: dict[str, str] | None = None, *, missing_ok: bool = False) -> t.Any:
+    def _call(self, method: str, path: str, **kwargs: t.Any) -> t.Any:
+        self.request_count += 1
         try:
             response = self.api_client.call_api(
                 path,
-                "GET",
-                query_params=list((query or {}).items()),
-                header_params={"Accept": "application/json"},
+                method,
                 auth_settings=["BearerToken"],
                 _preload_content=False,
-                _request_timeout=(5, 30),
+                _request_timeout=self.REQUEST_TIMEOUT,
+                **kwargs,
             )
         except Exception as exc:  # ApiException, urllib3 errors: all become a stable kind
-            if missing_ok and getattr(exc, "status", None) == 404:
-                return None
-            raise api_error(exc, f"GET {path}") from exc
+            raise api_error(exc, f"{method} {path}") from None
         raw = response[0] if isinstance(response, tuple) else response
-        return json.loads(raw.data)
+        try:
+            return json.loads(raw.data)
+        except (ValueError, RecursionError):
+            raise KubeError(KUBERNETES_API, f"{method} {path}: the API server answered with something that is not JSON.") from None
+
+    def get_json(self, path: str, query: dict[str, str] | None = None, *, missing_ok: bool = False) -> t.Any:
+        try:
+            return self._call("GET", path, query_params=list((query or {}).items()), header_params={"Accept": "application/json"})
+        except KubeError as exc:
+            if missing_ok and exc.details.get("status") == 404:
+                return None
+            raise
 
     def release_history(self, name: str, namespace: str) -> list[Release]:
-        """Every stored revision of a release, oldest first, read from helm's Secrets."""
+        """Every stored revision of a release, oldest first, read from helm's Secrets. The
+        name is checked again on each item: the label selector is only a filter."""
+        if not _LABEL_VALUE.match(name):
+            raise InputError(f"{name!r} cannot be a release name: it is not a valid label value.", option="name")
         listing = self.get_json(
-            f"/api/v1/namespaces/{namespace}/secrets",
+            f"/api/v1/namespaces/{path_segment(namespace)}/secrets",
             {"labelSelector": f"owner=helm,name={name}"},
         )
         releases = []
@@ -221,24 +397,16 @@ class KubeClient:
             if not payload:
                 continue
             # The API base64-encodes Secret data; helm's payload inside is base64 again.
-            releases.append(Release.from_json(decode_storage(base64.b64decode(payload))))
+            release = Release.from_json(decode_storage(base64.b64decode(payload)))
+            if release.name == name and (release.namespace or namespace) == namespace:
+                releases.append(release)
         return sorted(releases, key=lambda r: r.revision)
 
     def patch_json(self, path: str, body: dict[str, t.Any]) -> t.Any:
-        try:
-            response = self.api_client.call_api(
-                path,
-                "PATCH",
-                body=body,
-                header_params={"Accept": "application/json", "Content-Type": "application/merge-patch+json"},
-                auth_settings=["BearerToken"],
-                _preload_content=False,
-                _request_timeout=(5, 30),
-            )
-        except Exception as exc:
-            raise api_error(exc, f"PATCH {path}") from exc
-        raw = response[0] if isinstance(response, tuple) else response
-        return json.loads(raw.data)
+        return self._call(
+            "PATCH", path, body=body,
+            header_params={"Accept": "application/json", "Content-Type": "application/merge-patch+json"},
+        )
 
     def mark_release_failed(self, release: Release, description: str) -> None:
         """Rewrites a stuck revision as failed, as helm itself does when it is interrupted
@@ -247,10 +415,14 @@ class KubeClient:
         data.setdefault("info", {})["status"] = "failed"
         data["info"]["description"] = description
         payload = base64.b64encode(encode_storage(data).encode("ascii")).decode("ascii")
+        secret = storage_secret_name(release.name, release.revision)
         self.patch_json(
-            f"/api/v1/namespaces/{release.namespace}/secrets/{storage_secret_name(release.name, release.revision)}",
+            f"/api/v1/namespaces/{path_segment(release.namespace)}/secrets/{path_segment(secret)}",
             {"metadata": {"labels": {"status": "failed"}}, "data": {"release": payload}},
         )
+
+    def namespace_exists(self, namespace: str) -> bool:
+        return self.get_json(f"/api/v1/namespaces/{path_segment(namespace)}", missing_ok=True) is not None
 
     # ---- generic resource reads -----------------------------------------------------------
 
@@ -258,7 +430,7 @@ class KubeClient:
         """Discovery for one group/version, cached per task: kind -> APIResource."""
         cache = self.__dict__.setdefault("_discovery", {})
         if api_version not in cache:
-            path = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+            path = "/api/v1" if api_version == "v1" else f"/apis/{'/'.join(path_segment(p) for p in api_version.split('/'))}"
             listing = self.get_json(path, missing_ok=True) or {}
             cache[api_version] = {
                 r["kind"]: r for r in listing.get("resources") or [] if "/" not in r.get("name", "")
@@ -271,11 +443,11 @@ class KubeClient:
         resource = self._resources_of(api_version).get(kind)
         if resource is None:
             return None
-        base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        base = "/api/v1" if api_version == "v1" else f"/apis/{'/'.join(path_segment(p) for p in api_version.split('/'))}"
         if resource.get("namespaced") and namespace:
-            base += f"/namespaces/{namespace}"
-        path = f"{base}/{resource['name']}"
-        return f"{path}/{name}" if name else path
+            base += f"/namespaces/{path_segment(namespace)}"
+        path = f"{base}/{path_segment(resource['name'])}"
+        return f"{path}/{path_segment(name)}" if name else path
 
     def get_object(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, t.Any] | None:
         path = self.object_path(api_version, kind, namespace, name)

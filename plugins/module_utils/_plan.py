@@ -119,3 +119,17 @@ def plan_uninstall(current: Release | None) -> Plan:
         values_before=current.config or {},
         values_after=None,
     )
+
+
+def plan_rollback(current: Release, target: Release) -> Plan:
+    """A rollback makes the release match ``target`` again: the same comparison as an upgrade."""
+    reasons, changes = differences(current, target)
+    if current.status != "deployed":
+        reasons.insert(0, f"release status is {current.status}")
+    return Plan(
+        action=ROLLBACK if reasons else NONE,
+        reasons=reasons,
+        resource_changes=changes,
+        values_before=current.config or {},
+        values_after=target.config or {},
+    )

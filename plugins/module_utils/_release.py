@@ -154,6 +154,26 @@ class Release:
             "description": self.description,
         }
 
+    def all_values(self) -> dict[str, t.Any]:
+        """The chart's default values with the user's on top (helm get values --all)."""
+        defaults = (self.raw.get("chart") or {}).get("values") or {}
+        return _coalesce(defaults, self.config or {})
+
+    def core_status(self, values: dict[str, t.Any]) -> dict[str, t.Any]:
+        """``status`` as kubernetes.core's helm and helm_info return it (from helm list), so
+        playbooks written for them read the same keys here. ``values`` come redacted."""
+        return {
+            "name": self.name,
+            "namespace": self.namespace,
+            "revision": str(self.revision),
+            "status": self.status,
+            "chart": self.chart_ref,
+            "app_version": self.app_version or "",
+            "updated": self.updated,
+            "values": values,
+            "release_values": values,
+        }
+
     def history_entry(self) -> dict[str, t.Any]:
         return {
             "revision": self.revision,
@@ -177,3 +197,19 @@ def last_good(releases: t.Sequence[Release], *, before: int | None = None) -> Re
     """The newest revision that was deployed successfully (deployed or superseded)."""
     candidates = [r for r in releases if r.is_good and (before is None or r.revision < before)]
     return max(candidates, key=lambda r: r.revision) if candidates else None
+
+
+def _coalesce(defaults: t.Any, overrides: t.Any) -> t.Any:
+    """helm's merge of values: maps merge key by key, anything else is replaced; a null
+    override deletes the default key."""
+    if not isinstance(defaults, dict) or not isinstance(overrides, dict):
+        return overrides
+    merged = dict(defaults)
+    for key, value in overrides.items():
+        if value is None:
+            merged.pop(key, None)
+        elif key in merged:
+            merged[key] = _coalesce(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

@@ -270,24 +270,23 @@ error:
   sample: {"kind": "timeout", "message": "UPGRADE FAILED: context deadline exceeded", "stderr": "..."}
 """
 
-import os
 import typing as t
 
-from ansible.module_utils.basic import AnsibleModule
-
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _validate as validate
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._common import (
     OPERATION_ARG_SPEC,
     RECOVERY_ARG_SPEC,
+    EngineModule,
+    Manager,
     TaskContext,
     argument_spec,
+    recovery_policy,
     run_manager,
 )
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import EngineError, InputError
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import (
-    CHART_NOT_FOUND,
-    INVALID_VALUES,
     ChartSource,
     DeploySpec,
-    HelmError,
     SetValue,
     UninstallSpec,
 )
@@ -301,65 +300,98 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._plan import (
     plan_upgrade,
 )
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import ensure_unlocked, repair_failed
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import Release, latest
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import UNINSTALLED, Release, latest
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._resources import kept_resources
 
 
-class DeployManager:
+class DeployManager(Manager):
     """Decides with one server-side dry run, then acts with the same argv minus --dry-run."""
 
     def __init__(self, context: TaskContext) -> None:
-        self.context = context
-        self.module = context.module
-        self.params = context.module.params
+        super().__init__(context)
         self.helm = context.helm
+        self.deploy_spec: DeploySpec | None = None
+        self.policy = recovery_policy(self.params, context.timeout)
 
-    def run(self) -> dict[str, t.Any]:
-        history = self.context.kube.release_history(self.params["name"], self.params["namespace"])
-        if self.params["state"] == "absent":
-            return self.absent(latest(history))
-        return self.present(history)
+    # ---- phases ------------------------------------------------------------------------
+
+    def validate(self) -> None:
+        p = self.params
+        if p["state"] == "present":
+            self.deploy_spec = self.spec()
+        for option in ("history_max",):
+            if p[option] is not None and p[option] < 0:
+                raise InputError(f"{option} must be 0 or more, got {p[option]}.", option=option)
+
+    def prepare(self) -> None:
+        spec = self.deploy_spec
+        if spec is None:
+            return
+        # Detect helm now, so a version-dependent option is refused before any recovery.
+        self.helm.upgrade_argv(spec, dry_run=True)
+        if self.params["update_repo_cache"]:
+            self.helm.repo_update()
+
+    def execute(self) -> dict[str, t.Any]:
+        history = self.context.kube.release_history(self.context.name, self.context.namespace)
+        if self.deploy_spec is None:
+            return self.absent(history)
+        return self.present(self.deploy_spec, history)
 
     # ---- state=present -----------------------------------------------------------------
 
     def spec(self) -> DeploySpec:
         p = self.params
-        for path in p["values_files"]:
-            if not os.path.isfile(os.path.expanduser(path)):
-                raise HelmError(INVALID_VALUES, f"values file {path!r} does not exist on the host that runs the module.")
-        chart = ChartSource(p["chart_ref"], p["chart_repo_url"], p["chart_version"], p["dependency_update"])
-        if chart.is_local() and not os.path.exists(os.path.expanduser(chart.ref)):
-            raise HelmError(CHART_NOT_FOUND, f"chart {chart.ref!r} does not exist on the host that runs the module.")
+        if p["chart_ref"] is None:
+            raise InputError("chart_ref is required with state=present.", option="chart_ref")
+        chart = ChartSource(
+            validate.chart_ref(p["chart_ref"]),
+            validate.url(p["chart_repo_url"], "chart_repo_url") if p["chart_repo_url"] is not None else None,
+            validate.optional_argument(p["chart_version"], "chart_version"),
+            p["dependency_update"],
+            plain_http=p["plain_http"],
+            insecure_skip_tls_verify=p["insecure_skip_tls_verify"],
+        )
+        values_files = validate.values_files(p["values_files"])
+        validate.values_size(p["release_values"], values_files)
+        set_values = []
+        for item in p["set_values"] or []:
+            if not item["value"] or "=" not in item["value"]:
+                raise InputError("each set_values item needs a value of the form key=value.", option="set_values")
+            set_values.append(SetValue(item["value"], item["value_type"]))
+        timeout = self.context.timeout
         return DeploySpec(
-            release=p["name"],
-            namespace=p["namespace"],
+            release=self.context.name,
+            namespace=self.context.namespace,
             chart=chart,
-            values_files=[os.path.expanduser(f) for f in p["values_files"]],
+            values_files=values_files,
             values=p["release_values"] or None,
-            set_values=[SetValue(i["value"], i["value_type"]) for i in p["set_values"]],
+            set_values=set_values,
             create_namespace=p["create_namespace"],
             wait=p["wait"],
             wait_strategy=p["wait_strategy"],
             wait_for_jobs=p["wait_for_jobs"],
-            timeout=p["timeout"],
+            timeout=validate.go_duration(timeout) if timeout is not None else None,
             atomic=p["atomic"],
             history_max=p["history_max"],
             skip_crds=p["skip_crds"],
+            skip_schema_validation=p["skip_schema_validation"],
             disable_hooks=p["disable_hook"],
             force=p["force"],
             reset_values=p["reset_values"],
-            reuse_values=p["reuse_values"],
+            reuse_values=bool(p["reuse_values"]),
+            reset_then_reuse_values=p["reset_then_reuse_values"],
             cleanup_on_fail=p["cleanup_on_fail"],
-            description=p["description"],
+            description=validate.optional_argument(p["description"], "description"),
             server_side=p["server_side"],
             force_conflicts=p["force_conflicts"],
             take_ownership=p["take_ownership"],
+            post_renderer=validate.optional_argument(p["post_renderer"], "post_renderer"),
         )
 
-    def present(self, history: list[Release]) -> dict[str, t.Any]:
-        spec = self.spec()
-        recovery = ensure_unlocked(self.context, history, timeout=spec.timeout)
-        if recovery and self.module.check_mode:
+    def present(self, spec: DeploySpec, history: list[Release]) -> dict[str, t.Any]:
+        recovery = ensure_unlocked(self.context.kube, self.helm, history, self.policy, check_mode=self.check_mode)
+        if recovery and self.check_mode:
             # helm refuses even a dry run on a pending release: report the recovery and the
             # operation that would follow it, without rendering.
             action = INSTALL if recovery["action"] == "uninstall" else UPGRADE
@@ -368,65 +400,77 @@ class DeployManager:
         if recovery:
             history = self.context.kube.release_history(spec.release, spec.namespace)
         current = latest(history)
-        if current is not None and current.status == "uninstalled":
+        if current is not None and current.status == UNINSTALLED:
             current = None
         desired = Release.from_json(self.helm.render(spec))
         plan = plan_install(desired) if current is None else plan_upgrade(current, desired)
-        result = self.result(plan, current)
+        result = self.result(plan, current, desired=desired)
         if recovery:
             result["recovery"] = recovery
+            result["changed"] = True  # the recovery itself changed the release
         if not plan.changed:
             return result
-        repair = repair_failed(self.context, history)  # acts only outside check mode
+        repair = repair_failed(self.helm, history, check_mode=self.check_mode)
         if repair:
             result["recovery"] = repair
-        if self.module.check_mode:
+        if self.check_mode:
             return result
         try:
             deployed = Release.from_json(self.helm.upgrade(spec))
-        except HelmError as exc:
-            self.attach_state_after_failure(exc, spec)
+        except EngineError as exc:
+            self.attach_state_after_failure(exc, spec, before=current, recovered=bool(recovery or repair))
             raise
         result["release"] = deployed.summary()
+        result["status"] = self.core_status(deployed)
         result["hooks"] = [h.summary() for h in deployed.hooks if h.phase]
         return result
 
-    def attach_state_after_failure(self, exc: HelmError, spec: DeploySpec) -> None:
-        """A failed helm run still changed the cluster (a failed revision, a rollback): say so."""
+    def attach_state_after_failure(self, exc: EngineError, spec: DeploySpec, *, before: Release | None, recovered: bool) -> None:
+        """A failed helm run may still have changed the cluster (a failed revision, an atomic
+        rollback): report the state it left, and changed only when the history moved."""
         try:
             after = latest(self.context.kube.release_history(spec.release, spec.namespace))
-        except HelmError:
+        except EngineError:
+            exc.extra["changed"] = recovered
             return
-        exc.extra["changed"] = True
-        exc.extra["release"] = after.summary() if after else None
+        moved = (after.revision, after.status) != (before.revision, before.status) if after and before else after is not None and after.status != UNINSTALLED
+        exc.extra["changed"] = bool(moved or recovered)
+        exc.extra["previous_revision"] = before.revision if before else None
         if after is not None:
+            exc.extra["release"] = after.summary()
             exc.extra["hooks"] = [h.summary() for h in after.hooks if h.phase]
 
     # ---- state=absent ------------------------------------------------------------------
 
-    def absent(self, current: Release | None) -> dict[str, t.Any]:
+    def absent(self, history: list[Release]) -> dict[str, t.Any]:
+        current = latest(history)
         plan = plan_uninstall(current)
         result = self.result(plan, current)
-        if not plan.changed or self.module.check_mode:
+        if not plan.changed or self.check_mode:
             result["left_behind"] = []
             return result
         assert current is not None
+        timeout = self.context.timeout
         spec = UninstallSpec(
             release=current.name,
             namespace=current.namespace,
             wait=self.params["wait"],
-            timeout=self.params["timeout"],
-            keep_history=self.params["keep_history"],
+            timeout=validate.go_duration(timeout) if timeout is not None else None,
+            keep_history=self.params["keep_history"] or not self.params["purge"],
             disable_hooks=self.params["disable_hook"],
         )
         self.helm.uninstall(spec)
         result["left_behind"] = kept_resources(self.context.kube, current)
         result.pop("release", None)
+        result.pop("status", None)
         return result
 
     # ---- results -----------------------------------------------------------------------
 
-    def result(self, plan: Plan, current: Release | None) -> dict[str, t.Any]:
+    def core_status(self, release: Release) -> dict[str, t.Any]:
+        return release.core_status(self.context.redactor.redact_values(release.config or {}))
+
+    def result(self, plan: Plan, current: Release | None, *, desired: Release | None = None) -> dict[str, t.Any]:
         result: dict[str, t.Any] = {
             "changed": plan.changed,
             "action": plan.action,
@@ -437,16 +481,19 @@ class DeployManager:
         }
         if current is not None:
             result["release"] = current.summary()
+            result["status"] = self.core_status(current)
+        if desired is not None:
+            result["values_digest"] = desired.values_digest()
         if self.module._diff:
-            label = f"{self.params['namespace']}/{self.params['name']}"
+            label = f"{self.context.namespace}/{self.context.name}"
             result["diff"] = plan.diff(self.context.redactor, label)
         return result
 
 
 def main() -> None:
-    module = AnsibleModule(
+    module = EngineModule(
         argument_spec=argument_spec(
-            state={"type": "str", "choices": ["present", "absent"], "default": "present"},
+            state={"type": "str", "choices": ["present", "absent"], "default": "present", "aliases": ["release_state"]},
             chart_ref={"type": "path"},
             chart_repo_url={"type": "str"},
             chart_version={"type": "str"},
@@ -465,22 +512,35 @@ def main() -> None:
             },
             create_namespace={"type": "bool", "default": False},
             wait_for_jobs={"type": "bool", "default": False},
+            wait_timeout={"type": "raw"},
             atomic={"type": "bool", "default": False},
             skip_crds={"type": "bool", "default": False},
+            skip_schema_validation={"type": "bool", "default": False},
             reset_values={"type": "bool", "default": True},
-            reuse_values={"type": "bool", "default": False},
-            dependency_update={"type": "bool", "default": False},
+            reuse_values={"type": "bool"},
+            reset_then_reuse_values={"type": "bool", "default": False},
+            dependency_update={"type": "bool", "default": False, "aliases": ["dep_up"]},
+            update_repo_cache={"type": "bool", "default": False},
             description={"type": "str"},
             take_ownership={"type": "bool", "default": False},
             server_side={"type": "str", "choices": ["true", "false", "auto"]},
             force_conflicts={"type": "bool", "default": False},
             keep_history={"type": "bool", "default": False},
+            purge={"type": "bool", "default": True},
+            post_renderer={"type": "str"},
+            plain_http={"type": "bool", "default": False},
+            insecure_skip_tls_verify={"type": "bool", "default": False, "aliases": ["skip_tls_certs_check"]},
+            replace={"type": "bool", "default": False},
             **OPERATION_ARG_SPEC,
             **RECOVERY_ARG_SPEC,
         ),
-        required_if=[("state", "present", ["chart_ref"])],
+        mutually_exclusive=[("wait_timeout", "timeout"), ("replace", "history_max"), ("force", "server_side"),
+                            ("force", "force_conflicts"), ("reuse_values", "reset_then_reuse_values")],
         supports_check_mode=True,
     )
+    if module.params["wait_timeout"] is not None:
+        # kubernetes.core's older name for timeout (deprecated there, accepted here).
+        module.params["timeout"] = module.params["wait_timeout"]
     run_manager(
         module,
         DeployManager,

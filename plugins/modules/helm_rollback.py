@@ -147,41 +147,53 @@ error:
 
 import typing as t
 
-from ansible.module_utils.basic import AnsibleModule
-
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _validate as validate
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._common import (
     OPERATION_ARG_SPEC,
     RECOVERY_ARG_SPEC,
+    EngineModule,
+    Manager,
     TaskContext,
     argument_spec,
+    recovery_policy,
     run_manager,
 )
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import (
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import (
     INVALID_ARGUMENTS,
     RELEASE_NOT_FOUND,
     REVISION_NOT_FOUND,
-    HelmError,
-    RollbackSpec,
+    EngineError,
+    InputError,
 )
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._plan import NONE, ROLLBACK, Plan, differences
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import RollbackSpec
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._plan import plan_rollback
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import claim_stale
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import FAILED, Release, last_good, latest
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import FAILED, UNINSTALLED, Release, last_good, latest
 
 
-class RollbackManager:
+class RollbackManager(Manager):
     def __init__(self, context: TaskContext) -> None:
-        self.context = context
-        self.module = context.module
-        self.params = context.module.params
+        super().__init__(context)
+        self.policy = recovery_policy(self.params, context.timeout)
 
-    def run(self) -> dict[str, t.Any]:
-        name, namespace = self.params["name"], self.params["namespace"]
-        history = [r for r in self.context.kube.release_history(name, namespace) if r.status != "uninstalled"]
+    def validate(self) -> None:
+        revision = self.params["revision"]
+        if revision is not None and revision < 1:
+            raise InputError(f"revision must be 1 or more, got {revision} (helm's 0, 'the previous one', is target=previous).", option="revision")
+        if self.params["history_max"] is not None and self.params["history_max"] < 0:
+            raise InputError(f"history_max must be 0 or more, got {self.params['history_max']}.", option="history_max")
+
+    def prepare(self) -> None:
+        self.context.helm.version  # noqa: B018 - detect helm before anything changes
+
+    def execute(self) -> dict[str, t.Any]:
+        name, namespace = self.context.name, self.context.namespace
+        history = [r for r in self.context.kube.release_history(name, namespace) if r.status != UNINSTALLED]
         current = latest(history)
         if current is None:
-            raise HelmError(RELEASE_NOT_FOUND, f"Release {namespace}/{name} does not exist: nothing to roll back.")
+            raise EngineError(RELEASE_NOT_FOUND, f"Release {namespace}/{name} does not exist: nothing to roll back.")
         # helm rollback does not refuse a pending release; only a stale one may be rolled back.
-        history, recovery = claim_stale(self.context, history, timeout=self.params["timeout"])
+        history, recovery = claim_stale(self.context.kube, history, self.policy, check_mode=self.check_mode)
         current = latest(history) or current
         if recovery:
             recovery["action"] = "rollback"
@@ -189,16 +201,7 @@ class RollbackManager:
         for release in (current, target):
             # Stored values are secrets too: mask them wherever a chart copied them.
             self.context.redactor.add_values(release.config)
-        reasons, changes = differences(current, target)
-        if current.status != "deployed":
-            reasons.insert(0, f"release status is {current.status}")
-        plan = Plan(
-            action=ROLLBACK if reasons else NONE,
-            reasons=reasons,
-            resource_changes=changes,
-            values_before=current.config or {},
-            values_after=target.config or {},
-        )
+        plan = plan_rollback(current, target)
         self.warn_if_pruned(history, target)
         result: dict[str, t.Any] = {
             "changed": plan.changed,
@@ -212,38 +215,55 @@ class RollbackManager:
             "left": self.preserved_state(current),
         }
         if recovery:
-            recovery["performed"] = plan.changed and not self.module.check_mode
+            recovery["performed"] = plan.changed and not self.check_mode
             result["recovery"] = recovery
         if self.module._diff:
             result["diff"] = plan.diff(self.context.redactor, f"{namespace}/{name}")
-        if not plan.changed or self.module.check_mode:
+        if not plan.changed or self.check_mode:
             return result
-        self.context.helm.rollback(
-            RollbackSpec(
-                release=name,
-                namespace=namespace,
-                revision=target.revision,
-                wait=self.params["wait"],
-                wait_strategy=self.params["wait_strategy"],
-                timeout=self.params["timeout"],
-                cleanup_on_fail=self.params["cleanup_on_fail"],
-                force=self.params["force"],
-                disable_hooks=self.params["disable_hook"],
-                history_max=self.params["history_max"],
+        timeout = self.context.timeout
+        try:
+            self.context.helm.rollback(
+                RollbackSpec(
+                    release=name,
+                    namespace=namespace,
+                    revision=target.revision,
+                    wait=self.params["wait"],
+                    wait_strategy=self.params["wait_strategy"],
+                    timeout=validate.go_duration(timeout) if timeout is not None else None,
+                    cleanup_on_fail=self.params["cleanup_on_fail"],
+                    force=self.params["force"],
+                    disable_hooks=self.params["disable_hook"],
+                    history_max=self.params["history_max"],
+                )
             )
-        )
+        except EngineError as exc:
+            self.attach_state_after_failure(exc, current, recovered=bool(recovery))
+            raise
         after = latest(self.context.kube.release_history(name, namespace))
         if after is not None:
             result["release"] = after.summary()
             result["revision"] = after.revision
         return result
 
+    def attach_state_after_failure(self, exc: EngineError, before: Release, *, recovered: bool) -> None:
+        """A rollback that failed while waiting still wrote a revision: say so."""
+        try:
+            after = latest(self.context.kube.release_history(before.name, before.namespace))
+        except EngineError:
+            exc.extra["changed"] = recovered
+            return
+        exc.extra["changed"] = recovered or (after is not None and after.revision != before.revision)
+        if after is not None:
+            exc.extra["release"] = after.summary()
+            exc.extra["revision"] = after.revision
+
     def choose_target(self, history: list[Release], current: Release) -> Release:
         by_revision = {r.revision: r for r in history}
         if self.params["revision"] is not None:
             target = by_revision.get(self.params["revision"])
             if target is None:
-                raise HelmError(
+                raise EngineError(
                     REVISION_NOT_FOUND,
                     f"Revision {self.params['revision']} of {current.namespace}/{current.name} is not in its history "
                     f"(revisions kept: {sorted(by_revision)}).",
@@ -251,16 +271,16 @@ class RollbackManager:
         elif self.params["target"] == "previous":
             target = by_revision.get(current.revision - 1)
             if target is None:
-                raise HelmError(REVISION_NOT_FOUND, f"Release {current.namespace}/{current.name} has no revision before {current.revision}.")
+                raise EngineError(REVISION_NOT_FOUND, f"Release {current.namespace}/{current.name} has no revision before {current.revision}.")
         else:
             target = last_good(history)
             if target is None:
-                raise HelmError(
+                raise EngineError(
                     REVISION_NOT_FOUND,
                     f"Release {current.namespace}/{current.name} has no revision that deployed successfully to roll back to.",
                 )
         if target.status == FAILED and not self.params["allow_failed"]:
-            raise HelmError(
+            raise EngineError(
                 INVALID_ARGUMENTS,
                 f"Revision {target.revision} failed; rolling back to a failed revision needs allow_failed=true.",
             )
@@ -294,7 +314,7 @@ def main() -> None:
         **OPERATION_ARG_SPEC,
         **RECOVERY_ARG_SPEC,
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    module = EngineModule(argument_spec=spec, supports_check_mode=True)
     run_manager(module, RollbackManager, sensitive_paths=module.params["sensitive_values"])
 
 

@@ -141,60 +141,97 @@ duration:
 import time
 import typing as t
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._common import TaskContext, argument_spec, run_manager
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import RELEASE_NOT_FOUND, TIMEOUT, HelmError
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _validate as validate
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._common import (
+    EngineModule,
+    Manager,
+    TaskContext,
+    argument_spec,
+    run_manager,
+)
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import RELEASE_NOT_FOUND, TIMEOUT, EngineError, InputError
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import pending_info
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import DEPLOYED, latest
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import DEPLOYED, UNINSTALLED, latest
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._resources import ReadinessChecker
 
+# kubernetes.core.helm_info's release_state filter (helm list's state flags).
+RELEASE_STATES = ("all", "deployed", "failed", "pending", "superseded", "uninstalled", "uninstalling")
+MIN_POLL_INTERVAL = 0.2
+DEFAULT_WAIT_TIMEOUT = 300.0
 
-class StatusManager:
+
+class StatusManager(Manager):
     def __init__(self, context: TaskContext) -> None:
-        self.context = context
-        self.params = context.module.params
+        super().__init__(context)
+        self.timeout = context.timeout or DEFAULT_WAIT_TIMEOUT
+        self.poll_interval = 1.0
+        self.stale_after = 360.0
+
+    def validate(self) -> None:
+        p = self.params
+        self.poll_interval = validate.positive_number(p["poll_interval"], "poll_interval", minimum=MIN_POLL_INTERVAL, maximum=300)
+        self.stale_after = validate.duration_seconds(p["stale_pending_after"], "stale_pending_after", default=360.0) or 360.0
+        for state in p["release_state"] or []:
+            if state not in RELEASE_STATES:
+                raise InputError(f"release_state {state!r} is not one of {', '.join(RELEASE_STATES)}.", option="release_state")
+
+    def in_requested_state(self, status: str) -> bool:
+        """helm_info returns status only for a release in one of release_state (helm list's
+        default: deployed or failed, and any state helm_status knows when unset)."""
+        wanted = self.params["release_state"] or []
+        if not wanted or "all" in wanted:
+            return True
+        return status in wanted or ("pending" in wanted and status.startswith("pending-"))
 
     def snapshot(self) -> dict[str, t.Any]:
-        name, namespace = self.params["name"], self.params["namespace"]
+        name, namespace = self.context.name, self.context.namespace
         history = self.context.kube.release_history(name, namespace)
         current = latest(history)
-        if current is None or current.status == "uninstalled":
+        if current is None or (current.status == UNINSTALLED and "uninstalled" not in (self.params["release_state"] or [])):
             return {"exists": False, "healthy": False, "summary": f"release {namespace}/{name} does not exist"}
-        resources = ReadinessChecker(self.context.kube).check(current)
+        resources = ReadinessChecker(self.context.kube).check(current) if current.status != UNINSTALLED else []
         not_ready = [r for r in resources if not r["ready"]]
         healthy = current.status == DEPLOYED and not not_ready
         summary = f"{current.status}, revision {current.revision} ({current.chart_ref}): {len(resources) - len(not_ready)}/{len(resources)} resources ready"
         if not_ready:
             summary += "; not ready: " + ", ".join(f"{r['kind']}/{r['name']} ({r['detail']})" for r in not_ready[:5])
+        redactor = self.context.redactor
+        redactor.add_values(current.config)
+        values = current.all_values() if self.params["get_all_values"] else (current.config or {})
         result: dict[str, t.Any] = {
             "exists": True,
             "healthy": healthy,
             "summary": summary,
-            "status": current.status,
+            "release_status": current.status,
             "revision": current.revision,
             "release": current.summary(),
             "history": [r.history_entry() for r in history],
             "hooks": [h.summary() for h in current.hooks],
             "resources": resources,
         }
+        if self.in_requested_state(current.status):
+            status = current.core_status(redactor.redact_values(values))
+            # helm_info's extra keys, so its playbooks read the same fields.
+            status["hooks"] = [h.summary() for h in current.hooks]
+            status["notes"] = redactor.redact_text(current.notes) or ""
+            result["status"] = status
         if current.is_pending:
-            result["pending"] = pending_info(current, float(self.params["stale_pending_after"]))
+            result["pending"] = pending_info(current, self.stale_after)
             result["summary"] = f"{current.status} since {current.updated}" + (" (stale)" if result["pending"]["stale"] else "") + "; " + summary
         return result
 
-    def run(self) -> dict[str, t.Any]:
+    def execute(self) -> dict[str, t.Any]:
         wait_for = self.params["wait_for"]
         snapshot = self.snapshot()
         if wait_for is None:
             return self.finish(snapshot)
         started = time.monotonic()
-        deadline = started + self.params["timeout"]
+        deadline = started + self.timeout
         timeline: list[dict[str, t.Any]] = []
         while True:
             timeline.append({
                 "seconds": round(time.monotonic() - started, 2),
-                "status": snapshot.get("status"),
+                "status": snapshot.get("release_status"),
                 "revision": snapshot.get("revision"),
                 "healthy": snapshot["healthy"],
                 "summary": snapshot["summary"],
@@ -202,32 +239,34 @@ class StatusManager:
             if self.reached(snapshot, wait_for):
                 return self.finish(dict(snapshot, timeline=timeline))
             if time.monotonic() >= deadline:
-                error = HelmError(TIMEOUT, f"Release did not become {wait_for} within {self.params['timeout']}s: {snapshot['summary']}")
+                error = EngineError(TIMEOUT, f"Release did not become {wait_for} within {self.timeout:g}s: {snapshot['summary']}")
                 error.extra.update(dict(snapshot, timeline=timeline, changed=False))
                 raise error
-            time.sleep(self.params["poll_interval"])
+            time.sleep(min(self.poll_interval, max(0.0, deadline - time.monotonic())))
             snapshot = self.snapshot()
 
     @staticmethod
     def reached(snapshot: dict[str, t.Any], wait_for: str) -> bool:
         if wait_for == "healthy":
             return snapshot["healthy"]
-        return snapshot.get("status") == DEPLOYED
+        return snapshot.get("release_status") == DEPLOYED
 
     def finish(self, snapshot: dict[str, t.Any]) -> dict[str, t.Any]:
         if not snapshot["exists"] and self.params["fail_on_missing"]:
-            raise HelmError(RELEASE_NOT_FOUND, snapshot["summary"])
+            raise EngineError(RELEASE_NOT_FOUND, snapshot["summary"])
         return dict(snapshot, changed=False)
 
 
 def main() -> None:
-    module = AnsibleModule(
+    module = EngineModule(
         argument_spec=argument_spec(
             wait_for={"type": "str", "choices": ["deployed", "healthy"]},
-            timeout={"type": "int", "default": 300},
+            timeout={"type": "raw", "default": "5m"},
             poll_interval={"type": "float", "default": 1.0},
-            stale_pending_after={"type": "int", "default": 360},
+            stale_pending_after={"type": "raw", "default": 360},
             fail_on_missing={"type": "bool", "default": False},
+            release_state={"type": "list", "elements": "str", "default": []},
+            get_all_values={"type": "bool", "default": False},
         ),
         supports_check_mode=True,
     )

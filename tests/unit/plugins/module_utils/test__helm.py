@@ -9,7 +9,7 @@ import stat
 
 import pytest
 
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import (
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import (
     CHART_NOT_FOUND,
     CLUSTER_UNREACHABLE,
     FORBIDDEN,
@@ -26,9 +26,11 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import (
     RESOURCE_CONFLICT,
     TIMEOUT,
     UNAUTHORIZED,
+    EngineError,
+)
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import (
     ChartSource,
     DeploySpec,
-    HelmError,
     HelmVersion,
     RollbackSpec,
     SetValue,
@@ -71,7 +73,7 @@ def test_version_parse(text, expected):
 
 @pytest.mark.parametrize("text", ["", "not a version", "v3.x", "helm: command not found"])
 def test_version_parse_garbage_is_unsupported(text):
-    with pytest.raises(HelmError) as caught:
+    with pytest.raises(EngineError) as caught:
         HelmVersion.parse(text)
     assert caught.value.kind == HELM_UNSUPPORTED
 
@@ -83,7 +85,7 @@ def test_supported_versions(text):
 
 @pytest.mark.parametrize("text", ["v2.17.0", "v3.0.0", "v3.12.3", "v5.0.0"])
 def test_unsupported_versions(text):
-    with pytest.raises(HelmError) as caught:
+    with pytest.raises(EngineError) as caught:
         HelmVersion.parse(text).check_supported()
     assert caught.value.kind == HELM_UNSUPPORTED
     assert text in caught.value.msg
@@ -180,7 +182,7 @@ def test_classify_values_file_yaml_error_is_invalid_values():
 
 
 def test_helm_error_to_result():
-    error = HelmError(TIMEOUT, "timed out", command=["helm", "upgrade", "web"], rc=1, stderr="Error: timed out",
+    error = EngineError(TIMEOUT, "timed out", command=["helm", "upgrade", "web"], rc=1, stderr="Error: timed out",
                       details={"pending": {"revision": 3}})
     error.extra["changed"] = True
     assert error.to_result() == {
@@ -212,7 +214,7 @@ def test_version_is_detected_once(make_client):
 
 def test_unsupported_helm_fails_the_first_argv(make_client):
     client, _ = make_client("v3.12.3")
-    with pytest.raises(HelmError) as caught:
+    with pytest.raises(EngineError) as caught:
         client.upgrade_argv(deploy_spec(atomic=True), dry_run=False)
     assert caught.value.kind == HELM_UNSUPPORTED
 
@@ -289,7 +291,7 @@ def test_upgrade_argv_server_side_on_helm4(make_client):
 @pytest.mark.parametrize("overrides", [{"server_side": "true"}, {"server_side": "auto"}, {"force_conflicts": True}])
 def test_upgrade_argv_server_side_needs_helm4(make_client, overrides):
     client, _ = make_client(HELM3)
-    with pytest.raises(HelmError) as caught:
+    with pytest.raises(EngineError) as caught:
         client.upgrade_argv(deploy_spec(**overrides), dry_run=False)
     assert caught.value.kind == HELM_UNSUPPORTED
     assert HELM3 in caught.value.msg
@@ -359,7 +361,7 @@ def test_values_file_reused_per_distinct_values(make_client):
 
 def test_values_need_a_workspace(make_client):
     client, _ = make_client(HELM3, with_workspace=False)
-    with pytest.raises(HelmError) as caught:
+    with pytest.raises(EngineError) as caught:
         client.upgrade_argv(deploy_spec(values={"a": 1}), dry_run=False)
     assert caught.value.kind == INVALID_ARGUMENTS
 
@@ -470,7 +472,7 @@ def test_failing_run_raises_classified_redacted_error(make_client):
     stderr = ("Error: INSTALLATION FAILED: execution error at (sample/templates/secret.yaml:3:4): "
               "password hunter22 is too weak\n")
     client, _ = make_client(HELM3, {"upgrade": (1, "", stderr)}, redactor=redactor)
-    with pytest.raises(HelmError) as caught:
+    with pytest.raises(EngineError) as caught:
         client.run(["upgrade", "web", "./chart", "--set", "auth.password=hunter22"], namespace="apps")
     error = caught.value
     assert error.kind == RENDER_FAILED
@@ -484,7 +486,7 @@ def test_failing_run_raises_classified_redacted_error(make_client):
 def test_failing_run_release_locked(make_client):
     stderr = "Error: UPGRADE FAILED: another operation (install/upgrade/rollback) is in progress\n"
     client, _ = make_client(HELM3, {"upgrade": (1, "", stderr)})
-    with pytest.raises(HelmError) as caught:
+    with pytest.raises(EngineError) as caught:
         client.upgrade(deploy_spec())
     assert caught.value.kind == RELEASE_LOCKED
     assert caught.value.msg == "UPGRADE FAILED: another operation (install/upgrade/rollback) is in progress"
@@ -492,7 +494,7 @@ def test_failing_run_release_locked(make_client):
 
 def test_vanished_binary_is_helm_missing(make_client):
     client, _ = make_client(HELM3, {"status": FileNotFoundError(2, "No such file or directory")})
-    with pytest.raises(HelmError) as caught:
+    with pytest.raises(EngineError) as caught:
         client.run(["status", "web"])
     assert caught.value.kind == HELM_MISSING
 
@@ -500,7 +502,7 @@ def test_vanished_binary_is_helm_missing(make_client):
 def test_failing_version_detection_is_classified(make_client):
     client, fake = make_client(HELM3)
     fake.answers["version"] = (1, "", 'Error: Kubernetes cluster unreachable: dial tcp 127.0.0.1:1: connect: connection refused')
-    with pytest.raises(HelmError) as caught:
+    with pytest.raises(EngineError) as caught:
         client.upgrade_argv(deploy_spec(), dry_run=False)
     assert caught.value.kind == CLUSTER_UNREACHABLE
 
@@ -526,7 +528,7 @@ def test_run_json_tolerates_leading_warnings(make_client, stdout, expected):
 @pytest.mark.parametrize("stdout", ['Release "web" has been upgraded. Happy Helming!', '{"name": "web"', ""])
 def test_run_json_rejects_non_json(make_client, stdout):
     client, _ = make_client(HELM3, {"history": (0, stdout, "")})
-    with pytest.raises(HelmError) as caught:
+    with pytest.raises(EngineError) as caught:
         client.run_json(["history", "web"], namespace="apps")
     assert caught.value.kind == HELM_OUTPUT
     assert caught.value.command[:5] == ["helm", "history", "web", "--output", "json"]

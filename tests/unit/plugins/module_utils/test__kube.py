@@ -12,13 +12,13 @@ import stat
 import pytest
 import yaml
 
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import (
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import (
     CLUSTER_UNREACHABLE,
     FORBIDDEN,
     INVALID_ARGUMENTS,
     KUBERNETES_API,
     UNAUTHORIZED,
-    HelmError,
+    EngineError,
 )
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import KubeAuth, api_error
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import Redactor
@@ -101,7 +101,7 @@ def test_nothing_set_means_helm_defaults(workspace):
 @pytest.mark.parametrize("overrides", [{}, {"host": SERVER, "api_key": "tok"}])
 def test_missing_path_is_invalid_arguments(tmp_path, workspace, overrides):
     auth = KubeAuth(kubeconfig=str(tmp_path / "nope.yaml"), **overrides)
-    with pytest.raises(HelmError) as caught:
+    with pytest.raises(EngineError) as caught:
         auth.effective_kubeconfig(workspace)
     assert caught.value.kind == INVALID_ARGUMENTS
     assert "nope.yaml" in caught.value.msg
@@ -174,13 +174,13 @@ def test_api_key_replaces_the_user_of_the_chosen_context(kubeconfig_file, worksp
 
 
 def test_unknown_context_is_invalid_arguments(workspace):
-    with pytest.raises(HelmError) as caught:
+    with pytest.raises(EngineError) as caught:
         KubeAuth(kubeconfig=copy.deepcopy(KUBECONFIG), context="staging").effective_kubeconfig(workspace)
     assert caught.value.kind == INVALID_ARGUMENTS
 
 
 def test_no_server_is_invalid_arguments(workspace):
-    with pytest.raises(HelmError) as caught:
+    with pytest.raises(EngineError) as caught:
         KubeAuth(api_key="tok-abc123").effective_kubeconfig(workspace)
     assert caught.value.kind == INVALID_ARGUMENTS
 

@@ -8,18 +8,17 @@ from datetime import datetime, timezone
 
 import pytest
 
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import (
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import (
     INVALID_ARGUMENTS,
     RELEASE_LOCKED,
-    HelmError,
+    EngineError,
 )
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import (
-    duration_seconds,
+    RecoveryPolicy,
     ensure_unlocked,
-    parse_time,
     pending_info,
-    stale_threshold,
 )
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._validate import parse_time
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import Release
 
 UTC = timezone.utc
@@ -30,39 +29,6 @@ def release(revision: int, status: str, updated: str | None = "2024-05-02T11:00:
     if updated is not None:
         info["last_deployed"] = updated
     return Release.from_json({"name": "web", "namespace": "apps", "version": revision, "info": info})
-
-
-# ---- duration_seconds --------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "text, seconds",
-    [
-        ("5m0s", 300.0),
-        ("90s", 90.0),
-        ("1h30m", 5400.0),
-        ("1.5h", 5400.0),
-        ("250ms", 0.25),
-        ("300", 300.0),
-        ("2.5", 2.5),
-        (" 10m ", 600.0),
-        (None, 300.0),
-        ("", 300.0),
-    ],
-)
-def test_duration_seconds(text, seconds):
-    assert duration_seconds(text) == pytest.approx(seconds)
-
-
-def test_duration_seconds_default():
-    assert duration_seconds(None, default=42.0) == 42.0
-
-
-@pytest.mark.parametrize("text", ["5 minutes", "abc", "5m junk", "m5", "-5s", "5d", "1h 30m"])
-def test_duration_seconds_rejects_garbage(text):
-    with pytest.raises(HelmError) as caught:
-        duration_seconds(text)
-    assert caught.value.kind == INVALID_ARGUMENTS
 
 
 # ---- parse_time --------------------------------------------------------------------------
@@ -120,15 +86,15 @@ def test_pending_info_without_timestamp_is_never_stale():
 
 
 @pytest.mark.parametrize(
-    "params, timeout, threshold",
+    "policy, threshold",
     [
-        ({"stale_pending_after": 120}, "10m", 120.0),
-        ({"stale_pending_after": None}, "10m", 660.0),
-        ({}, None, 360.0),
+        (RecoveryPolicy(stale_pending_after=120, operation_timeout=600), 120.0),
+        (RecoveryPolicy(operation_timeout=600), 660.0),
+        (RecoveryPolicy(), 360.0),
     ],
 )
-def test_stale_threshold(params, timeout, threshold):
-    assert stale_threshold(params, timeout) == threshold
+def test_stale_threshold(policy, threshold):
+    assert policy.stale_after == threshold
 
 
 # ---- ensure_unlocked (no waiting: lock_wait 0) -------------------------------------------
@@ -136,10 +102,9 @@ def test_stale_threshold(params, timeout, threshold):
 LONG_AGO = "2020-01-01T00:00:00Z"
 
 
-def context_for(client, *, check_mode=False, **params):
-    params.setdefault("lock_wait", 0)
-    module = types.SimpleNamespace(params=params, check_mode=check_mode)
-    return types.SimpleNamespace(module=module, helm=client, kube=FakeKube())
+def unlock(client, history, *, check_mode=False, kube=None, **policy):
+    policy.setdefault("operation_timeout", 300)
+    return ensure_unlocked(kube or FakeKube(), client, history, RecoveryPolicy(**policy), check_mode=check_mode)
 
 
 class FakeKube:
@@ -155,8 +120,8 @@ class FakeKube:
 def test_not_pending_needs_nothing(make_client):
     client, fake = make_client()
     history = [release(1, "superseded"), release(2, "deployed")]
-    assert ensure_unlocked(context_for(client), history, timeout="5m") is None
-    assert ensure_unlocked(context_for(client), [], timeout="5m") is None
+    assert unlock(client, history) is None
+    assert unlock(client, []) is None
     assert fake.calls == []
 
 
@@ -164,8 +129,8 @@ def test_fresh_pending_release_is_locked(make_client):
     client, fake = make_client()
     just_now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     history = [release(1, "deployed"), release(2, "pending-upgrade", updated=just_now)]
-    with pytest.raises(HelmError) as caught:
-        ensure_unlocked(context_for(client), history, timeout="5m")
+    with pytest.raises(EngineError) as caught:
+        unlock(client, history)
     assert caught.value.kind == RELEASE_LOCKED
     assert caught.value.details["pending"]["stale"] is False
     assert fake.calls == []
@@ -174,41 +139,41 @@ def test_fresh_pending_release_is_locked(make_client):
 def test_stale_pending_upgrade_rolls_back_to_last_good(make_client):
     client, fake = make_client()
     history = [release(1, "superseded"), release(2, "deployed"), release(3, "pending-upgrade", updated=LONG_AGO)]
-    context = context_for(client)
-    report = ensure_unlocked(context, history, timeout="5m")
-    assert [revision for revision, _ in context.kube.marked] == [3]
-    assert "pending-upgrade abandoned" in context.kube.marked[0][1]
+    kube = FakeKube()
+    report = unlock(client, history, kube=kube)
+    assert [revision for revision, _ in kube.marked] == [3]
+    assert "pending-upgrade abandoned" in kube.marked[0][1]
     assert report == {
         "stuck_revision": 3, "stuck_status": "pending-upgrade", "since": LONG_AGO,
         "action": "rollback", "to_revision": 2, "performed": True,
     }
-    assert fake.calls == [["helm", "rollback", "web", "2", "--namespace", "apps"]]
+    assert fake.calls == [["helm", "rollback", "--namespace=apps", "--", "web", "2"]]
 
 
 def test_stale_first_install_is_uninstalled(make_client):
     client, fake = make_client()
-    context = context_for(client)
-    report = ensure_unlocked(context, [release(1, "pending-install", updated=LONG_AGO)], timeout=None)
+    kube = FakeKube()
+    report = unlock(client, [release(1, "pending-install", updated=LONG_AGO)], kube=kube, operation_timeout=None)
     assert (report["action"], report["performed"]) == ("uninstall", True)
-    assert [revision for revision, _ in context.kube.marked] == [1]
-    assert fake.calls == [["helm", "uninstall", "web", "--namespace", "apps"]]
+    assert [revision for revision, _ in kube.marked] == [1]
+    assert fake.calls == [["helm", "uninstall", "--namespace=apps", "--", "web"]]
 
 
 def test_stale_pending_in_check_mode_runs_nothing(make_client):
     client, fake = make_client()
     history = [release(1, "deployed"), release(2, "pending-rollback", updated=LONG_AGO)]
-    context = context_for(client, check_mode=True)
-    report = ensure_unlocked(context, history, timeout="5m")
+    kube = FakeKube()
+    report = unlock(client, history, kube=kube, check_mode=True)
     assert (report["action"], report["to_revision"], report["performed"]) == ("rollback", 1, False)
-    assert context.kube.marked == []
+    assert kube.marked == []
     assert fake.calls == []
 
 
 def test_stale_pending_without_recovery_is_locked(make_client):
     client, fake = make_client()
     history = [release(1, "deployed"), release(2, "pending-upgrade", updated=LONG_AGO)]
-    with pytest.raises(HelmError) as caught:
-        ensure_unlocked(context_for(client, recover_pending=False), history, timeout="5m")
+    with pytest.raises(EngineError) as caught:
+        unlock(client, history, recover_pending=False)
     assert caught.value.kind == RELEASE_LOCKED
     assert caught.value.details["pending"]["stale"] is True
     assert fake.calls == []
