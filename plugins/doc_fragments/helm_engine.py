@@ -74,11 +74,16 @@ requirements:
     RESULTS = r"""
 options: {}
 notes:
-  - Every failure returns C(error.kind), a stable identifier to match on (for example
-    V(cluster_unreachable), V(unauthorized), V(forbidden), V(chart_not_found), V(invalid_values),
-    V(render_failed), V(release_locked), V(release_not_found), V(timeout), V(hook_failed),
-    V(resource_conflict), V(helm_missing), V(helm_unsupported), V(helm_failed)), with helm's
-    stderr in C(error.stderr).
+  - Every failure returns C(error.kind), a stable identifier to match on, with the message in
+    C(error.message) and, when helm failed, helm's stderr in C(error.stderr). The kinds are
+    V(invalid_arguments), V(invalid_values), V(kubeconfig_invalid), V(chart_not_found),
+    V(chart_invalid), V(registry_unreachable), V(render_failed), V(cluster_unreachable),
+    V(unauthorized), V(forbidden), V(kubernetes_api_error), V(resource_conflict),
+    V(release_locked), V(release_not_found), V(revision_not_found), V(hook_failed), V(timeout),
+    V(helm_missing), V(helm_unsupported), V(helm_failed), V(helm_output_invalid),
+    V(missing_dependency) and V(internal_error); the README explains each.
+  - Every input is checked before helm runs or the cluster is touched; a rejected input
+    changes nothing. C(changed) is true only when the cluster changed, failures included.
 """
 
     # Stuck releases, shared by helm_deploy and helm_rollback.
@@ -96,14 +101,14 @@ options:
     default: true
   stale_pending_after:
     description:
-      - Seconds after which a pending revision counts as stale. Defaults to the task's
-        O(timeout) (or helm's 5 minutes) plus 60 seconds.
-    type: int
+      - How old a pending revision must be to count as stale, as a Go duration (V(10m)) or a
+        number of seconds. Defaults to the task's O(timeout) (or helm's 5 minutes) plus 60 seconds.
+    type: raw
   lock_wait:
     description:
-      - Seconds to wait for a pending revision to finish or become stale before failing with
-        C(release_locked). V(0) fails at once.
-    type: int
+      - How long to wait for a pending revision to finish or become stale before failing with
+        C(release_locked), as a Go duration or seconds. V(0) fails at once.
+    type: raw
     default: 0
 """
 
@@ -123,8 +128,13 @@ options:
     type: str
     choices: [watcher, legacy]
   timeout:
-    description: How long helm waits for each Kubernetes operation (a Go duration such as C(5m0s)).
-    type: str
+    description:
+      - How long helm waits for each Kubernetes operation (the wait, each hook), as a Go duration
+        (V(5m), V(90s), V(1h30m)) or a number of seconds. Zero and negative durations are refused.
+        helm's default is 5 minutes.
+      - The helm process itself is stopped (SIGTERM, then SIGKILL 10 seconds later) when it runs
+        longer than three times this plus 30 seconds, and the task fails with C(error.kind=timeout).
+    type: raw
   cleanup_on_fail:
     description: Delete resources the operation created when it fails.
     type: bool

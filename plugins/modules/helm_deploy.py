@@ -43,6 +43,7 @@ options:
     type: str
     choices: [present, absent]
     default: present
+    aliases: [release_state]
   chart_ref:
     description:
       - The chart, as helm takes it. A local chart directory, a packaged C(.tgz), a chart URL,
@@ -114,11 +115,54 @@ options:
   reuse_values:
     description: On upgrade, start from the release's last values (helm C(--reuse-values)); wins over O(reset_values).
     type: bool
+  reset_then_reuse_values:
+    description:
+      - On upgrade, start from the chart's defaults, then apply the release's last values, then the
+        new ones (helm C(--reset-then-reuse-values)). Mutually exclusive with O(reuse_values).
+    type: bool
     default: false
   dependency_update:
     description: Update the chart's dependencies before installing (helm C(--dependency-update)).
     type: bool
     default: false
+    aliases: [dep_up]
+  update_repo_cache:
+    description:
+      - Run C(helm repo update) before deploying, so repository charts resolve to their newest
+        index. Only helm's cache on the host that runs the module changes; the task still reports
+        changed only when the release changes.
+    type: bool
+    default: false
+  skip_schema_validation:
+    description: Do not validate the values against the chart's C(values.schema.json) (helm C(--skip-schema-validation)).
+    type: bool
+    default: false
+  plain_http:
+    description: Reach an OCI registry over plain HTTP (helm C(--plain-http)).
+    type: bool
+    default: false
+  insecure_skip_tls_verify:
+    description: Do not verify the TLS certificate of the chart repository or registry (helm C(--insecure-skip-tls-verify)).
+    type: bool
+    default: false
+    aliases: [skip_tls_certs_check]
+  post_renderer:
+    description:
+      - Pass the rendered manifests through this post-renderer (helm C(--post-renderer)); on helm 4
+        it names a post-renderer plugin, on helm 3 an executable.
+      - The dry run that decides and the real run both use it, so check mode sees its output.
+    type: str
+  replace:
+    description:
+      - Accepted for kubernetes.core playbooks. Reusing the name of a release uninstalled with
+        O(keep_history) needs no flag here, because C(helm upgrade --install) reinstalls it.
+        Mutually exclusive with O(history_max), as in kubernetes.core.
+    type: bool
+    default: false
+  wait_timeout:
+    description:
+      - kubernetes.core's older name for O(timeout); mutually exclusive with it.
+    type: raw
   description:
     description: A description stored with the new revision.
     type: str
@@ -140,6 +184,11 @@ options:
     description: With O(state=absent), keep the release history (helm C(uninstall --keep-history)).
     type: bool
     default: false
+  purge:
+    description:
+      - kubernetes.core's inverse of O(keep_history); V(false) keeps the history.
+    type: bool
+    default: true
 seealso:
   - module: ai_mesh.helm_engine.helm_rollback
   - module: ai_mesh.helm_engine.helm_status
@@ -263,10 +312,48 @@ recovery:
   returned: when a stuck release was recovered
   type: dict
   sample: {"stuck_revision": 3, "stuck_status": "pending-upgrade", "action": "rollback", "to_revision": 2, "performed": true}
+status:
+  description:
+    - The release in kubernetes.core's shape (as its C(helm) and C(helm_info) return it), so
+      playbooks written for them read the same keys. C(values) has secrets redacted.
+  returned: when a release exists after the task
+  type: dict
+  contains:
+    name: {description: Release name., type: str, returned: always}
+    namespace: {description: Release namespace., type: str, returned: always}
+    revision: {description: Revision number, as a string (as C(helm list) prints it)., type: str, returned: always}
+    status: {description: helm status of the revision., type: str, returned: always, sample: deployed}
+    chart: {description: Chart name and version., type: str, returned: always, sample: web-1.4.0}
+    app_version: {description: The chart's appVersion., type: str, returned: always}
+    updated: {description: When the revision was deployed., type: str, returned: always}
+    values: {description: The user-supplied values, secrets redacted., type: dict, returned: always}
+    release_values: {description: The same as C(values) (kubernetes.core 6.3+)., type: dict, returned: always}
+values_digest:
+  description: sha256 of the canonical JSON of the user-supplied values the release has (or would have) after the task.
+  returned: when the chart was rendered
+  type: str
+  sample: "sha256:9f86d08..."
+kube_requests:
+  description: How many Kubernetes API requests the task made.
+  returned: always
+  type: int
 error:
-  description: On failure, a stable C(kind), the message and helm's stderr.
+  description: On failure, a stable C(kind), the message and, when helm failed, its stderr and exit code.
   returned: failure
   type: dict
+  contains:
+    kind:
+      description: What failed; stable, to match on.
+      type: str
+      returned: always
+      choices: [invalid_arguments, invalid_values, kubeconfig_invalid, chart_not_found, chart_invalid,
+                registry_unreachable, render_failed, cluster_unreachable, unauthorized, forbidden,
+                kubernetes_api_error, resource_conflict, release_locked, release_not_found,
+                revision_not_found, hook_failed, timeout, helm_missing, helm_unsupported, helm_failed,
+                helm_output_invalid, missing_dependency, internal_error]
+    message: {description: The same as C(msg)., type: str, returned: always}
+    option: {description: The option whose value was refused., type: str, returned: when an input was refused}
+    stderr: {description: helm's stderr, secrets redacted., type: str, returned: when helm failed}
   sample: {"kind": "timeout", "message": "UPGRADE FAILED: context deadline exceeded", "stderr": "..."}
 """
 

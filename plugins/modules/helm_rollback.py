@@ -139,10 +139,27 @@ helm_processes:
   description: How many helm processes the task started.
   returned: always
   type: int
+kube_requests:
+  description: How many Kubernetes API requests the task made.
+  returned: always
+  type: int
 error:
-  description: On failure, a stable C(kind), the message and helm's stderr.
+  description: On failure, a stable C(kind), the message and, when helm failed, its stderr and exit code.
   returned: failure
   type: dict
+  contains:
+    kind:
+      description: What failed; stable, to match on.
+      type: str
+      returned: always
+      choices: [invalid_arguments, invalid_values, kubeconfig_invalid, chart_not_found, chart_invalid,
+                registry_unreachable, render_failed, cluster_unreachable, unauthorized, forbidden,
+                kubernetes_api_error, resource_conflict, release_locked, release_not_found,
+                revision_not_found, hook_failed, timeout, helm_missing, helm_unsupported, helm_failed,
+                helm_output_invalid, missing_dependency, internal_error]
+    message: {description: The same as C(msg)., type: str, returned: always}
+    option: {description: The option whose value was refused., type: str, returned: when an input was refused}
+    stderr: {description: helm's stderr, secrets redacted., type: str, returned: when helm failed}
 """
 
 import typing as t

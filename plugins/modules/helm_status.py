@@ -38,17 +38,32 @@ options:
     type: str
     choices: [deployed, healthy]
   timeout:
-    description: Seconds to poll with O(wait_for) before failing with C(error.kind=timeout).
-    type: int
-    default: 300
+    description:
+      - How long to poll with O(wait_for) before failing with C(error.kind=timeout), as a Go
+        duration (V(5m), V(90s)) or a number of seconds.
+    type: raw
+    default: 5m
   poll_interval:
-    description: Seconds between polls with O(wait_for).
+    description: Seconds between polls with O(wait_for), from 0.2 to 300.
     type: float
     default: 1.0
   stale_pending_after:
-    description: Seconds after which a C(pending-*) revision is reported stale.
-    type: int
+    description: How old a C(pending-*) revision must be to be reported stale (a Go duration or seconds).
+    type: raw
     default: 360
+  release_state:
+    description:
+      - As in kubernetes.core's C(helm_info), return RV(status) only when the release is in one of
+        these states (V(all), V(deployed), V(failed), V(pending), V(superseded), V(uninstalled),
+        V(uninstalling)). Empty means any state. V(uninstalled) also reports a release uninstalled
+        with its history kept.
+    type: list
+    elements: str
+    default: []
+  get_all_values:
+    description: As in kubernetes.core's C(helm_info), return the chart's default values merged with the user's in C(status.values).
+    type: bool
+    default: false
   fail_on_missing:
     description: Fail with C(error.kind=release_not_found) when the release does not exist; otherwise report C(exists=false).
     type: bool
@@ -97,10 +112,20 @@ release:
   description: The latest revision (see M(ai_mesh.helm_engine.helm_deploy)).
   returned: when the release exists
   type: dict
-status:
+release_status:
   description: helm status of the latest revision.
   returned: when the release exists
   type: str
+  sample: deployed
+status:
+  description:
+    - The release as kubernetes.core's C(helm_info) returns it, so its playbooks read the same keys
+      (C(status.status), C(status.values), C(status.revision) as a string, ...). Values have secrets redacted.
+  returned: when the release exists and is in one of O(release_state)
+  type: dict
+  sample: {"name": "web", "namespace": "web", "revision": "3", "status": "deployed", "chart": "web-1.4.0",
+           "app_version": "2.1", "updated": "...", "values": {"replicaCount": 3}, "release_values": {"replicaCount": 3},
+           "hooks": [], "notes": ""}
 revision:
   description: The latest revision.
   returned: when the release exists
@@ -136,6 +161,26 @@ duration:
   description: Seconds the module spent, including importing the Kubernetes client.
   returned: always
   type: float
+kube_requests:
+  description: How many Kubernetes API requests the task made.
+  returned: always
+  type: int
+error:
+  description: On failure, a stable C(kind), the message and, when helm failed, its stderr and exit code.
+  returned: failure
+  type: dict
+  contains:
+    kind:
+      description: What failed; stable, to match on.
+      type: str
+      returned: always
+      choices: [invalid_arguments, invalid_values, kubeconfig_invalid, chart_not_found, chart_invalid,
+                registry_unreachable, render_failed, cluster_unreachable, unauthorized, forbidden,
+                kubernetes_api_error, resource_conflict, release_locked, release_not_found,
+                revision_not_found, hook_failed, timeout, helm_missing, helm_unsupported, helm_failed,
+                helm_output_invalid, missing_dependency, internal_error]
+    message: {description: The same as C(msg)., type: str, returned: always}
+    option: {description: The option whose value was refused., type: str, returned: when an input was refused}
 """
 
 import time

@@ -37,7 +37,7 @@ def argument_spec_of(module: str, monkeypatch) -> dict:
         captured.update(kwargs)
         raise Capture()
 
-    monkeypatch.setattr(mod, "AnsibleModule", fake_module)
+    monkeypatch.setattr(mod, "EngineModule", fake_module)
     with pytest.raises(Capture):
         mod.main()
     return captured["argument_spec"]
@@ -59,3 +59,38 @@ def test_docs_render_and_match_the_argument_spec(module, monkeypatch):
             assert documented.get("default") == option["default"], name
     assert doc["examples"].strip()
     assert doc["return"]
+
+
+def documented_kinds(doc: dict) -> list[str]:
+    return doc["return"]["error"]["contains"]["kind"]["choices"]
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_every_error_kind_is_documented_in_return(module):
+    """The code can raise only kinds in KINDS (EngineError refuses others); each module's RETURN
+    lists exactly those, so a new kind cannot ship undocumented and a removed one cannot linger."""
+    from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import KINDS
+
+    assert sorted(documented_kinds(ansible_doc(module))) == sorted(KINDS)
+
+
+def test_every_error_kind_is_documented_in_the_readme():
+    import re
+
+    from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import KINDS
+
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Error kinds", 1)[1].split("\n## ", 1)[0]
+    listed = re.findall(r"^\| `([a-z_]+)` \|", section, re.M)
+    assert sorted(listed) == sorted(KINDS)
+
+
+def test_every_kind_constant_used_in_plugins_is_a_known_kind():
+    """A kind spelled as a string literal somewhere would bypass the constants."""
+    import re
+
+    from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import KINDS
+
+    for path in (REPO / "plugins").rglob("*.py"):
+        for literal in re.findall(r"EngineError\(\s*\"([a-z_]+)\"", path.read_text()):
+            assert literal in KINDS, f"{path}: {literal}"
