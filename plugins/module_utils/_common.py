@@ -128,6 +128,8 @@ class TaskContext:
         self._helm: HelmClient | None = None
         self.workspace: Workspace | None = None
         self._register_secrets(module.params)
+        # Before any input is judged: a refusal message must not come back masked by Ansible.
+        self.relax_no_log()
         params = module.params
         self.name = validate.release_name(params.get("name"))
         self.namespace = validate.namespace(params.get("namespace"))
@@ -138,8 +140,6 @@ class TaskContext:
         if params.get("ca_cert") is not None and not os.path.isfile(params["ca_cert"]):
             raise EngineError(INVALID_ARGUMENTS, f"ca_cert {params['ca_cert']!r} is not a file.", details={"option": "ca_cert"})
         self.auth = KubeAuth.from_params(params)
-        self.auth.register_secrets(self.redactor)
-        self.relax_no_log()
         self.binary = self._helm_binary(params.get("binary_path")) if needs_helm else None
         self.view = self.auth.view()
         self.timeout = timeout
@@ -152,6 +152,8 @@ class TaskContext:
             raise
 
     def _register_secrets(self, params: dict[str, t.Any]) -> None:
+        KubeAuth(kubeconfig=params.get("kubeconfig") if isinstance(params.get("kubeconfig"), dict) else None,
+                 api_key=params.get("api_key")).register_secrets(self.redactor)
         for name in self._values_params:
             self.redactor.add_values(params.get(name))
         for item in params.get("set_values") or []:

@@ -445,7 +445,7 @@ class HelmClient:
     def require_helm4(self, option: str) -> None:
         """Version-dependent options are checked right after detection, before any change."""
         if self.major < 4:
-            raise HelmError(HELM_UNSUPPORTED, f"{option} needs helm 4; this is helm {self.version.raw}.")
+            raise HelmError(HELM_UNSUPPORTED, f"{option}: needs helm 4; this is helm {self.version.raw}.", details={"option": option})
 
     # ---- argv builders: the only place helm flags are chosen ------------------------------
 
@@ -510,7 +510,7 @@ class HelmClient:
         if spec.force:
             argv.append("--force-replace" if self.major >= 4 else "--force")
         if spec.server_side is not None or spec.force_conflicts:
-            self.require_helm4("server_side and force_conflicts")
+            self.require_helm4("server_side" if spec.server_side is not None else "force_conflicts")
             if spec.server_side is not None:
                 argv.append(f"--server-side={spec.server_side}")
             if spec.force_conflicts:

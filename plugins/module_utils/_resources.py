@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typing as t
 
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import KubeClient
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import KubeClient, path_segment
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._manifest import parse_manifest
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import Release
 
@@ -25,7 +25,7 @@ def kept_resources(kube: KubeClient, release: Release) -> list[dict[str, t.Any]]
         if annotations.get(KEEP_POLICY) == "keep" and kube.get_object(api_version, kind, namespace, name) is not None:
             left.append({"api_version": api_version, "kind": kind, "namespace": namespace, "name": name, "reason": "resource-policy: keep"})
     claims = kube.get_json(
-        f"/api/v1/namespaces/{release.namespace}/persistentvolumeclaims",
+        f"/api/v1/namespaces/{path_segment(release.namespace)}/persistentvolumeclaims",
         {"labelSelector": f"app.kubernetes.io/instance={release.name}"},
     ) or {}
     for claim in claims.get("items") or []:
@@ -101,7 +101,7 @@ class ReadinessChecker:
             return True, "no selector"
         meta = obj.get("metadata") or {}
         slices = self.kube.get_json(
-            f"/apis/discovery.k8s.io/v1/namespaces/{meta.get('namespace')}/endpointslices",
+            f"/apis/discovery.k8s.io/v1/namespaces/{path_segment(meta.get('namespace') or '')}/endpointslices",
             {"labelSelector": f"kubernetes.io/service-name={meta.get('name')}"},
         ) or {}
         ready = sum(

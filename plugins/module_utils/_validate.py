@@ -154,6 +154,8 @@ def duration_seconds(value: t.Any, option: str = "timeout", *, default: float | 
             seconds = float(text)
         elif _GO_DURATION.match(text):
             seconds = _go_duration_seconds(text, option)
+        elif text.startswith("-") and _GO_DURATION.match(text[1:]):
+            raise InputError(f"{option} must be positive, got {_show(text)}.", option=option)
         else:
             raise InputError(f"{option} {_show(text)} is not a duration (examples: 90s, 5m, 1h30m, or a number of seconds).", option=option)
     if seconds != seconds or seconds in (float("inf"), float("-inf")):
