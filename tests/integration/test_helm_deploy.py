@@ -5,12 +5,11 @@ Changes run four ways (check, real, idempotent check, idempotent real) through `
 
 from __future__ import annotations
 
-import glob
 import json
+import os
 import re
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -207,7 +206,12 @@ SET_SECRET = "Set-Token-9c1e-Value"
 
 
 def test_secrets_appear_in_no_output_at_vvv(namespace, kubeconfig, helm, tmp_path):
-    workspaces_before = set(glob.glob(f"{tempfile.gettempdir()}/helm-engine-*"))
+    # This run's own temp dirs: the check below must not see other runs on the machine.
+    temp_root = tmp_path / "ansible-tmp"
+    temp_env = {"ANSIBLE_REMOTE_TMP": str(temp_root / "remote"), "ANSIBLE_LOCAL_TMP": str(temp_root / "local"),
+                "TMPDIR": str(temp_root / "tmp")}
+    for path in temp_env.values():
+        os.makedirs(path, exist_ok=True)
     playbook = f"""
 - hosts: localhost
   gather_facts: false
@@ -234,14 +238,16 @@ def test_secrets_appear_in_no_output_at_vvv(namespace, kubeconfig, helm, tmp_pat
       ansible.builtin.debug:
         var: deployed
 """
-    proc = run_playbook(playbook, tmp_path=tmp_path, extra_args=["-vvv"])
+    proc = run_playbook(playbook, tmp_path=tmp_path, extra_args=["-vvv"], env=temp_env)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-3000:]
     assert "visible-message" in output, "the test must see non-secret values to be meaningful"
     assert SECRET not in output
     assert SET_SECRET not in output
     assert "<redacted" in output
-    assert set(glob.glob(f"{tempfile.gettempdir()}/helm-engine-*")) == workspaces_before, "temp values files left behind"
+    assert re.search(re.escape(str(temp_root)) + r"\S*/helm-engine-", output), \
+        "the module's private workspace must have been under this run's temp dir"
+    assert not list(temp_root.rglob("helm-engine-*")), "temp values files left behind"
 
 
 def test_packaged_chart_and_chart_repository(run_module, namespace, helm, tmp_path, kubectl):
