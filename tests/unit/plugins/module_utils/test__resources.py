@@ -1,0 +1,229 @@
+"""Live readiness of a release's resources, and what an uninstall leaves behind, on a fake cluster."""
+
+from __future__ import annotations
+
+import typing as t
+
+import pytest
+
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import Release
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._resources import ReadinessChecker, kept_resources
+
+
+class FakeKube:
+    """Objects by (kind, name); lists by path. Records every read."""
+
+    def __init__(self, objects: dict[tuple[str, str], dict[str, t.Any]] | None = None,
+                 lists: dict[str, dict[str, t.Any]] | None = None) -> None:
+        self.objects = objects or {}
+        self.lists = lists or {}
+        self.reads: list[tuple[str, t.Any]] = []
+
+    def get_object(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, t.Any] | None:
+        self.reads.append(("object", (api_version, kind, namespace, name)))
+        return self.objects.get((kind, name))
+
+    def get_json(self, path: str, query: dict[str, str] | None = None, *, missing_ok: bool = False) -> t.Any:
+        self.reads.append(("list", (path, dict(query or {}))))
+        return self.lists.get(path)
+
+
+def release(manifest: str, name: str = "web", namespace: str = "apps") -> Release:
+    return Release.from_json({"name": name, "namespace": namespace, "version": 1, "info": {"status": "deployed"},
+                              "chart": {"metadata": {"name": "sample", "version": "0.1.0"}}, "manifest": manifest})
+
+
+def doc(kind: str, name: str, api_version: str = "v1", annotations: dict[str, str] | None = None, **extra: t.Any) -> str:
+    lines = [f"apiVersion: {api_version}", f"kind: {kind}", "metadata:", f"  name: {name}"]
+    if annotations:
+        lines.append("  annotations:")
+        lines += [f"    {k}: {v!r}" for k, v in annotations.items()]
+    for key, value in extra.items():
+        lines.append(f"{key}: {value}")
+    return "---\n" + "\n".join(lines) + "\n"
+
+
+def assess(kind: str, live: dict[str, t.Any] | None, api_version: str = "v1", **kube_args: t.Any) -> dict[str, t.Any]:
+    kube = FakeKube({(kind, "x"): live} if live is not None else {}, **kube_args)
+    [entry] = ReadinessChecker(kube).check(release(doc(kind, "x", api_version)))
+    return entry
+
+
+def replicated(desired: int, ready: int, updated: int, ready_field: str, *, generation: int = 1, observed: int = 1) -> dict:
+    return {"metadata": {"name": "x", "namespace": "apps", "generation": generation}, "spec": {"replicas": desired},
+            "status": {"observedGeneration": observed, ready_field: ready, "updatedReplicas": updated}}
+
+
+# ---- Deployment / StatefulSet ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("live, ready, detail", [
+    (replicated(3, 3, 3, "availableReplicas"), True, "3/3 ready, 3 updated"),
+    (replicated(3, 2, 3, "availableReplicas"), False, "2/3 ready, 3 updated"),
+    (replicated(3, 3, 1, "availableReplicas"), False, "3/3 ready, 1 updated"),
+    (replicated(2, 0, 0, "availableReplicas"), False, "0/2 ready, 0 updated"),
+    # The controller has not seen the latest spec yet: the counts describe the old one.
+    (replicated(2, 2, 2, "availableReplicas", generation=2, observed=1), False, "2/2 ready, 2 updated"),
+    ({"metadata": {"name": "x"}, "spec": {"replicas": 0}, "status": {}}, True, "0/0 ready, 0 updated"),
+    ({"metadata": {"name": "x"}, "spec": {}, "status": {}}, False, "0/1 ready, 0 updated"),
+    # readyReplicas is not what a Deployment is judged by.
+    (replicated(2, 2, 2, "readyReplicas"), False, "0/2 ready, 2 updated"),
+])
+def test_deployment(live, ready, detail):
+    entry = assess("Deployment", live, "apps/v1")
+    assert (entry["present"], entry["ready"], entry["detail"]) == (True, ready, detail)
+
+
+@pytest.mark.parametrize("live, ready", [
+    (replicated(3, 3, 3, "readyReplicas"), True),
+    (replicated(3, 1, 3, "readyReplicas"), False),
+    (replicated(3, 3, 3, "readyReplicas", generation=4, observed=3), False),
+])
+def test_statefulset(live, ready):
+    entry = assess("StatefulSet", live, "apps/v1")
+    assert entry["ready"] is ready
+
+
+@pytest.mark.parametrize("status, generation, ready, detail", [
+    ({"desiredNumberScheduled": 2, "numberReady": 2, "updatedNumberScheduled": 2, "observedGeneration": 1}, 1, True, "2/2 ready"),
+    ({"desiredNumberScheduled": 2, "numberReady": 1, "updatedNumberScheduled": 2, "observedGeneration": 1}, 1, False, "1/2 ready"),
+    ({"desiredNumberScheduled": 2, "numberReady": 2, "updatedNumberScheduled": 0, "observedGeneration": 1}, 1, False, "2/2 ready"),
+    ({"desiredNumberScheduled": 2, "numberReady": 2, "updatedNumberScheduled": 2, "observedGeneration": 1}, 2, False, "2/2 ready"),
+])
+def test_daemonset(status, generation, ready, detail):
+    entry = assess("DaemonSet", {"metadata": {"generation": generation}, "status": status}, "apps/v1")
+    assert (entry["ready"], entry["detail"]) == (ready, detail)
+
+
+@pytest.mark.parametrize("status, ready, detail", [
+    ({"conditions": [{"type": "Complete", "status": "True"}], "succeeded": 1}, True, "complete"),
+    ({"conditions": [{"type": "Failed", "status": "True"}]}, False, "failed"),
+    # A Job that failed and is also marked complete is failed.
+    ({"conditions": [{"type": "Complete", "status": "True"}, {"type": "Failed", "status": "True"}]}, False, "failed"),
+    ({"active": 1}, False, "running (1 active, 0 succeeded)"),
+    ({"conditions": [{"type": "Complete", "status": "False"}], "active": 1, "succeeded": 2}, False, "running (1 active, 2 succeeded)"),
+])
+def test_job(status, ready, detail):
+    entry = assess("Job", {"status": status}, "batch/v1")
+    assert (entry["ready"], entry["detail"]) == (ready, detail)
+
+
+@pytest.mark.parametrize("status, ready, detail", [
+    ({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}, True, "Running, ready"),
+    ({"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}]}, False, "Running, not ready"),
+    ({"phase": "Pending"}, False, "Pending, not ready"),
+    ({"phase": "Succeeded"}, True, "succeeded"),
+    ({}, False, "Unknown, not ready"),
+])
+def test_pod(status, ready, detail):
+    entry = assess("Pod", {"status": status})
+    assert (entry["ready"], entry["detail"]) == (ready, detail)
+
+
+@pytest.mark.parametrize("status, ready, detail", [
+    ({"phase": "Bound"}, True, "Bound"),
+    ({"phase": "Pending"}, False, "Pending"),
+    ({}, False, "Pending"),
+    ({"phase": "Lost"}, False, "Lost"),
+])
+def test_pvc(status, ready, detail):
+    entry = assess("PersistentVolumeClaim", {"status": status})
+    assert (entry["ready"], entry["detail"]) == (ready, detail)
+
+
+SLICES = "/apis/discovery.k8s.io/v1/namespaces/apps/endpointslices"
+
+
+def service(spec: dict[str, t.Any]) -> dict[str, t.Any]:
+    return {"metadata": {"name": "x", "namespace": "apps"}, "spec": spec}
+
+
+@pytest.mark.parametrize("endpoints, ready, detail", [
+    ([{"conditions": {"ready": True}}, {"conditions": {"ready": True}}], True, "2 ready endpoint(s)"),
+    ([{"conditions": {"ready": False}}, {"conditions": {"ready": True}}], True, "1 ready endpoint(s)"),
+    ([{"conditions": {"ready": False}}], False, "0 ready endpoint(s)"),
+    ([{}], True, "1 ready endpoint(s)"),  # no conditions: ready, as the EndpointSlice API defines
+    ([], False, "0 ready endpoint(s)"),
+])
+def test_service_with_a_selector_needs_a_ready_endpoint(endpoints, ready, detail):
+    kube = FakeKube({("Service", "x"): service({"selector": {"app": "x"}})},
+                    {SLICES: {"items": [{"endpoints": endpoints}]}})
+    [entry] = ReadinessChecker(kube).check(release(doc("Service", "x")))
+    assert (entry["ready"], entry["detail"]) == (ready, detail)
+    assert ("list", (SLICES, {"labelSelector": "kubernetes.io/service-name=x"})) in kube.reads
+
+
+@pytest.mark.parametrize("spec", [{"type": "ExternalName", "externalName": "example.org"}, {"ports": [{"port": 80}]}])
+def test_service_without_a_selector_is_ready(spec):
+    kube = FakeKube({("Service", "x"): service(spec)})
+    [entry] = ReadinessChecker(kube).check(release(doc("Service", "x")))
+    assert (entry["ready"], entry["detail"]) == (True, "no selector")
+    assert all(kind == "object" for kind, _ in kube.reads)
+
+
+def test_service_with_no_slices_at_all_is_not_ready():
+    kube = FakeKube({("Service", "x"): service({"selector": {"app": "x"}})})
+    [entry] = ReadinessChecker(kube).check(release(doc("Service", "x")))
+    assert (entry["ready"], entry["detail"]) == (False, "0 ready endpoint(s)")
+
+
+def test_other_kinds_are_ready_when_present_and_every_kind_is_missing_when_absent():
+    assert assess("ConfigMap", {"data": {}})["detail"] == "present"
+    missing = assess("Deployment", None, "apps/v1")
+    assert (missing["present"], missing["ready"], missing["detail"]) == (False, False, "missing")
+
+
+def test_check_reads_each_resource_once_in_the_release_namespace():
+    manifest = doc("Deployment", "web", "apps/v1") + doc("ConfigMap", "cfg") + doc("Secret", "s")
+    kube = FakeKube({("Deployment", "web"): replicated(1, 1, 1, "availableReplicas"), ("ConfigMap", "cfg"): {}})
+    entries = ReadinessChecker(kube).check(release(manifest))
+    assert [(e["kind"], e["name"], e["namespace"], e["ready"]) for e in entries] == [
+        ("Deployment", "web", "apps", True), ("ConfigMap", "cfg", "apps", True), ("Secret", "s", "apps", False)]
+    assert [r[1] for r in kube.reads] == [("apps/v1", "Deployment", "apps", "web"), ("v1", "ConfigMap", "apps", "cfg"),
+                                          ("v1", "Secret", "apps", "s")]
+
+
+# ---- kept_resources --------------------------------------------------------------------------------
+
+CLAIMS = "/api/v1/namespaces/apps/persistentvolumeclaims"
+
+
+def test_nothing_is_kept_by_default():
+    kube = FakeKube({("ConfigMap", "cfg"): {}}, {CLAIMS: {"items": []}})
+    assert kept_resources(kube, release(doc("ConfigMap", "cfg"))) == []
+
+
+def test_resource_policy_keep_that_still_exists_is_kept():
+    manifest = (doc("ConfigMap", "kept", annotations={"helm.sh/resource-policy": "keep"})
+                + doc("ConfigMap", "gone", annotations={"helm.sh/resource-policy": "keep"})
+                + doc("ConfigMap", "plain")
+                + doc("Secret", "other-policy", annotations={"helm.sh/resource-policy": "delete"}))
+    kube = FakeKube({("ConfigMap", "kept"): {}, ("ConfigMap", "plain"): {}, ("Secret", "other-policy"): {}},
+                    {CLAIMS: {"items": []}})
+    assert kept_resources(kube, release(manifest)) == [
+        {"api_version": "v1", "kind": "ConfigMap", "namespace": "apps", "name": "kept", "reason": "resource-policy: keep"}]
+
+
+def test_the_release_volume_claims_are_kept():
+    kube = FakeKube({}, {CLAIMS: {"items": [{"metadata": {"name": "data-web-0"}}, {"metadata": {"name": "data-web-1"}}]}})
+    left = kept_resources(kube, release(doc("ConfigMap", "cfg")))
+    assert left == [
+        {"api_version": "v1", "kind": "PersistentVolumeClaim", "namespace": "apps", "name": "data-web-0",
+         "reason": "volume claim of the release"},
+        {"api_version": "v1", "kind": "PersistentVolumeClaim", "namespace": "apps", "name": "data-web-1",
+         "reason": "volume claim of the release"},
+    ]
+    assert ("list", (CLAIMS, {"labelSelector": "app.kubernetes.io/instance=web"})) in kube.reads
+
+
+def test_a_kept_claim_is_listed_once():
+    manifest = doc("PersistentVolumeClaim", "data", annotations={"helm.sh/resource-policy": "keep"})
+    kube = FakeKube({("PersistentVolumeClaim", "data"): {}}, {CLAIMS: {"items": [{"metadata": {"name": "data"}}]}})
+    assert kept_resources(kube, release(manifest)) == [
+        {"api_version": "v1", "kind": "PersistentVolumeClaim", "namespace": "apps", "name": "data", "reason": "resource-policy: keep"}]
+
+
+def test_claims_are_listed_in_an_escaped_namespace_path():
+    kube = FakeKube({}, {})
+    assert kept_resources(kube, release("", namespace="a/b")) == []
+    assert kube.reads == [("list", ("/api/v1/namespaces/a%2Fb/persistentvolumeclaims",
+                                    {"labelSelector": "app.kubernetes.io/instance=web"}))]
