@@ -1,0 +1,254 @@
+"""What every module shares: argument-spec failures with a kind, the one try/except, Ansible's
+no_log masking narrowed to real secrets, the result builder, and validation before side effects."""
+
+from __future__ import annotations
+
+import json
+import typing as t
+
+import pytest
+from ansible.module_utils._internal import _traceback
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _common
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._common import (
+    EngineModule,
+    Manager,
+    TaskContext,
+    argument_spec,
+    build_result,
+    run_manager,
+)
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import EngineError, InputError
+
+SECRET = "Common-Unit-Secret-77aa"
+
+
+@pytest.fixture
+def kubeconfig(tmp_path) -> str:
+    path = tmp_path / "kubeconfig"
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "unit",
+        "clusters": [{"name": "unit", "cluster": {"server": "https://127.0.0.1:6443"}}],
+        "users": [{"name": "unit", "user": {"token": "unit-token"}}],
+        "contexts": [{"name": "unit", "context": {"cluster": "unit", "user": "unit"}}],
+    }))
+    return str(path)
+
+
+SPEC = argument_spec(
+    release_values={"type": "dict", "default": {}, "no_log": True},
+    timeout={"type": "raw"},
+)
+
+
+def make_module(args: dict[str, t.Any], spec: dict[str, t.Any] | None = None) -> EngineModule:
+    with patch_module_args(dict({"_ansible_check_mode": False}, **args)):
+        return EngineModule(argument_spec=spec or SPEC, supports_check_mode=True)
+
+
+def exit_of(capsys, call: t.Callable[[], t.Any]) -> dict[str, t.Any]:
+    with pytest.raises(SystemExit):
+        call()
+    return json.loads(capsys.readouterr().out)
+
+
+# ---- EngineModule ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, needle", [
+    ({"namespace": "apps"}, "name"),                                    # a required option is missing
+    ({"name": "web", "namespace": "apps", "release_values": "x"}, "release_values"),  # a wrong type
+    ({"name": "web", "namespace": "apps", "no_such_option": 1}, "no_such_option"),    # an unknown option
+])
+def test_argument_spec_failures_carry_invalid_arguments(capsys, args, needle):
+    result = exit_of(capsys, lambda: make_module(args))
+    assert result["failed"] is True and result["changed"] is False
+    assert result["error"]["kind"] == "invalid_arguments"
+    assert needle in result["msg"] and result["error"]["message"] == result["msg"]
+
+
+def test_a_bad_choice_is_invalid_arguments(capsys):
+    spec = argument_spec(target={"type": "str", "choices": ["a", "b"]})
+    result = exit_of(capsys, lambda: make_module({"name": "web", "namespace": "apps", "target": "c"}, spec))
+    assert result["error"]["kind"] == "invalid_arguments" and "target" in result["msg"]
+
+
+# ---- run_manager ----------------------------------------------------------------------------------
+
+class Boom(Manager):
+    def execute(self) -> dict[str, t.Any]:
+        raise ValueError(f"first line with {SECRET}\nsecond line\nthird line")
+
+
+class Refuses(Manager):
+    def execute(self) -> dict[str, t.Any]:
+        raise InputError("namespace is odd.", option="namespace")
+
+
+class Quiet(Manager):
+    def execute(self) -> dict[str, t.Any]:
+        return {"action": "none"}
+
+
+class Changes(Manager):
+    def execute(self) -> dict[str, t.Any]:
+        return {"changed": True, "values": self.params["release_values"], "echo": SECRET}
+
+
+def run_module(capsys, args: dict[str, t.Any], manager: type[Manager], spec: dict[str, t.Any] | None = None,
+               **run_args: t.Any) -> dict[str, t.Any]:
+    """Builds the module and runs the manager under one patch_module_args: exit_json needs it."""
+    with patch_module_args(dict({"_ansible_check_mode": False}, **args)):
+        return exit_of(capsys, lambda: run_manager(EngineModule(argument_spec=spec or SPEC, supports_check_mode=True),
+                                                   manager, **run_args))
+
+
+def run_with(capsys, kubeconfig: str, manager: type[Manager], **args: t.Any) -> dict[str, t.Any]:
+    return run_module(capsys, dict({"name": "web", "namespace": "apps", "kubeconfig": kubeconfig}, **args), manager,
+                      needs_helm=False, values_params=["release_values"])
+
+
+def test_an_unexpected_exception_is_internal_error_in_one_line(capsys, kubeconfig, monkeypatch):
+    # Ansible returns `exception` only when tracebacks are enabled (-vvv sets _ansible_tracebacks_for).
+    monkeypatch.setattr(_traceback, "_module_tracebacks_enabled_events", frozenset({_traceback.TracebackEvent.ERROR}))
+    result = run_with(capsys, kubeconfig, Boom, release_values={"auth": {"password": SECRET}})
+    assert result["failed"] is True and result["changed"] is False
+    assert result["error"]["kind"] == "internal_error"
+    assert result["msg"].startswith("internal error: ValueError: first line with ")
+    assert "\n" not in result["msg"] and "second line" not in result["msg"]
+    assert result["error"]["message"] == result["msg"]
+    assert "Traceback" in result["exception"] and "second line" in result["exception"]
+    assert SECRET not in result["msg"] and SECRET not in result["exception"]
+
+
+def test_without_tracebacks_enabled_an_internal_error_is_still_one_line(capsys, kubeconfig, monkeypatch):
+    monkeypatch.setattr(_traceback, "_module_tracebacks_enabled_events", frozenset())
+    result = run_with(capsys, kubeconfig, Boom)
+    assert result["error"]["kind"] == "internal_error" and "\n" not in result["msg"]
+    assert "Traceback" not in json.dumps(result)
+
+
+def test_an_engine_error_keeps_its_kind_and_the_common_fields(capsys, kubeconfig):
+    result = run_with(capsys, kubeconfig, Refuses)
+    assert result["failed"] is True and result["changed"] is False
+    assert (result["error"]["kind"], result["error"]["option"]) == ("invalid_arguments", "namespace")
+    assert {"commands", "helm_processes", "kube_requests", "duration", "invocation"} <= set(result)
+
+
+def test_a_bad_timeout_is_refused_before_the_context_exists(capsys, kubeconfig, monkeypatch):
+    built = []
+    monkeypatch.setattr(_common, "Workspace", lambda *a, **kw: built.append(a) or pytest.fail("workspace created"))
+    result = run_with(capsys, kubeconfig, Quiet, timeout="soon")
+    assert result["error"]["kind"] == "invalid_arguments" and result["error"]["option"] == "timeout"
+    assert built == []
+
+
+# ---- relax_no_log ---------------------------------------------------------------------------------
+
+def test_relax_no_log_keeps_only_real_secrets_masked(kubeconfig):
+    values = {"replicaCount": 3, "image": "nginx", "auth": {"password": SECRET}}
+    module = make_module({"name": "web", "namespace": "apps", "kubeconfig": kubeconfig, "release_values": values})
+    # Ansible itself masks every leaf of a no_log dict.
+    assert {"3", "nginx", SECRET} <= set(module.no_log_values)
+    context = TaskContext(module, values_params=["release_values"], needs_helm=False)
+    try:
+        assert SECRET in module.no_log_values
+        assert "3" not in module.no_log_values and "nginx" not in module.no_log_values
+    finally:
+        context.close()
+
+
+def test_the_result_shows_plain_values_and_masks_secrets(capsys, kubeconfig):
+    values = {"replicaCount": 3, "image": "nginx", "auth": {"password": SECRET}}
+    result = run_with(capsys, kubeconfig, Changes, release_values=values)
+    assert result["changed"] is True
+    assert result["values"]["replicaCount"] == 3 and result["values"]["image"] == "nginx"
+    assert SECRET not in json.dumps(result)
+    assert result["invocation"]["module_args"]["release_values"] == {"replicaCount": 3, "image": "nginx",
+                                                                     "auth": {"password": "<redacted>"}}
+
+
+def test_a_refusal_message_is_not_masked_letter_by_letter(capsys, tmp_path):
+    """A kubeconfig list is refused; its items must not turn the message into asterisks."""
+    spec = argument_spec()
+    spec["kubeconfig"]["type"] = "raw"
+    result = run_module(capsys, {"name": "web", "namespace": "apps", "kubeconfig": ["a", "e"]}, Quiet, spec,
+                        needs_helm=False, timeout_option=None)
+    assert result["error"]["kind"] == "invalid_arguments"
+    assert "kubeconfig must be a path or a dictionary" in result["msg"]
+
+
+# ---- build_result ---------------------------------------------------------------------------------
+
+def test_build_result_is_unchanged_by_default(capsys, kubeconfig):
+    result = run_with(capsys, kubeconfig, Quiet)
+    assert result["changed"] is False and result["action"] == "none"
+    assert (result["helm_processes"], result["commands"], result["kube_requests"]) == (0, [], 0)
+    assert isinstance(result["duration"], float)
+
+
+def test_build_result_keeps_an_explicit_changed(kubeconfig):
+    module = make_module({"name": "web", "namespace": "apps", "kubeconfig": kubeconfig})
+    context = TaskContext(module, needs_helm=False)
+    try:
+        assert build_result(context, {})["changed"] is False
+        assert build_result(context, {"changed": True})["changed"] is True
+        assert set(build_result(context, {})) >= {"changed", "commands", "helm_processes", "kube_requests", "duration", "invocation"}
+    finally:
+        context.close()
+
+
+# ---- TaskContext validates before any side effect -----------------------------------------------
+
+@pytest.mark.parametrize("args, option", [
+    ({"name": "Bad_Name"}, "name"),
+    ({"name": "-x"}, "name"),
+    ({"name": "a" * 54}, "name"),
+    ({"namespace": "ns/../other"}, "namespace"),
+    ({"namespace": "UPPER"}, "namespace"),
+    ({"namespace": "ns\n"}, "namespace"),
+    ({"host": "not a url"}, "host"),
+    ({"context": "-nope"}, "context"),
+    ({"binary_path": "-helm"}, "binary_path"),
+])
+def test_task_context_refuses_before_creating_a_workspace(monkeypatch, kubeconfig, args, option):
+    created = []
+
+    class RecordingWorkspace(_common.Workspace):
+        def __init__(self, *a: t.Any, **kw: t.Any) -> None:
+            created.append(a)
+            super().__init__(*a, **kw)
+
+    monkeypatch.setattr(_common, "Workspace", RecordingWorkspace)
+    module = make_module(dict({"name": "web", "namespace": "apps", "kubeconfig": kubeconfig}, **args))
+    with pytest.raises(EngineError) as caught:
+        TaskContext(module, needs_helm=True)
+    assert caught.value.kind == "invalid_arguments" and caught.value.details.get("option") == option
+    assert created == []
+
+
+def test_task_context_with_good_inputs_creates_one_private_workspace(monkeypatch, kubeconfig):
+    created = []
+
+    class RecordingWorkspace(_common.Workspace):
+        def __init__(self, *a: t.Any, **kw: t.Any) -> None:
+            created.append(a)
+            super().__init__(*a, **kw)
+
+    monkeypatch.setattr(_common, "Workspace", RecordingWorkspace)
+    module = make_module({"name": "web", "namespace": "apps", "kubeconfig": kubeconfig, "binary_path": "/bin/sh"})
+    context = TaskContext(module)
+    try:
+        assert len(created) == 1 and context.kubeconfig == kubeconfig
+        assert (context.name, context.namespace, context.binary) == ("web", "apps", "/bin/sh")
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("binary", ["/etc/passwd", "/etc", "/no/such/helm"])
+def test_an_unusable_helm_is_helm_missing_before_a_workspace(monkeypatch, kubeconfig, binary):
+    monkeypatch.setattr(_common, "Workspace", lambda *a, **kw: pytest.fail("workspace created"))
+    module = make_module({"name": "web", "namespace": "apps", "kubeconfig": kubeconfig, "binary_path": binary})
+    with pytest.raises(EngineError) as caught:
+        TaskContext(module)
+    assert caught.value.kind == "helm_missing"
