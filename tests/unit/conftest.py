@@ -1,7 +1,7 @@
 # Copyright (c) ai_mesh.helm_engine contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Shared fakes for the unit tests: a recording run_command, a workspace, a helm client."""
+"""Shared fakes for the unit tests: a recording helm runner, a workspace, a helm client."""
 
 from __future__ import annotations
 
@@ -18,12 +18,13 @@ HELM4 = "v4.3.1"
 Answer = t.Union[t.Tuple[int, str, str], BaseException]
 
 
-class FakeRunCommand:
-    """Stands in for AnsibleModule.run_command.
+class FakeRunner:
+    """Stands in for ``_helm.run_process``, the runner HelmClient starts helm with.
 
-    Records every argv (and the keyword arguments) and answers by helm subcommand
-    (``argv[1]``) with a canned ``(rc, stdout, stderr)``; an exception instance as the
-    answer is raised instead, like a binary that vanished.
+    Records every argv (and the keyword arguments: the ``deadline`` each process gets) and
+    answers by helm subcommand (``argv[1]``: flags and positionals follow it) with a canned
+    ``(rc, stdout, stderr)``; an exception instance as the answer is raised instead, like a
+    binary that vanished or a process stopped at its deadline.
     """
 
     def __init__(self, version: str = HELM3, answers: dict[str, Answer] | None = None) -> None:
@@ -32,9 +33,10 @@ class FakeRunCommand:
         self.calls: list[list[str]] = []
         self.kwargs: list[dict[str, t.Any]] = []
 
-    def __call__(self, argv: list[str], **kwargs: t.Any) -> tuple[int, str, str]:
+    def __call__(self, argv: list[str], *, deadline: float) -> tuple[int, str, str]:
+        # Keyword-only and required, like run_process: a client that forgot the deadline fails here.
         self.calls.append(list(argv))
-        self.kwargs.append(kwargs)
+        self.kwargs.append({"deadline": deadline})
         answer = self.answers.get(argv[1], (0, "", ""))
         if isinstance(answer, BaseException):
             raise answer
@@ -51,7 +53,7 @@ def workspace() -> t.Iterator[Workspace]:
 
 
 @pytest.fixture
-def make_client(workspace: Workspace) -> t.Callable[..., tuple[HelmClient, FakeRunCommand]]:
+def make_client(workspace: Workspace) -> t.Callable[..., tuple[HelmClient, FakeRunner]]:
     """``make_client(version="v4.3.1", answers={...}, redactor=..., kubeconfig=...)`` -> (client, fake)."""
 
     def factory(
@@ -61,8 +63,8 @@ def make_client(workspace: Workspace) -> t.Callable[..., tuple[HelmClient, FakeR
         redactor: Redactor | None = None,
         with_workspace: bool = True,
         **client_args: t.Any,
-    ) -> tuple[HelmClient, FakeRunCommand]:
-        fake = FakeRunCommand(version, answers)
+    ) -> tuple[HelmClient, FakeRunner]:
+        fake = FakeRunner(version, answers)
         client = HelmClient(
             fake,
             "helm",

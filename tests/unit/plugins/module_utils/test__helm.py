@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
+import subprocess
+import sys
+import time
 
 import pytest
 
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import (
+    CHART_INVALID,
     CHART_NOT_FOUND,
     CLUSTER_UNREACHABLE,
     FORBIDDEN,
@@ -18,8 +23,8 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
     HELM_OUTPUT,
     HELM_UNSUPPORTED,
     HOOK_FAILED,
-    INVALID_ARGUMENTS,
     INVALID_VALUES,
+    REGISTRY_UNREACHABLE,
     RELEASE_LOCKED,
     RELEASE_NOT_FOUND,
     RENDER_FAILED,
@@ -28,14 +33,20 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
     UNAUTHORIZED,
     EngineError,
 )
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _helm
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import (
+    VERSION_DEADLINE,
     ChartSource,
     DeploySpec,
+    HelmError,
     HelmVersion,
     RollbackSpec,
     SetValue,
     UninstallSpec,
+    _release_document,
     classify_error,
+    deadline_for,
+    run_process,
 )
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import MASK, Redactor
 
@@ -50,8 +61,13 @@ def deploy_spec(**overrides) -> DeploySpec:
     return DeploySpec(**args)
 
 
-def flags_after_install(argv: list[str]) -> list[str]:
-    return argv[argv.index("--install") + 1:]
+def flags_after_chart(built: tuple[list[str], list[str]]) -> list[str]:
+    """The flags an upgrade_argv result has after ``upgrade --install --version=1.2.3``; its
+    positionals must be exactly the release and the chart."""
+    flags, positionals = built
+    assert flags[:3] == ["upgrade", "--install", "--version=1.2.3"]
+    assert positionals == ["web", CHART]
+    return flags[3:]
 
 
 # ---- HelmVersion -------------------------------------------------------------------------
@@ -151,7 +167,36 @@ def test_unsupported_versions(text):
         ),
         ("Error: INSTALLATION FAILED: execution error at (sample/templates/secret.yaml:3:4): auth.password is required", RENDER_FAILED),
         ('Error: UPGRADE FAILED: "web" has no deployed releases', RELEASE_NOT_FOUND),
-        ("Error: uninstall: Release not loaded: web: release: not found", RELEASE_NOT_FOUND),
+        pytest.param(
+            "Error: uninstall: Release not loaded: web: release: not found",
+            RELEASE_NOT_FOUND,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="_helm.py CHART_NOT_FOUND pattern ': not found$' (re.M) is checked before RELEASE_NOT_FOUND "
+                       "and matches helm's 'release: not found', so a missing release is reported as chart_not_found",
+            ),
+        ),
+        # A template syntax error is the chart's, not the network's, even when it says EOF.
+        ("parse error at (sample/templates/x.yaml:3): unexpected EOF", RENDER_FAILED),
+        ("Error: INSTALLATION FAILED: parse error at (sample/templates/x.yaml:3): unexpected EOF", RENDER_FAILED),
+        ('Error: failed parsing --set data: key "a" has no value: unexpected EOF', INVALID_VALUES),
+        # A chart registry that cannot be reached is not an unreachable cluster.
+        (
+            'Error: INSTALLATION FAILED: failed to do request: Head "https://127.0.0.1:5999/v2/charts/sample/manifests/0.1.0": '
+            "dial tcp 127.0.0.1:5999: connect: connection refused",
+            REGISTRY_UNREACHABLE,
+        ),
+        (
+            'Error: looks like "http://127.0.0.1:1" is not a valid chart repository or cannot be reached: '
+            'Get "http://127.0.0.1:1/index.yaml": dial tcp 127.0.0.1:1: connect: connection refused',
+            REGISTRY_UNREACHABLE,
+        ),
+        # Chart.yaml's YAML error is the chart's, not the values'.
+        (
+            "Error: INSTALLATION FAILED: cannot load Chart.yaml: error converting YAML to JSON: yaml: line 2: "
+            "mapping values are not allowed in this context",
+            CHART_INVALID,
+        ),
         ("Error: something nobody has seen before", HELM_FAILED),
         ("", HELM_FAILED),
     ],
@@ -201,15 +246,19 @@ def test_helm_error_to_result():
 
 # ---- version detection -------------------------------------------------------------------
 
+RELEASE = {"name": "web", "version": 1, "info": {"status": "deployed"}}
+
 
 def test_version_is_detected_once(make_client):
     client, fake = make_client(HELM4)
     client.upgrade_argv(deploy_spec(wait=True), dry_run=True)
     client.upgrade_argv(deploy_spec(wait=True), dry_run=False)
     client.rollback_argv(RollbackSpec(release="web", namespace="apps", revision=2, force=True))
-    assert fake.calls == [["helm", "version", "--template", "{{.Version}}"]]
+    assert fake.calls == [["helm", "version", "--template={{.Version}}"]]
+    assert fake.kwargs == [{"deadline": VERSION_DEADLINE}]
     assert client.version.raw == HELM4
     assert client.major == 4
+    assert client.process_count == 1
 
 
 def test_unsupported_helm_fails_the_first_argv(make_client):
@@ -224,9 +273,10 @@ def test_unsupported_helm_fails_the_first_argv(make_client):
 
 def test_upgrade_argv_minimal(make_client):
     client, _ = make_client(HELM3)
-    assert client.upgrade_argv(deploy_spec(), dry_run=False) == [
-        "upgrade", "web", CHART, "--version", "1.2.3", "--install", "--reset-values",
-    ]
+    assert client.upgrade_argv(deploy_spec(), dry_run=False) == (
+        ["upgrade", "--install", "--version=1.2.3", "--reset-values"],
+        ["web", CHART],
+    )
 
 
 @pytest.mark.parametrize(
@@ -250,27 +300,35 @@ def test_upgrade_argv_minimal(make_client):
         pytest.param({"wait_for_jobs": True}, ["--reset-values"], ["--reset-values"], id="wait-for-jobs-needs-wait"),
         pytest.param(
             {"wait": True, "wait_for_jobs": True, "timeout": "5m0s"},
-            ["--reset-values", "--wait", "--wait-for-jobs", "--timeout", "5m0s"],
-            ["--reset-values", "--wait=watcher", "--wait-for-jobs", "--timeout", "5m0s"],
+            ["--reset-values", "--wait", "--wait-for-jobs", "--timeout=5m0s"],
+            ["--reset-values", "--wait=watcher", "--wait-for-jobs", "--timeout=5m0s"],
             id="wait-for-jobs",
         ),
         pytest.param({"reuse_values": True}, ["--reuse-values"], ["--reuse-values"], id="reuse-values"),
+        pytest.param({"reset_then_reuse_values": True}, ["--reset-then-reuse-values"], ["--reset-then-reuse-values"],
+                     id="reset-then-reuse-values"),
+        pytest.param({"reuse_values": True, "reset_then_reuse_values": True}, ["--reuse-values"], ["--reuse-values"],
+                     id="reuse-wins"),
         pytest.param({"reset_values": False}, [], [], id="no-reset"),
-        pytest.param({"server_side": "false"}, ["--reset-values"], ["--reset-values", "--server-side=false"], id="ssa-off"),
         pytest.param(
             {
                 "create_namespace": True,
                 "skip_crds": True,
+                "skip_schema_validation": True,
                 "disable_hooks": True,
                 "description": "deploy 42",
                 "history_max": 5,
                 "take_ownership": True,
+                "post_renderer": "/usr/local/bin/render",
+                "post_renderer_args": ["--strict"],
                 "cleanup_on_fail": True,
             },
-            ["--create-namespace", "--reset-values", "--skip-crds", "--no-hooks", "--description", "deploy 42",
-             "--history-max", "5", "--take-ownership", "--cleanup-on-fail"],
-            ["--create-namespace", "--reset-values", "--skip-crds", "--no-hooks", "--description", "deploy 42",
-             "--history-max", "5", "--take-ownership", "--cleanup-on-fail"],
+            ["--create-namespace", "--reset-values", "--skip-crds", "--skip-schema-validation", "--no-hooks",
+             "--description=deploy 42", "--history-max=5", "--take-ownership", "--post-renderer=/usr/local/bin/render",
+             "--post-renderer-args=--strict", "--cleanup-on-fail"],
+            ["--create-namespace", "--reset-values", "--skip-crds", "--skip-schema-validation", "--no-hooks",
+             "--description=deploy 42", "--history-max=5", "--take-ownership", "--post-renderer=/usr/local/bin/render",
+             "--post-renderer-args=--strict", "--cleanup-on-fail"],
             id="version-independent",
         ),
     ],
@@ -278,23 +336,44 @@ def test_upgrade_argv_minimal(make_client):
 @pytest.mark.parametrize("version", [HELM3, HELM4])
 def test_upgrade_argv_flags(make_client, version, overrides, helm3_flags, helm4_flags):
     client, _ = make_client(version)
-    argv = client.upgrade_argv(deploy_spec(**overrides), dry_run=False)
-    assert flags_after_install(argv) == (helm4_flags if version == HELM4 else helm3_flags)
+    built = client.upgrade_argv(deploy_spec(**overrides), dry_run=False)
+    assert flags_after_chart(built) == (helm4_flags if version == HELM4 else helm3_flags)
 
 
-def test_upgrade_argv_server_side_on_helm4(make_client):
+@pytest.mark.parametrize(
+    "overrides, flags",
+    [
+        ({"server_side": "true", "force_conflicts": True}, ["--reset-values", "--server-side=true", "--force-conflicts"]),
+        ({"server_side": "false"}, ["--reset-values", "--server-side=false"]),
+        ({"server_side": "auto"}, ["--reset-values", "--server-side=auto"]),
+    ],
+)
+def test_upgrade_argv_server_side_on_helm4(make_client, overrides, flags):
     client, _ = make_client(HELM4)
-    argv = client.upgrade_argv(deploy_spec(server_side="true", force_conflicts=True), dry_run=False)
-    assert flags_after_install(argv) == ["--reset-values", "--server-side=true", "--force-conflicts"]
+    assert flags_after_chart(client.upgrade_argv(deploy_spec(**overrides), dry_run=False)) == flags
 
 
-@pytest.mark.parametrize("overrides", [{"server_side": "true"}, {"server_side": "auto"}, {"force_conflicts": True}])
+@pytest.mark.parametrize(
+    "overrides",
+    [{"server_side": "true"}, {"server_side": "auto"}, {"server_side": "false"}, {"force_conflicts": True}],
+)
 def test_upgrade_argv_server_side_needs_helm4(make_client, overrides):
     client, _ = make_client(HELM3)
     with pytest.raises(EngineError) as caught:
         client.upgrade_argv(deploy_spec(**overrides), dry_run=False)
     assert caught.value.kind == HELM_UNSUPPORTED
     assert HELM3 in caught.value.msg
+
+
+def test_chart_source_flags(make_client):
+    client, _ = make_client(HELM3)
+    chart = ChartSource("web", repo_url="https://charts.example.com", version="2.0.0", dependency_update=True,
+                        plain_http=True, insecure_skip_tls_verify=True)
+    assert client.upgrade_argv(deploy_spec(chart=chart), dry_run=False) == (
+        ["upgrade", "--install", "--repo=https://charts.example.com", "--version=2.0.0", "--dependency-update",
+         "--plain-http", "--insecure-skip-tls-verify", "--reset-values"],
+        ["web", "web"],
+    )
 
 
 @pytest.mark.parametrize("version", [HELM3, HELM4])
@@ -309,25 +388,32 @@ def test_dry_run_differs_only_by_dry_run_server(make_client, version):
         force=True,
         timeout="5m0s",
     )
-    dry = client.upgrade_argv(spec, dry_run=True)
-    real = client.upgrade_argv(spec, dry_run=False)
-    assert dry[-1] == "--dry-run=server"
-    assert real == dry[:-1]
-    assert "--dry-run=server" not in real
+    dry_flags, dry_positionals = client.upgrade_argv(spec, dry_run=True)
+    real_flags, real_positionals = client.upgrade_argv(spec, dry_run=False)
+    assert dry_flags[-1] == "--dry-run=server"
+    assert real_flags == dry_flags[:-1]
+    assert "--dry-run=server" not in real_flags
+    assert dry_positionals == real_positionals == ["web", CHART]
     # The very same values file, written once.
-    assert os.listdir(client.workspace.path) == [os.path.basename(real[real.index("base.yaml") + 2])]
+    generated = real_flags[real_flags.index("--values=base.yaml") + 1]
+    assert generated.startswith("--values=")
+    assert os.listdir(client.workspace.path) == [os.path.basename(generated[len("--values="):])]
+
+
+def values_paths(flags: list[str]) -> list[str]:
+    return [arg[len("--values="):] for arg in flags if arg.startswith("--values=")]
 
 
 def test_values_go_through_a_private_file(make_client):
     client, _ = make_client(HELM4)
     values = {"replicaCount": 3, "auth": {"password": "hunter22"}}
-    argv = client.upgrade_argv(deploy_spec(values=values), dry_run=False)
-    path = argv[argv.index("--values") + 1]
+    flags, positionals = client.upgrade_argv(deploy_spec(values=values), dry_run=False)
+    [path] = values_paths(flags)
     assert os.path.dirname(path) == client.workspace.path
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     with open(path, encoding="utf-8") as handle:
         assert json.load(handle) == values
-    assert not any("hunter22" in arg or "replicaCount" in arg for arg in argv)
+    assert not any("hunter22" in arg or "replicaCount" in arg for arg in flags + positionals)
 
 
 def test_values_precedence_files_then_values_then_set(make_client):
@@ -335,23 +421,27 @@ def test_values_precedence_files_then_values_then_set(make_client):
     spec = deploy_spec(
         values_files=["base.yaml", "prod.yaml"],
         values={"replicaCount": 3},
-        set_values=[SetValue("image.tag=1.2"), SetValue("name=web", "string"), SetValue('ports=[80]', "json")],
+        set_values=[SetValue("image.tag=1.2"), SetValue("name=web", "string"), SetValue('ports=[80]', "json"),
+                    SetValue("ca=ca.pem", "file"), SetValue("a.b=x,y", "literal")],
     )
-    argv = client.upgrade_argv(spec, dry_run=False)
-    start = argv.index("--values")
-    generated = argv[start + 5]
-    assert argv[start:start + 12] == [
-        "--values", "base.yaml", "--values", "prod.yaml", "--values", generated,
-        "--set", "image.tag=1.2", "--set-string", "name=web", "--set-json", "ports=[80]",
+    flags, positionals = client.upgrade_argv(spec, dry_run=False)
+    generated = values_paths(flags)[2]
+    assert os.path.dirname(generated) == client.workspace.path
+    assert flags == [
+        "upgrade", "--install", "--version=1.2.3",
+        "--values=base.yaml", "--values=prod.yaml", f"--values={generated}",
+        "--set=image.tag=1.2", "--set-string=name=web", "--set-json=ports=[80]", "--set-file=ca=ca.pem",
+        "--set-literal=a.b=x,y", "--reset-values",
     ]
+    assert positionals == ["web", CHART]
 
 
 def test_values_file_reused_per_distinct_values(make_client):
     client, _ = make_client(HELM3)
 
     def values_path(values):
-        argv = client.upgrade_argv(deploy_spec(values=values), dry_run=False)
-        return argv[argv.index("--values") + 1]
+        [path] = values_paths(client.upgrade_argv(deploy_spec(values=values), dry_run=False)[0])
+        return path
 
     first = values_path({"a": 1, "b": 2})
     assert values_path({"b": 2, "a": 1}) == first
@@ -360,27 +450,58 @@ def test_values_file_reused_per_distinct_values(make_client):
 
 
 def test_values_need_a_workspace(make_client):
-    client, _ = make_client(HELM3, with_workspace=False)
+    client, fake = make_client(HELM3, with_workspace=False)
     with pytest.raises(EngineError) as caught:
         client.upgrade_argv(deploy_spec(values={"a": 1}), dry_run=False)
-    assert caught.value.kind == INVALID_ARGUMENTS
+    assert caught.value.kind == HELM_FAILED
+    assert fake.calls == []
 
 
 def test_local_chart_path_is_expanded(make_client, monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))
     client, _ = make_client(HELM3)
     spec = deploy_spec(chart=ChartSource("~/charts/web", repo_url=None, dependency_update=True))
-    assert client.upgrade_argv(spec, dry_run=False)[:5] == [
-        "upgrade", "web", str(tmp_path / "charts" / "web"), "--dependency-update", "--install",
+    assert client.upgrade_argv(spec, dry_run=False) == (
+        ["upgrade", "--install", "--dependency-update", "--reset-values"],
+        ["web", str(tmp_path / "charts" / "web")],
+    )
+
+
+# ---- user values that look like flags -------------------------------------------------------
+
+
+def test_flag_like_upgrade_inputs_stay_values(make_client):
+    """A release name, chart ref or --set value starting with '-' reaches helm after '--' or
+    inside its own flag=value argument, never as a flag of its own."""
+    client, _ = make_client(HELM3, kubeconfig="/tmp/kc")
+    spec = deploy_spec(
+        release="--kubeconfig=/etc/evil",
+        chart=ChartSource("-chart", version="--devel"),
+        set_values=[SetValue("--post-renderer=/bin/evil"), SetValue("-x", "string")],
+        values_files=["-values.yaml"],
+        description="--dry-run=none",
+    )
+    argv = client.argv(*client.upgrade_argv(spec, dry_run=False), namespace="apps")
+    assert argv == [
+        "helm", "upgrade", "--install", "--version=--devel", "--values=-values.yaml",
+        "--set=--post-renderer=/bin/evil", "--set-string=-x", "--reset-values", "--description=--dry-run=none",
+        "--namespace=apps", "--kubeconfig=/tmp/kc", "--", "--kubeconfig=/etc/evil", "-chart",
     ]
 
 
-def test_repo_chart_argv(make_client):
-    client, _ = make_client(HELM3)
-    spec = deploy_spec(chart=ChartSource("web", repo_url="https://charts.example.com", version="2.0.0"))
-    assert client.upgrade_argv(spec, dry_run=False)[:8] == [
-        "upgrade", "web", "web", "--repo", "https://charts.example.com", "--version", "2.0.0", "--install",
-    ]
+def test_flag_like_release_names_stay_positionals(make_client):
+    client, _ = make_client(HELM4)
+    rollback = client.argv(*client.rollback_argv(RollbackSpec(release="-web", namespace="apps", revision=3)),
+                           namespace="apps")
+    assert rollback == ["helm", "rollback", "--namespace=apps", "--", "-web", "3"]
+    uninstall = client.argv(*client.uninstall_argv(UninstallSpec(release="--no-hooks", namespace="apps")),
+                            namespace="apps")
+    assert uninstall == ["helm", "uninstall", "--namespace=apps", "--", "--no-hooks"]
+
+
+def test_argv_without_positionals_has_no_separator(make_client):
+    client, _ = make_client(HELM3, context="kind-web")
+    assert client.argv(["repo", "update"]) == ["helm", "repo", "update", "--kube-context=kind-web"]
 
 
 # ---- rollback_argv / uninstall_argv ------------------------------------------------------
@@ -389,39 +510,48 @@ def test_repo_chart_argv(make_client):
 @pytest.mark.parametrize(
     "version, expected",
     [
-        (HELM3, ["rollback", "web", "4", "--wait", "--timeout", "2m", "--cleanup-on-fail", "--force", "--no-hooks",
-                 "--history-max", "10"]),
-        (HELM4, ["rollback", "web", "4", "--wait=watcher", "--timeout", "2m", "--cleanup-on-fail", "--force-replace",
-                 "--no-hooks", "--history-max", "10"]),
+        (HELM3, ["rollback", "--wait", "--timeout=2m", "--cleanup-on-fail", "--force", "--no-hooks", "--history-max=10"]),
+        (HELM4, ["rollback", "--wait=watcher", "--timeout=2m", "--cleanup-on-fail", "--force-replace", "--no-hooks",
+                 "--history-max=10"]),
     ],
 )
 def test_rollback_argv(make_client, version, expected):
     client, _ = make_client(version)
     spec = RollbackSpec(release="web", namespace="apps", revision=4, wait=True, timeout="2m", cleanup_on_fail=True,
                         force=True, disable_hooks=True, history_max=10)
-    assert client.rollback_argv(spec) == expected
+    assert client.rollback_argv(spec) == (expected, ["web", "4"])
 
 
 def test_rollback_argv_minimal_and_wait_strategy(make_client):
     client, _ = make_client(HELM4)
-    assert client.rollback_argv(RollbackSpec(release="web", namespace="apps", revision=1)) == ["rollback", "web", "1"]
+    assert client.rollback_argv(RollbackSpec(release="web", namespace="apps", revision=1)) == (["rollback"], ["web", "1"])
     spec = RollbackSpec(release="web", namespace="apps", revision=1, wait=True, wait_strategy="legacy")
-    assert client.rollback_argv(spec) == ["rollback", "web", "1", "--wait=legacy"]
+    assert client.rollback_argv(spec) == (["rollback", "--wait=legacy"], ["web", "1"])
 
 
 @pytest.mark.parametrize(
     "spec, expected",
     [
-        (UninstallSpec(release="web", namespace="apps"), ["uninstall", "web"]),
+        (UninstallSpec(release="web", namespace="apps"), (["uninstall"], ["web"])),
         (
             UninstallSpec(release="web", namespace="apps", wait=True, timeout="90s", keep_history=True, disable_hooks=True),
-            ["uninstall", "web", "--wait", "--timeout", "90s", "--keep-history", "--no-hooks"],
+            (["uninstall", "--wait", "--timeout=90s", "--keep-history", "--no-hooks"], ["web"]),
         ),
     ],
 )
 def test_uninstall_argv(make_client, spec, expected):
     client, _ = make_client(HELM4)
     assert client.uninstall_argv(spec) == expected
+
+
+def test_rollback_and_uninstall_run_in_the_release_namespace(make_client):
+    client, fake = make_client(HELM3, kubeconfig="/tmp/kc")
+    client.rollback(RollbackSpec(release="web", namespace="apps", revision=2, timeout="1m"))
+    client.uninstall(UninstallSpec(release="web", namespace="apps", keep_history=True))
+    assert fake.calls == [
+        ["helm", "rollback", "--timeout=1m", "--namespace=apps", "--kubeconfig=/tmp/kc", "--", "web", "2"],
+        ["helm", "uninstall", "--keep-history", "--namespace=apps", "--kubeconfig=/tmp/kc", "--", "web"],
+    ]
 
 
 # ---- running -----------------------------------------------------------------------------
@@ -431,39 +561,75 @@ def test_run_appends_global_args_and_records_redacted_command(make_client):
     redactor = Redactor()
     redactor.add_secret("hunter22")
     client, fake = make_client(HELM3, redactor=redactor, kubeconfig="/tmp/kc", context="kind-web")
-    result = client.run(["upgrade", "web", "./chart", "--set", "auth.password=hunter22", "--description", "pw hunter22"],
-                        namespace="apps")
+    result = client.run(["upgrade", "--install", "--set=auth.password=hunter22", "--description=pw hunter22"],
+                        ["web", "./chart"], namespace="apps")
     assert fake.calls == [[
-        "helm", "upgrade", "web", "./chart", "--set", "auth.password=hunter22", "--description", "pw hunter22",
-        "--namespace", "apps", "--kubeconfig", "/tmp/kc", "--kube-context", "kind-web",
+        "helm", "upgrade", "--install", "--set=auth.password=hunter22", "--description=pw hunter22",
+        "--namespace=apps", "--kubeconfig=/tmp/kc", "--kube-context=kind-web", "--", "web", "./chart",
     ]]
-    assert fake.kwargs == [{"expand_user_and_vars": False}]
-    shown = (f"helm upgrade web ./chart --set auth.password={MASK} --description pw {MASK} "
-             "--namespace apps --kubeconfig /tmp/kc --kube-context kind-web")
+    assert fake.kwargs == [{"deadline": deadline_for(None)}]
+    shown = (f"helm upgrade --install --set=auth.password={MASK} --description=pw {MASK} "
+             "--namespace=apps --kubeconfig=/tmp/kc --kube-context=kind-web -- web ./chart")
     assert client.commands == [shown]
     assert " ".join(result.argv) == shown
     assert client.process_count == 1
 
 
+@pytest.mark.parametrize("timeout, deadline", [(None, 300 * 3 + 30.0), (60.0, 60 * 3 + 30.0)])
+def test_each_process_gets_a_deadline_from_the_task_timeout(make_client, timeout, deadline):
+    client, fake = make_client(HELM4, timeout=timeout)
+    client.run(["status"], ["web"], namespace="apps")
+    assert client.version.raw == HELM4
+    assert fake.kwargs == [{"deadline": deadline}, {"deadline": VERSION_DEADLINE}]
+
+
 def test_process_count_includes_version_detection(make_client):
-    client, fake = make_client(HELM4, {"upgrade": (0, '{"name": "web", "version": 1}', "")})
-    spec = deploy_spec()
-    assert client.render(spec) == {"name": "web", "version": 1}
-    client.upgrade(spec)
+    client, fake = make_client(HELM4, {"upgrade": (0, json.dumps(RELEASE), "")})
+    spec = deploy_spec(wait=True)
+    assert client.render(spec) == RELEASE
+    assert client.upgrade(spec) == RELEASE
     assert client.process_count == 3
     assert [argv[1] for argv in fake.calls] == ["version", "upgrade", "upgrade"]
     assert len(client.commands) == 3
 
 
 def test_render_and_upgrade_run_the_same_argv_but_dry_run(make_client):
-    client, fake = make_client(HELM4, {"upgrade": (0, "{}", "")}, kubeconfig="/tmp/kc")
+    client, fake = make_client(HELM4, {"upgrade": (0, json.dumps(RELEASE), "")}, kubeconfig="/tmp/kc")
     spec = deploy_spec(values={"auth": {"password": "hunter22"}}, atomic=True)
     client.render(spec)
     client.upgrade(spec)
     dry, real = fake.calls_of("upgrade")
-    assert "--dry-run=server" in dry
-    assert real == [arg for arg in dry if arg != "--dry-run=server"]
-    assert real[-6:] == ["--output", "json", "--namespace", "apps", "--kubeconfig", "/tmp/kc"]
+    [values] = values_paths(real)
+    assert real == [
+        "helm", "upgrade", "--install", "--version=1.2.3", f"--values={values}", "--reset-values", "--wait=watcher",
+        "--rollback-on-failure", "--output=json", "--namespace=apps", "--kubeconfig=/tmp/kc", "--", "web", CHART,
+    ]
+    assert dry == real[:8] + ["--dry-run=server"] + real[8:]
+
+
+@pytest.mark.parametrize(
+    "stdout",
+    ["{}", "[]", '[{"name": "web", "version": 1, "info": {}}]', '{"name": "web", "version": 1}',
+     '{"name": "web", "version": "one", "info": {}}', '{"name": "", "version": 1, "info": {}}'],
+)
+@pytest.mark.parametrize("operation", ["render", "upgrade"])
+def test_render_and_upgrade_reject_json_that_is_not_a_release(make_client, stdout, operation):
+    client, _ = make_client(HELM3, {"upgrade": (0, stdout, "")})
+    with pytest.raises(HelmError) as caught:
+        getattr(client, operation)(deploy_spec())
+    assert caught.value.kind == HELM_OUTPUT
+    assert caught.value.command == [client.commands[-1]]
+
+
+@pytest.mark.parametrize("document", [{}, [], None, "web"])
+def test_release_document_rejects_non_releases(document):
+    with pytest.raises(HelmError) as caught:
+        _release_document(document, "helm upgrade")
+    assert caught.value.kind == HELM_OUTPUT
+
+
+def test_release_document_accepts_a_release():
+    assert _release_document(dict(RELEASE), "helm upgrade") == RELEASE
 
 
 def test_failing_run_raises_classified_redacted_error(make_client):
@@ -473,14 +639,15 @@ def test_failing_run_raises_classified_redacted_error(make_client):
               "password hunter22 is too weak\n")
     client, _ = make_client(HELM3, {"upgrade": (1, "", stderr)}, redactor=redactor)
     with pytest.raises(EngineError) as caught:
-        client.run(["upgrade", "web", "./chart", "--set", "auth.password=hunter22"], namespace="apps")
+        client.run(["upgrade", "--install", "--set=auth.password=hunter22"], ["web", "./chart"], namespace="apps")
     error = caught.value
     assert error.kind == RENDER_FAILED
     assert error.rc == 1
     assert error.msg == f"INSTALLATION FAILED: execution error at (sample/templates/secret.yaml:3:4): password {MASK} is too weak"
     assert "hunter22" not in error.stderr
-    assert "hunter22" not in " ".join(error.command)
-    assert error.command[:5] == ["helm", "upgrade", "web", "./chart", "--set"]
+    assert error.command == [
+        "helm", "upgrade", "--install", f"--set=auth.password={MASK}", "--namespace=apps", "--", "web", "./chart",
+    ]
 
 
 def test_failing_run_release_locked(make_client):
@@ -495,16 +662,31 @@ def test_failing_run_release_locked(make_client):
 def test_vanished_binary_is_helm_missing(make_client):
     client, _ = make_client(HELM3, {"status": FileNotFoundError(2, "No such file or directory")})
     with pytest.raises(EngineError) as caught:
-        client.run(["status", "web"])
+        client.run(["status"], ["web"])
     assert caught.value.kind == HELM_MISSING
+
+
+def test_runner_timeout_gets_the_redacted_command(make_client):
+    redactor = Redactor()
+    redactor.add_secret("hunter22")
+    stopped = HelmError(TIMEOUT, "helm did not finish", stderr="waiting; password hunter22")
+    client, _ = make_client(HELM3, {"upgrade": stopped}, redactor=redactor)
+    with pytest.raises(HelmError) as caught:
+        client.run(["upgrade", "--set=pw=hunter22"], ["web", "./chart"], namespace="apps")
+    assert caught.value.kind == TIMEOUT
+    assert caught.value.command == ["helm", "upgrade", f"--set=pw={MASK}", "--namespace=apps", "--", "web", "./chart"]
+    assert caught.value.stderr == f"waiting; password {MASK}"
+    assert client.process_count == 1
 
 
 def test_failing_version_detection_is_classified(make_client):
     client, fake = make_client(HELM3)
     fake.answers["version"] = (1, "", 'Error: Kubernetes cluster unreachable: dial tcp 127.0.0.1:1: connect: connection refused')
     with pytest.raises(EngineError) as caught:
-        client.upgrade_argv(deploy_spec(), dry_run=False)
+        client.version  # noqa: B018
     assert caught.value.kind == CLUSTER_UNREACHABLE
+    with pytest.raises(EngineError):
+        client.upgrade_argv(deploy_spec(wait=True), dry_run=False)
 
 
 @pytest.mark.parametrize(
@@ -521,14 +703,93 @@ def test_failing_version_detection_is_classified(make_client):
 )
 def test_run_json_tolerates_leading_warnings(make_client, stdout, expected):
     client, fake = make_client(HELM3, {"status": (0, stdout, "")})
-    assert client.run_json(["status", "web"], namespace="apps") == expected
-    assert fake.calls[-1] == ["helm", "status", "web", "--output", "json", "--namespace", "apps"]
+    assert client.run_json(["status"], ["web"], namespace="apps") == expected
+    assert fake.calls[-1] == ["helm", "status", "--output=json", "--namespace=apps", "--", "web"]
 
 
 @pytest.mark.parametrize("stdout", ['Release "web" has been upgraded. Happy Helming!', '{"name": "web"', ""])
 def test_run_json_rejects_non_json(make_client, stdout):
     client, _ = make_client(HELM3, {"history": (0, stdout, "")})
     with pytest.raises(EngineError) as caught:
-        client.run_json(["history", "web"], namespace="apps")
+        client.run_json(["history"], ["web"], namespace="apps")
     assert caught.value.kind == HELM_OUTPUT
-    assert caught.value.command[:5] == ["helm", "history", "web", "--output", "json"]
+    assert caught.value.command == ["helm", "history", "--output=json", "--namespace=apps", "--", "web"]
+
+
+# ---- run_process: real processes ---------------------------------------------------------
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+IGNORE_SIGTERM = (
+    "import signal, time\n"
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    "time.sleep(30)\n"
+)
+
+
+@pytest.fixture
+def started(monkeypatch):
+    """The Popen objects run_process creates, to check how each process ended."""
+    processes: list[subprocess.Popen] = []
+    real_popen = subprocess.Popen
+
+    def popen(*args, **kwargs):
+        process = real_popen(*args, **kwargs)
+        processes.append(process)
+        return process
+
+    monkeypatch.setattr(_helm.subprocess, "Popen", popen)
+    return processes
+
+
+def group_is_gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_run_process_returns_rc_and_output():
+    handlers = {sig: signal.getsignal(sig) for sig in SIGNALS}
+    assert run_process(["printf", "%s\\n", "hello"], deadline=10) == (0, "hello\n", "")
+    assert run_process([sys.executable, "-c", "import sys; sys.stderr.write('boom'); sys.exit(3)"], deadline=10) == (
+        3, "", "boom",
+    )
+    # No stdin: a process that reads it ends at once instead of waiting for input.
+    assert run_process(["cat"], deadline=10) == (0, "", "")
+    assert {sig: signal.getsignal(sig) for sig in SIGNALS} == handlers
+
+
+def test_run_process_stops_a_process_past_its_deadline(started):
+    handlers = {sig: signal.getsignal(sig) for sig in SIGNALS}
+    begin = time.monotonic()
+    with pytest.raises(HelmError) as caught:
+        run_process(["sleep", "30"], deadline=0.5, grace=0.5)
+    elapsed = time.monotonic() - begin
+    assert caught.value.kind == TIMEOUT
+    assert caught.value.details == {"deadline_seconds": 0.5}
+    assert 0.5 <= elapsed < 2.0
+    [process] = started
+    assert process.returncode == -signal.SIGTERM  # SIGTERM was enough
+    assert group_is_gone(process.pid)
+    assert {sig: signal.getsignal(sig) for sig in SIGNALS} == handlers
+
+
+def test_run_process_kills_a_process_that_ignores_sigterm(started):
+    begin = time.monotonic()
+    with pytest.raises(HelmError) as caught:
+        run_process([sys.executable, "-c", IGNORE_SIGTERM], deadline=1.5, grace=0.5)
+    elapsed = time.monotonic() - begin
+    assert caught.value.kind == TIMEOUT
+    [process] = started
+    assert process.returncode == -signal.SIGKILL
+    assert 2.0 <= elapsed < 4.0
+    assert group_is_gone(process.pid)
+
+
+def test_run_process_missing_binary_is_helm_missing(tmp_path):
+    missing = str(tmp_path / "no-helm-here")
+    with pytest.raises(HelmError) as caught:
+        run_process([missing, "version"], deadline=10)
+    assert caught.value.kind == HELM_MISSING
+    assert missing in caught.value.msg

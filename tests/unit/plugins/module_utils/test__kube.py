@@ -16,11 +16,12 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
     CLUSTER_UNREACHABLE,
     FORBIDDEN,
     INVALID_ARGUMENTS,
+    KUBECONFIG_INVALID,
     KUBERNETES_API,
     UNAUTHORIZED,
     EngineError,
 )
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import KubeAuth, api_error
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import KubeAuth, api_error, path_segment
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import Redactor
 
 SERVER = "https://127.0.0.1:6443"
@@ -50,6 +51,7 @@ def no_user_kubeconfig(monkeypatch, tmp_path):
     """Never read the kubeconfig of whoever runs the tests."""
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-such-kubeconfig"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
 
 
 def load_private(path: str, workspace) -> dict:
@@ -93,17 +95,27 @@ def test_home_relative_path_is_expanded(tmp_path, workspace):
     assert KubeAuth(kubeconfig="~/.kube/config").effective_kubeconfig(workspace) == str(home / ".kube" / "config")
 
 
-def test_nothing_set_means_helm_defaults(workspace):
+def test_nothing_set_in_a_pod_means_in_cluster(workspace, monkeypatch):
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
     assert KubeAuth().effective_kubeconfig(workspace) is None
     assert os.listdir(workspace.path) == []
 
 
+def test_nothing_set_outside_a_pod_is_kubeconfig_invalid(workspace):
+    with pytest.raises(EngineError) as caught:
+        KubeAuth().effective_kubeconfig(workspace)
+    assert caught.value.kind == KUBECONFIG_INVALID
+    assert caught.value.details == {"option": "kubeconfig"}
+    assert os.listdir(workspace.path) == []
+
+
 @pytest.mark.parametrize("overrides", [{}, {"host": SERVER, "api_key": "tok"}])
-def test_missing_path_is_invalid_arguments(tmp_path, workspace, overrides):
+def test_missing_path_is_kubeconfig_invalid(tmp_path, workspace, overrides):
     auth = KubeAuth(kubeconfig=str(tmp_path / "nope.yaml"), **overrides)
     with pytest.raises(EngineError) as caught:
         auth.effective_kubeconfig(workspace)
-    assert caught.value.kind == INVALID_ARGUMENTS
+    assert caught.value.kind == KUBECONFIG_INVALID
+    assert caught.value.details == {"option": "kubeconfig"}
     assert "nope.yaml" in caught.value.msg
 
 
@@ -177,11 +189,208 @@ def test_unknown_context_is_invalid_arguments(workspace):
     with pytest.raises(EngineError) as caught:
         KubeAuth(kubeconfig=copy.deepcopy(KUBECONFIG), context="staging").effective_kubeconfig(workspace)
     assert caught.value.kind == INVALID_ARGUMENTS
+    assert caught.value.details == {"option": "context"}
+    assert "'staging'" in caught.value.msg and "dev, prod" in caught.value.msg
 
 
-def test_no_server_is_invalid_arguments(workspace):
+def test_unknown_context_of_a_file_is_invalid_arguments(kubeconfig_file, workspace):
+    with pytest.raises(EngineError) as caught:
+        KubeAuth(kubeconfig=kubeconfig_file, context="staging").view()
+    assert caught.value.kind == INVALID_ARGUMENTS
+    assert caught.value.details == {"option": "context"}
+    assert os.listdir(workspace.path) == []
+
+
+def test_no_server_outside_a_pod_is_kubeconfig_invalid(workspace):
     with pytest.raises(EngineError) as caught:
         KubeAuth(api_key="tok-abc123").effective_kubeconfig(workspace)
+    assert caught.value.kind == KUBECONFIG_INVALID
+
+
+def test_api_key_without_a_server_in_a_pod_is_kubeconfig_invalid(workspace, monkeypatch):
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+    with pytest.raises(EngineError) as caught:
+        KubeAuth(api_key="tok-abc123").effective_kubeconfig(workspace)
+    assert caught.value.kind == KUBECONFIG_INVALID
+    assert caught.value.details == {"option": "host"}
+
+
+def test_no_current_context_is_kubeconfig_invalid(tmp_path):
+    path = tmp_path / "kubeconfig.yaml"
+    path.write_text(yaml.safe_dump(dict(KUBECONFIG, **{"current-context": ""})))
+    with pytest.raises(EngineError) as caught:
+        KubeAuth(kubeconfig=str(path)).view()
+    assert caught.value.kind == KUBECONFIG_INVALID
+    assert caught.value.details == {"option": "context"}
+    # Naming a context, or a host, is enough.
+    assert KubeAuth(kubeconfig=str(path), context="prod").view().sources == [str(path)]
+    assert KubeAuth(kubeconfig=str(path), host=SERVER).view().sources == [str(path)]
+
+
+def test_context_whose_cluster_has_no_server_is_kubeconfig_invalid(tmp_path):
+    config = copy.deepcopy(KUBECONFIG)
+    config["clusters"][1]["cluster"] = {"insecure-skip-tls-verify": True}
+    path = tmp_path / "kubeconfig.yaml"
+    path.write_text(yaml.safe_dump(config))
+    KubeAuth(kubeconfig=str(path)).view()  # dev is fine
+    with pytest.raises(EngineError) as caught:
+        KubeAuth(kubeconfig=str(path), context="prod").view()
+    assert caught.value.kind == KUBECONFIG_INVALID
+    assert "prod-cluster" in caught.value.msg
+
+
+# ---- kubeconfig files: type, shape, KUBECONFIG merging -----------------------------------
+
+
+@pytest.mark.parametrize("kubeconfig", [["/a", "/b"], 5, True, "", "   "])
+def test_kubeconfig_that_is_not_a_path_or_dict_is_invalid_arguments(kubeconfig):
+    with pytest.raises(EngineError) as caught:
+        KubeAuth.from_params({"kubeconfig": kubeconfig})
+    assert caught.value.kind == INVALID_ARGUMENTS
+    assert caught.value.details == {"option": "kubeconfig"}
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param("clusters: [\n", id="invalid-yaml"),
+        pytest.param("clusters: 5\n", id="clusters-not-a-list"),
+        pytest.param("- apiVersion: v1\n", id="document-is-a-list"),
+        pytest.param("just text\n", id="document-is-a-string"),
+        pytest.param("clusters:\n- cluster: {server: https://x}\n", id="entry-without-name"),
+        pytest.param("contexts:\n- name: dev\n  context: [dev]\n", id="context-not-a-mapping"),
+        pytest.param("current-context: [dev]\n", id="current-context-not-a-string"),
+        pytest.param(b"\xff\xfe\x00garbage", id="not-utf8"),
+    ],
+)
+def test_malformed_kubeconfig_file_is_kubeconfig_invalid(tmp_path, workspace, content):
+    path = tmp_path / "kubeconfig.yaml"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    with pytest.raises(EngineError) as caught:
+        KubeAuth(kubeconfig=str(path)).effective_kubeconfig(workspace)
+    assert caught.value.kind == KUBECONFIG_INVALID
+    assert caught.value.details == {"option": "kubeconfig"}
+    assert str(path) in caught.value.msg
+
+
+def test_directory_kubeconfig_is_kubeconfig_invalid(tmp_path):
+    with pytest.raises(EngineError) as caught:
+        KubeAuth(kubeconfig=str(tmp_path)).view()
+    assert caught.value.kind == KUBECONFIG_INVALID
+    assert "directory" in caught.value.msg
+
+
+def test_directory_in_kubeconfig_env_is_kubeconfig_invalid(tmp_path, monkeypatch):
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path))
+    with pytest.raises(EngineError) as caught:
+        KubeAuth().view()
+    assert caught.value.kind == KUBECONFIG_INVALID
+
+
+def test_inline_kubeconfig_of_the_wrong_shape_is_kubeconfig_invalid():
+    with pytest.raises(EngineError) as caught:
+        KubeAuth(kubeconfig={"clusters": 5}).view()
+    assert caught.value.kind == KUBECONFIG_INVALID
+
+
+def write_yaml(path, content: dict) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(content))
+    return str(path)
+
+
+def test_kubeconfig_env_files_are_merged_like_kubectl(tmp_path, workspace, monkeypatch):
+    first = write_yaml(tmp_path / "one" / "config", {
+        "clusters": [{"name": "shared", "cluster": {"server": "https://first:6443", "certificate-authority": "ca.pem"}}],
+        "users": [{"name": "me", "user": {"client-certificate": "certs/me.crt", "client-key": "/abs/me.key"}}],
+        "contexts": [{"name": "one", "context": {"cluster": "shared", "user": "me"}}],
+    })
+    second = write_yaml(tmp_path / "two" / "config", {
+        "current-context": "two",
+        "clusters": [
+            {"name": "shared", "cluster": {"server": "https://second:6443"}},
+            {"name": "other", "cluster": {"server": "https://other:6443", "certificate-authority": "other-ca.pem"}},
+        ],
+        "users": [{"name": "me", "user": {"token": "second-token"}}, {"name": "bot", "user": {"tokenFile": "bot.token"}}],
+        "contexts": [
+            {"name": "one", "context": {"cluster": "other", "user": "bot"}},
+            {"name": "two", "context": {"cluster": "shared", "user": "bot"}},
+        ],
+    })
+    third = write_yaml(tmp_path / "three" / "config", {"current-context": "one"})
+    missing = str(tmp_path / "missing" / "config")
+    monkeypatch.setenv("KUBECONFIG", os.pathsep.join([first, missing, second, third]))
+
+    auth = KubeAuth()
+    view = auth.view()
+    assert view.sources == [first, second, third]
+    merged = load_private(auth.effective_kubeconfig(workspace, view), workspace)
+    one, two = str(tmp_path / "one"), str(tmp_path / "two")
+    assert merged == {
+        "apiVersion": "v1",
+        "kind": "Config",
+        # The first file that sets one; the first file sets none.
+        "current-context": "two",
+        # The first definition of a name wins; relative paths are made absolute from their file.
+        "clusters": [
+            {"name": "shared", "cluster": {"server": "https://first:6443", "certificate-authority": f"{one}/ca.pem"}},
+            {"name": "other", "cluster": {"server": "https://other:6443", "certificate-authority": f"{two}/other-ca.pem"}},
+        ],
+        "users": [
+            {"name": "me", "user": {"client-certificate": f"{one}/certs/me.crt", "client-key": "/abs/me.key"}},
+            {"name": "bot", "user": {"tokenFile": f"{two}/bot.token"}},
+        ],
+        "contexts": [
+            {"name": "one", "context": {"cluster": "shared", "user": "me"}},
+            {"name": "two", "context": {"cluster": "shared", "user": "bot"}},
+        ],
+    }
+    # The user's files are left as they were.
+    with open(first, encoding="utf-8") as handle:
+        assert yaml.safe_load(handle)["clusters"][0]["cluster"]["certificate-authority"] == "ca.pem"
+
+
+def test_kubeconfig_env_first_current_context_wins(tmp_path, workspace, monkeypatch):
+    first = write_yaml(tmp_path / "a.yaml", dict(copy.deepcopy(KUBECONFIG), **{"current-context": "prod"}))
+    second = write_yaml(tmp_path / "b.yaml", dict(copy.deepcopy(KUBECONFIG), **{"current-context": "dev"}))
+    monkeypatch.setenv("KUBECONFIG", os.pathsep.join([first, second]))
+    merged = load_private(KubeAuth().effective_kubeconfig(workspace), workspace)
+    assert merged["current-context"] == "prod"
+    assert [c["name"] for c in merged["clusters"]] == ["dev-cluster", "prod-cluster"]
+
+
+def test_kubeconfig_env_with_one_existing_file_passes_it_through(kubeconfig_file, tmp_path, workspace, monkeypatch):
+    monkeypatch.setenv("KUBECONFIG", os.pathsep.join([str(tmp_path / "missing"), kubeconfig_file]))
+    assert KubeAuth().effective_kubeconfig(workspace) == kubeconfig_file
+    assert os.listdir(workspace.path) == []
+
+
+# ---- path_segment ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value, segment",
+    [
+        ("web", "web"),
+        ("sh.helm.release.v1.web.v3", "sh.helm.release.v1.web.v3"),
+        ("a/b", "a%2Fb"),
+        ("../secrets", "..%2Fsecrets"),
+        ("x#frag", "x%23frag"),
+        ("x?watch=true", "x%3Fwatch%3Dtrue"),
+        ("a b%", "a%20b%25"),
+    ],
+)
+def test_path_segment_escapes(value, segment):
+    assert path_segment(value) == segment
+
+
+@pytest.mark.parametrize("value", ["", ".", ".."])
+def test_path_segment_rejects_dot_names(value):
+    with pytest.raises(EngineError) as caught:
+        path_segment(value)
     assert caught.value.kind == INVALID_ARGUMENTS
 
 

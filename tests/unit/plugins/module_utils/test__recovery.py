@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import types
 from datetime import datetime, timezone
 
 import pytest
 
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _recovery
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import (
-    INVALID_ARGUMENTS,
     RELEASE_LOCKED,
     EngineError,
 )
@@ -17,9 +16,12 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery impo
     RecoveryPolicy,
     ensure_unlocked,
     pending_info,
+    repair_failed,
 )
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._validate import parse_time
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import Release
+
+HELM3 = "v3.22.0"
+HELM4 = "v4.3.1"
 
 UTC = timezone.utc
 
@@ -29,30 +31,6 @@ def release(revision: int, status: str, updated: str | None = "2024-05-02T11:00:
     if updated is not None:
         info["last_deployed"] = updated
     return Release.from_json({"name": "web", "namespace": "apps", "version": revision, "info": info})
-
-
-# ---- parse_time --------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "text, expected",
-    [
-        ("2024-05-02T11:00:00.123456789Z", datetime(2024, 5, 2, 11, 0, 0, 123456, tzinfo=UTC)),
-        ("2024-05-02T11:00:00.5Z", datetime(2024, 5, 2, 11, 0, 0, 500000, tzinfo=UTC)),
-        ("2024-05-02T11:00:00Z", datetime(2024, 5, 2, 11, 0, 0, tzinfo=UTC)),
-        ("2024-05-02T13:00:00.987654321+02:00", datetime(2024, 5, 2, 11, 0, 0, 987654, tzinfo=UTC)),
-        ("2024-05-02T11:00:00", datetime(2024, 5, 2, 11, 0, 0, tzinfo=UTC)),
-    ],
-)
-def test_parse_time(text, expected):
-    parsed = parse_time(text)
-    assert parsed == expected
-    assert parsed.utcoffset() is not None
-
-
-@pytest.mark.parametrize("text", [None, "", "yesterday", "2024-13-45T99:00:00Z"])
-def test_parse_time_invalid(text):
-    assert parse_time(text) is None
 
 
 # ---- pending_info / stale_threshold ------------------------------------------------------
@@ -108,10 +86,18 @@ def unlock(client, history, *, check_mode=False, kube=None, **policy):
 
 
 class FakeKube:
-    """Records the stuck revisions the recovery rewrites as failed."""
+    """Records the stuck revisions the recovery rewrites as failed; answers history re-reads
+    (while waiting for a lock) from ``later``, one list per read, the last one repeated."""
 
-    def __init__(self) -> None:
+    def __init__(self, later: list[list[Release]] | None = None) -> None:
         self.marked: list[tuple[int, str]] = []
+        self.later = later or []
+        self.reads = 0
+
+    def release_history(self, name: str, namespace: str) -> list[Release]:
+        assert (name, namespace) == ("web", "apps")
+        self.reads += 1
+        return self.later[min(self.reads, len(self.later)) - 1]
 
     def mark_release_failed(self, release: Release, description: str) -> None:
         self.marked.append((release.revision, description))
@@ -177,3 +163,71 @@ def test_stale_pending_without_recovery_is_locked(make_client):
     assert caught.value.kind == RELEASE_LOCKED
     assert caught.value.details["pending"]["stale"] is True
     assert fake.calls == []
+
+
+# ---- waiting for a lock (lock_wait) ------------------------------------------------------
+
+
+def just_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_lock_wait_returns_once_the_other_operation_finished(make_client, monkeypatch):
+    monkeypatch.setattr(_recovery, "LOCK_POLL_SECONDS", 0.01)
+    client, fake = make_client()
+    pending = [release(1, "deployed"), release(2, "pending-upgrade", updated=just_now())]
+    done = [release(1, "superseded"), release(2, "deployed")]
+    kube = FakeKube(later=[pending, done])
+    assert unlock(client, pending, kube=kube, lock_wait=5.0) is None
+    assert kube.reads == 2
+    assert kube.marked == [] and fake.calls == []
+
+
+def test_lock_wait_gives_up_after_its_time(make_client, monkeypatch):
+    monkeypatch.setattr(_recovery, "LOCK_POLL_SECONDS", 0.01)
+    client, fake = make_client()
+    pending = [release(1, "deployed"), release(2, "pending-upgrade", updated=just_now())]
+    kube = FakeKube(later=[pending])
+    with pytest.raises(EngineError) as caught:
+        unlock(client, pending, kube=kube, lock_wait=0.2)
+    assert caught.value.kind == RELEASE_LOCKED
+    assert kube.reads >= 2
+    assert kube.marked == [] and fake.calls == []
+
+
+# ---- repair_failed: helm 3 patches from the last deployed revision -----------------------
+
+
+def test_failed_revision_is_rolled_back_first_on_helm3(make_client):
+    client, fake = make_client(HELM3)
+    history = [release(1, "superseded"), release(2, "deployed"), release(3, "failed")]
+    report = repair_failed(client, history, check_mode=False)
+    assert (report["action"], report["to_revision"], report["stuck_revision"], report["performed"]) == (
+        "rollback", 2, 3, True,
+    )
+    assert fake.calls == [
+        ["helm", "version", "--template={{.Version}}"],
+        ["helm", "rollback", "--namespace=apps", "--", "web", "2"],
+    ]
+
+
+def test_failed_revision_in_check_mode_is_only_reported(make_client):
+    client, fake = make_client(HELM3)
+    report = repair_failed(client, [release(1, "deployed"), release(2, "failed")], check_mode=True)
+    assert (report["to_revision"], report["performed"]) == (1, False)
+    assert [argv[1] for argv in fake.calls] == ["version"]
+
+
+@pytest.mark.parametrize(
+    "version, statuses",
+    [
+        (HELM4, ["deployed", "failed"]),  # helm 4 removes a failed revision's fields itself
+        (HELM3, ["deployed"]),
+        (HELM3, ["failed"]),  # nothing good to go back to
+    ],
+)
+def test_no_repair_needed(make_client, version, statuses):
+    client, fake = make_client(version)
+    history = [release(i + 1, status) for i, status in enumerate(statuses)]
+    assert repair_failed(client, history, check_mode=False) is None
+    assert all(argv[1] == "version" for argv in fake.calls)
