@@ -304,6 +304,8 @@ def run_manager(
             result.update(context.common_result())
             result["msg"] = context.redactor.redact_text(result["msg"])
             context.close()
+        else:  # refused before the task's context existed: nothing ran
+            result.update(commands=[], helm_processes=0, kube_requests=0, duration=0.0)
         module.fail_json(**result)
     except Exception as exc:  # a defect: say so in one line, keep the traceback for -vvv
         message = f"internal error: {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"

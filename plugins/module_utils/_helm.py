@@ -75,12 +75,12 @@ _ERROR_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     (UNAUTHORIZED, re.compile(r"\bUnauthorized\b|must be logged in|provide credentials|invalid bearer token|x509: certificate signed by unknown authority|tls: failed to verify certificate|invalid username/password|authentication required|basic credential not found", re.I)),
     (FORBIDDEN, re.compile(r"\bis forbidden\b|\bforbidden:|\(Forbidden\)", re.I)),
     (CLUSTER_UNREACHABLE, re.compile(r"Kubernetes cluster unreachable|connection refused|no such host|dial tcp|i/o timeout|connect: network is unreachable|no route to host|the server could not find the requested resource \(get namespaces\)|unsupported protocol scheme|the server has asked for the client to provide credentials|http: server gave HTTP response to HTTPS client|connection reset by peer", re.I)),
+    (RELEASE_NOT_FOUND, re.compile(r"release: not found|has no deployed releases|release .* not found", re.I)),
     (CHART_NOT_FOUND, re.compile(r"chart .*not found|failed to download|no chart (name|version) found|path \".*\" not found|repo .* not found|could not find protocol handler|no such file or directory.*(chart|\.tgz)|not found.*manifest|unable to locate chart|: not found$|manifest unknown|name unknown|invalid_reference|no matching version", re.I | re.M)),
     (RENDER_FAILED, re.compile(r"parse error at|template: .*: (executing|function)|execution error at|YAML parse error|unable to build kubernetes objects|error validating data|error validating \"\"|field not declared in schema|unknown field|executing \".*\" at <|can't evaluate field|nil pointer evaluating|unable to decode \"\"|error converting YAML to JSON.*templates/|function \".*\" not defined", re.I)),
     (INVALID_VALUES, re.compile(r"values don't meet the specifications of the schema|failed parsing --set|failed parsing --set-\w+|error converting YAML to JSON|cannot unmarshal|failed to parse .*values|key .* has no value|unable to parse .*values|error reading .*values|at '/[^']*': (got|want)|jsonschema|schema\(s\)", re.I)),
     (RESOURCE_CONFLICT, re.compile(r"rendered manifests contain a resource that already exists|invalid ownership metadata|Apply failed with \d+ conflicts?|conflict(s)? with \"|the object has been modified|field is immutable|already exists", re.I)),
     (TIMEOUT, re.compile(r"context deadline exceeded|timed out waiting for the condition|\btimeout\b|deadline exceeded", re.I)),
-    (RELEASE_NOT_FOUND, re.compile(r"release: not found|has no deployed releases|release .* not found", re.I)),
 ]
 
 

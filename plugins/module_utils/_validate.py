@@ -187,7 +187,10 @@ def go_duration(seconds: float) -> str:
     """The canonical Go duration helm's --timeout takes (helm refuses a bare number)."""
     if seconds == int(seconds):
         return f"{int(seconds)}s"
-    return f"{int(round(seconds * 1000))}ms"
+    milliseconds = seconds * 1000
+    if milliseconds == int(milliseconds):
+        return f"{int(milliseconds)}ms"
+    return f"{max(1, int(round(seconds * 1e9)))}ns"
 
 
 def positive_number(value: t.Any, option: str, *, minimum: float, maximum: float | None = None) -> float:

@@ -414,7 +414,9 @@ class DeployManager(Manager):
         spec = self.deploy_spec
         if spec is None:
             return
-        # Detect helm now, so a version-dependent option is refused before any recovery.
+        # Detect helm now, and build the argv once, so an unsupported helm or a
+        # version-dependent option is refused before any recovery changes the release.
+        self.helm.version  # noqa: B018
         self.helm.upgrade_argv(spec, dry_run=True)
         if self.params["update_repo_cache"]:
             self.helm.repo_update()

@@ -167,15 +167,7 @@ def test_unsupported_versions(text):
         ),
         ("Error: INSTALLATION FAILED: execution error at (sample/templates/secret.yaml:3:4): auth.password is required", RENDER_FAILED),
         ('Error: UPGRADE FAILED: "web" has no deployed releases', RELEASE_NOT_FOUND),
-        pytest.param(
-            "Error: uninstall: Release not loaded: web: release: not found",
-            RELEASE_NOT_FOUND,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="_helm.py CHART_NOT_FOUND pattern ': not found$' (re.M) is checked before RELEASE_NOT_FOUND "
-                       "and matches helm's 'release: not found', so a missing release is reported as chart_not_found",
-            ),
-        ),
+        ("Error: uninstall: Release not loaded: web: release: not found", RELEASE_NOT_FOUND),
         # A template syntax error is the chart's, not the network's, even when it says EOF.
         ("parse error at (sample/templates/x.yaml:3): unexpected EOF", RENDER_FAILED),
         ("Error: INSTALLATION FAILED: parse error at (sample/templates/x.yaml:3): unexpected EOF", RENDER_FAILED),

@@ -269,9 +269,6 @@ def test_go_duration(seconds, text):
     assert validate.duration_seconds(text) == pytest.approx(seconds)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "_validate.go_duration rounds to whole milliseconds: duration_seconds accepts '100us' (0.0001 > 0) but "
-    "go_duration(0.0001) returns '0ms', so helm gets --timeout=0ms, a zero timeout the validation refuses"))
 @pytest.mark.parametrize("text", ["100us", "0.5ms", "999ns"])
 def test_go_duration_never_turns_an_accepted_timeout_into_zero(text):
     seconds = validate.duration_seconds(text)

@@ -108,20 +108,15 @@ def test_no_op_runs_one_dry_run_and_changes_nothing(monkeypatch, capsys, kubecon
         "/bin/sh", "upgrade", "--install", values, "--reset-values", "--dry-run=server", "--output=json",
         "--namespace=apps", f"--kubeconfig={kubeconfig}", "--", "web", "/",
     ]
-    assert result["commands"] == [" ".join(dry_run)]
+    assert result["commands"][1:] == [" ".join(dry_run)]
+    assert result["commands"][0] == f"/bin/sh version --template={{{{.Version}}}} --kubeconfig={kubeconfig}"
     assert result["kube_requests"] == 1
 
 
 # helm_deploy.py DeployManager.prepare relies on upgrade_argv() to detect helm, but upgrade_argv
 # only reads the version for version-dependent options (wait, atomic, force, server_side).
-NO_VERSION_DETECTION = (
-    "helm_deploy DeployManager.prepare() calls helm.upgrade_argv() to 'detect helm now', but upgrade_argv reads "
-    "the version only for wait/atomic/force/server_side: with none of them helm is never detected, an unsupported "
-    "helm is never refused, helm_version is missing from the result, and a no-op runs 1 helm process, not 2"
-)
 
 
-@pytest.mark.xfail(strict=True, reason=NO_VERSION_DETECTION)
 def test_no_op_starts_two_helm_processes(monkeypatch, capsys):
     current = release_json(config={"message": "hello"})
     result, fake = run(monkeypatch, capsys, {"release_values": {"message": "hello"}}, [current], current)
@@ -141,7 +136,6 @@ def test_check_mode_install_renders_and_stops(monkeypatch, capsys):
                                   "change": "added"}]
 
 
-@pytest.mark.xfail(strict=True, reason=NO_VERSION_DETECTION)
 def test_check_mode_install_detects_helm_first(monkeypatch, capsys):
     result, fake = run(monkeypatch, capsys, {}, [], release_json(status="pending-install"), check=True)
     assert [argv[1] for argv in fake.calls] == ["version", "upgrade"]
@@ -223,9 +217,6 @@ def test_invalid_input_fails_before_any_helm_process(monkeypatch, capsys, args, 
     assert fake.calls == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "_common.run_manager adds commands/helm_processes/kube_requests/duration/invocation only once TaskContext is "
-    "built; a rejected name, namespace or timeout fails without them although RETURN documents them as 'always'"))
 def test_common_result_fields_come_with_an_early_rejection(monkeypatch, capsys):
     result, fake = run(monkeypatch, capsys, {"name": "Web"}, [], release_json())
     assert result["error"]["kind"] == "invalid_arguments"
