@@ -59,6 +59,14 @@ class FakeKube:
                 item["info"]["status"] = "failed"
 
 
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    """Only the kubeconfig the test passes: none of the runner's auth settings."""
+    for name in ("KUBECONFIG", "K8S_AUTH_CONTEXT", "K8S_AUTH_HOST", "K8S_AUTH_API_KEY", "K8S_AUTH_SSL_CA_CERT",
+                 "K8S_AUTH_VERIFY_SSL", "K8S_AUTH_KUBECONFIG", "KUBERNETES_SERVICE_HOST"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def kubeconfig(tmp_path) -> str:
     path = tmp_path / "kubeconfig"
