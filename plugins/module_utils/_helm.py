@@ -32,6 +32,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
     HELM_OUTPUT,
     HELM_UNSUPPORTED,
     HOOK_FAILED,
+    INVALID_ARGUMENTS,
     INVALID_VALUES,
     REGISTRY_UNREACHABLE,
     RELEASE_LOCKED,
@@ -60,7 +61,12 @@ TERM_GRACE = 10.0
 # Ordered: the first pattern that matches names the kind. Specific causes come before the
 # generic symptoms they produce (a failed hook often ends in a deadline too; a chart registry
 # that cannot be reached says "dial tcp" like an unreachable cluster).
+# helm's own flag parser refusing a value we passed through (a post-renderer that does not
+# exist): the input is wrong, not helm; the flag names the option (--post-renderer -> post_renderer).
+_FLAG_REFUSED = re.compile(r'invalid argument "[^"]*" for "--([\w-]+)" flag')
+
 _ERROR_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    (INVALID_ARGUMENTS, _FLAG_REFUSED),
     (RELEASE_LOCKED, re.compile(r"another operation \(install/upgrade/rollback\) is in progress", re.I)),
     (HOOK_FAILED, re.compile(r"(pre|post)-(install|upgrade|rollback|delete) hooks? failed|hook execution failed|failed (pre|post)-\w+|job .* failed|BackoffLimitExceeded|DeadlineExceeded.*job", re.I)),
     (REGISTRY_UNREACHABLE, re.compile(
@@ -411,7 +417,9 @@ class HelmClient:
         # helm 4 puts a template error's location on the Error line and the cause indented below.
         if index + 1 < len(lines) and lines[index + 1][:1] in (" ", "\t"):
             first_line = f"{first_line}: {lines[index + 1].strip()}"
-        return HelmError(kind, first_line, command=result.argv, rc=result.rc, stderr=stderr)
+        refused = _FLAG_REFUSED.search(stderr) if kind == INVALID_ARGUMENTS else None
+        details = {"option": refused.group(1).replace("-", "_")} if refused else None
+        return HelmError(kind, first_line, command=result.argv, rc=result.rc, stderr=stderr, details=details)
 
     def run_json(self, args: list[str], positionals: t.Sequence[str] = (), *, namespace: str | None = None) -> t.Any:
         result = self.run(args + ["--output=json"], positionals, namespace=namespace)
@@ -508,7 +516,9 @@ class HelmClient:
         if spec.cleanup_on_fail:
             argv.append("--cleanup-on-fail")
         if spec.force:
-            argv.append("--force-replace" if self.major >= 4 else "--force")
+            # helm 4 refuses --force-replace with server-side apply, its default since 4.0;
+            # replacing is a client-side operation, as helm 3's --force was.
+            argv += ["--server-side=false", "--force-replace"] if self.major >= 4 else ["--force"]
         if spec.server_side is not None or spec.force_conflicts:
             self.require_helm4("server_side" if spec.server_side is not None else "force_conflicts")
             if spec.server_side is not None:
@@ -529,7 +539,7 @@ class HelmClient:
         if spec.cleanup_on_fail:
             argv.append("--cleanup-on-fail")
         if spec.force:
-            argv.append("--force-replace" if self.major >= 4 else "--force")
+            argv += ["--server-side=false", "--force-replace"] if self.major >= 4 else ["--force"]
         if spec.disable_hooks:
             argv.append("--no-hooks")
         if spec.history_max is not None:

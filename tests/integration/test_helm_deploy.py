@@ -114,7 +114,7 @@ def test_set_values_with_spaces_quotes_and_equals(run_module, namespace, kubectl
     assert data["JSON"] == "map[a:1]"
     echoed = "\n".join(real["commands"])
     assert tricky not in echoed and "0123" not in echoed
-    assert "--set-literal message=********" in echoed
+    assert "--set-literal=message=********" in echoed
 
 
 def test_upgrade_of_a_failed_release(run_module, namespace):

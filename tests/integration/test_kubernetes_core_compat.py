@@ -177,10 +177,6 @@ def test_missing_post_renderer_fails_and_changes_nothing(run_module, namespace, 
     assert kubectl("get", "namespace", namespace, check=False).returncode != 0, "nothing may be created"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "A post_renderer that does not exist is reported as helm_failed: helm's 'invalid argument ... for "
-    "\"--post-renderer\" flag' matches no pattern of classify_error; it is a refused input (invalid_arguments, "
-    "option post_renderer)."))
 def test_missing_post_renderer_is_invalid_arguments(run_module, namespace, tmp_path):
     failed = run_module("helm_deploy", deploy_args(namespace, post_renderer=str(tmp_path / "no-such-renderer")),
                         expect_failure=True)
@@ -221,14 +217,9 @@ def test_purge_false_keeps_the_history(run_module, namespace, kubectl):
     assert [s["metadata"]["labels"]["status"] for s in release_secrets(kubectl, namespace)][-1] == "deployed"
 
 
-def test_force_upgrades_as_in_kubernetes_core(run_module, namespace, helm, request):
+def test_force_upgrades_as_in_kubernetes_core(run_module, namespace):
     """kubernetes.core's force on helm 4 adds --server-side=false to --force-replace, because helm 4
     refuses to force-replace with server-side apply, its default for a new install."""
-    if Path(helm).name == "helm4":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "helm_deploy force=true on helm 4 passes --force-replace without --server-side=false: the dry run "
-            "passes (check mode says upgrade) but the real upgrade of a release installed with helm 4's default "
-            "server-side apply fails: 'invalid operation: cannot use server-side apply and force replace together'.")))
     run_module("helm_deploy", deploy_args(namespace, release_values={"message": "one"}))
     check = run_module("helm_deploy", deploy_args(namespace, release_values={"message": "two"}, force=True), check=True)
     assert check["changed"] is True and check["action"] == "upgrade"

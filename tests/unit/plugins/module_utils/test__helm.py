@@ -288,7 +288,7 @@ def test_upgrade_argv_minimal(make_client):
             ["--reset-values", "--wait=watcher", "--rollback-on-failure"],
             id="atomic-implies-wait",
         ),
-        pytest.param({"force": True}, ["--reset-values", "--force"], ["--reset-values", "--force-replace"], id="force"),
+        pytest.param({"force": True}, ["--reset-values", "--force"], ["--reset-values", "--server-side=false", "--force-replace"], id="force"),
         pytest.param({"wait_for_jobs": True}, ["--reset-values"], ["--reset-values"], id="wait-for-jobs-needs-wait"),
         pytest.param(
             {"wait": True, "wait_for_jobs": True, "timeout": "5m0s"},
@@ -503,7 +503,7 @@ def test_argv_without_positionals_has_no_separator(make_client):
     "version, expected",
     [
         (HELM3, ["rollback", "--wait", "--timeout=2m", "--cleanup-on-fail", "--force", "--no-hooks", "--history-max=10"]),
-        (HELM4, ["rollback", "--wait=watcher", "--timeout=2m", "--cleanup-on-fail", "--force-replace", "--no-hooks",
+        (HELM4, ["rollback", "--wait=watcher", "--timeout=2m", "--cleanup-on-fail", "--server-side=false", "--force-replace", "--no-hooks",
                  "--history-max=10"]),
     ],
 )
