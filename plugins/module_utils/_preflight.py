@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import base64
 import typing as t
+
+import yaml
 from dataclasses import dataclass, field
 
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import (
@@ -101,6 +103,21 @@ def rendered_objects(release: dict[str, t.Any], namespace: str) -> list[Rendered
     return objects
 
 
+def release_from_template(text: str) -> dict[str, t.Any]:
+    """helm template's output in the shape of helm's release JSON (manifest, hooks), enough for
+    the checks that follow a render."""
+    manifest, hooks = [], []
+    for doc in parse_manifest(text).values():
+        events = ((doc.get("metadata") or {}).get("annotations") or {}).get("helm.sh/hook")
+        body = yaml.safe_dump(doc, sort_keys=False)
+        if events:
+            hooks.append({"name": doc["metadata"].get("name", ""), "kind": doc.get("kind", ""),
+                          "events": [e.strip() for e in str(events).split(",")], "manifest": body})
+        else:
+            manifest.append(body)
+    return {"manifest": "---\n".join(manifest), "hooks": hooks, "chart": {}}
+
+
 def shipped_crds(release: dict[str, t.Any], *, skip_crds: bool) -> dict[tuple[str, str], ResourceType]:
     """(apiVersion, kind) -> resource of each CRD the deploy installs: the chart's crds/ files
     (unless skip_crds) and CustomResourceDefinitions among its templates."""
@@ -168,6 +185,7 @@ class Preflight:
         self.helm_version: str | None = None
         self.namespace_exists: bool | None = None
         self.objects: list[Rendered] = []
+        self.server_render_error: EngineError | None = None
 
     # ---- bookkeeping --------------------------------------------------------------------
 
@@ -208,6 +226,10 @@ class Preflight:
         types = self.check_crds(release)
         self.check_rbac(types)
         self.check_ownership(types)
+        if self.server_render_error is not None and not any(p.check in ("rbac", "ownership") for p in self.problems):
+            # Refused for a reason neither check names: that refusal is the problem.
+            self.checks.pop("render", None)
+            self._render_problem(self.server_render_error)
         return self.report()
 
     def report(self) -> dict[str, t.Any]:
@@ -295,19 +317,37 @@ class Preflight:
         try:
             release = helm.render(self.spec)
         except EngineError as exc:
-            message = exc.msg
-            if exc.kind == INVALID_VALUES and "schema" in (exc.stderr or exc.msg).lower():
-                lines = [line.strip() for line in (exc.stderr or "").splitlines()]
-                reasons = [line.strip(" -") for line in lines if line.startswith("- at ")]
-                # helm names each chart whose schema refused the values on a line of its own.
-                charts = [line[:-1] for line in lines if line.endswith(":") and " " not in line and not line.startswith("Error")]
-                schema = f"values.schema.json of chart {', '.join(charts)}" if charts else "the chart's values.schema.json"
-                message = f"the values do not match {schema}" + (f": {'; '.join(reasons)}" if reasons else f": {exc.msg}")
-            self._problem("render", exc.kind, message)
+            if exc.kind in (FORBIDDEN, RESOURCE_CONFLICT):
+                # The chart rendered, but helm's dry run then read the resources it would create
+                # and was refused (RBAC) or found some it does not own: what the rbac and
+                # ownership checks report one by one. Render without the cluster to run them.
+                return self._render_client_side(helm, exc)
+            self._render_problem(exc)
             return None
         summary = Release.from_json(release)
         self._mark("render", PASSED, f"{summary.chart}-{summary.chart_version} renders (server-side dry run)")
         return release
+
+    def _render_client_side(self, helm: HelmClient, server_error: EngineError) -> dict[str, t.Any] | None:
+        try:
+            release = release_from_template(helm.template(self.spec))
+        except EngineError as exc:
+            self._render_problem(exc)
+            return None
+        self.server_render_error = server_error
+        self._mark("render", PASSED, f"the chart renders (helm template; the server-side dry run was refused: {server_error.msg})")
+        return release
+
+    def _render_problem(self, exc: EngineError) -> None:
+        message = exc.msg
+        if exc.kind == INVALID_VALUES and "schema" in (exc.stderr or exc.msg).lower():
+            lines = [line.strip() for line in (exc.stderr or "").splitlines()]
+            reasons = [line.strip(" -") for line in lines if line.startswith("- at ")]
+            # helm names each chart whose schema refused the values on a line of its own.
+            charts = [line[:-1] for line in lines if line.endswith(":") and " " not in line and not line.startswith("Error")]
+            schema = f"values.schema.json of chart {', '.join(charts)}" if charts else "the chart's values.schema.json"
+            message = f"the values do not match {schema}" + (f": {'; '.join(reasons)}" if reasons else f": {exc.msg}")
+        self._problem("render", exc.kind, message)
 
     def _type_of(self, api_version: str, kind: str, shipped: dict[tuple[str, str], ResourceType]) -> ResourceType | None:
         resource = self.kube._resources_of(api_version).get(kind)
