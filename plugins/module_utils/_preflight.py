@@ -226,10 +226,14 @@ class Preflight:
         types = self.check_crds(release)
         self.check_rbac(types)
         self.check_ownership(types)
-        if self.server_render_error is not None and not any(p.check in ("rbac", "ownership") for p in self.problems):
-            # Refused for a reason neither check names: that refusal is the problem.
+        refused = self.server_render_error
+        # An unknown kind is the crds check's to judge: helm's dry run cannot map a custom
+        # resource whose CRD the chart ships in crds/ (helm installs those only in a real run).
+        explained = any(p.check in ("crds", "rbac", "ownership") for p in self.problems)
+        if refused is not None and "no matches for kind" not in refused.msg and not explained:
+            # Refused for a reason no check names: that refusal is the problem.
             self.checks.pop("render", None)
-            self._render_problem(self.server_render_error)
+            self._render_problem(refused)
         return self.report()
 
     def report(self) -> dict[str, t.Any]:
@@ -317,10 +321,11 @@ class Preflight:
         try:
             release = helm.render(self.spec)
         except EngineError as exc:
-            if exc.kind in (FORBIDDEN, RESOURCE_CONFLICT):
-                # The chart rendered, but helm's dry run then read the resources it would create
-                # and was refused (RBAC) or found some it does not own: what the rbac and
-                # ownership checks report one by one. Render without the cluster to run them.
+            if exc.kind in (FORBIDDEN, RESOURCE_CONFLICT) or "no matches for kind" in exc.msg:
+                # The chart rendered, but helm's dry run then mapped or read the resources it
+                # would create and was refused: a kind the cluster does not serve, RBAC, or
+                # resources it does not own. The crds, rbac and ownership checks report those
+                # one by one; render without the cluster to run them.
                 return self._render_client_side(helm, exc)
             self._render_problem(exc)
             return None

@@ -13,6 +13,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
     HELM_MISSING,
     INVALID_VALUES,
     KINDS,
+    RENDER_FAILED,
     RESOURCE_CONFLICT,
     HelmError,
     KubeError,
@@ -214,6 +215,13 @@ def test_a_dry_run_refused_on_the_resources_falls_back_to_helm_template(kind):
     # Refused for a reason no check explains: the refusal itself is the problem.
     report = run(FakeKube(), helm)
     assert [(p["check"], p["kind"]) for p in report["problems"]] == [("render", kind)]
+
+
+def test_an_unknown_kind_in_the_dry_run_is_named_by_the_crds_check():
+    helm = FakeHelm(error=HelmError(RENDER_FAILED, 'unable to build kubernetes objects from release manifest: no matches for kind "Widget" in version "widgets.example/v1"'),
+                    template=MANIFEST)
+    report = run(FakeKube(), helm)
+    assert [(p["check"], p["resource_kind"]) for p in report["problems"]] == [("crds", "Widget")]
 
 
 def test_release_from_template_splits_hooks_and_keeps_crds():
