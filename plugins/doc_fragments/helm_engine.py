@@ -70,6 +70,98 @@ requirements:
   - kubernetes (Python library) on the host that runs the module
 """
 
+    # What decides the rendered release, shared by helm_deploy and helm_preflight.
+    # Paired with CHART_ARG_SPEC in plugins/module_utils/_common.py.
+    CHART = r"""
+options:
+  chart_ref:
+    description:
+      - The chart, as helm takes it. A local chart directory, a packaged C(.tgz), a chart URL,
+        an C(oci://) reference, or C(repo/name) for a repository helm knows, or a chart name with
+        O(chart_repo_url).
+      - Required by M(ai_mesh.helm_engine.helm_preflight), and by M(ai_mesh.helm_engine.helm_deploy) with O(state=present).
+    type: path
+  chart_repo_url:
+    description:
+      - The URL of the chart repository that holds O(chart_ref) (helm C(--repo)).
+    type: str
+  chart_version:
+    description:
+      - The chart version (helm C(--version)); a constraint like C(^1.2) is allowed. Defaults to the latest.
+    type: str
+  release_values:
+    description:
+      - Values for the release, as a dictionary. They win over O(values_files) and lose to O(set_values).
+      - Written to a C(0600) temporary file that is removed when the task ends.
+    type: dict
+    default: {}
+    aliases: [values]
+  values_files:
+    description:
+      - Values files on the host that runs the module, applied in order (later files win).
+    type: list
+    elements: str
+    default: []
+  set_values:
+    description:
+      - Values as helm C(--set) expressions, applied last. Their values are redacted wherever the
+        command is echoed; prefer O(release_values) for secrets, which never reach the command line.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      value:
+        description: The expression, C(key=value); for V(file), C(key=path).
+        type: str
+        required: true
+      value_type:
+        description: V(raw) is C(--set), V(string) C(--set-string), V(json) C(--set-json),
+          V(file) C(--set-file), V(literal) C(--set-literal).
+        type: str
+        choices: [raw, string, json, file, literal]
+        default: raw
+  create_namespace:
+    description: Create the namespace if it does not exist.
+    type: bool
+    default: false
+  skip_crds:
+    description: Do not install the chart's CRDs.
+    type: bool
+    default: false
+  skip_schema_validation:
+    description: Do not validate the values against the chart's C(values.schema.json) (helm C(--skip-schema-validation)).
+    type: bool
+    default: false
+  dependency_update:
+    description: Update the chart's dependencies before installing (helm C(--dependency-update)).
+    type: bool
+    default: false
+    aliases: [dep_up]
+  plain_http:
+    description: Reach an OCI registry over plain HTTP (helm C(--plain-http)).
+    type: bool
+    default: false
+  insecure_skip_tls_verify:
+    description: Do not verify the TLS certificate of the chart repository or registry (helm C(--insecure-skip-tls-verify)).
+    type: bool
+    default: false
+    aliases: [skip_tls_certs_check]
+  post_renderer:
+    description:
+      - Pass the rendered manifests through this post-renderer (helm C(--post-renderer)); on helm 4
+        it names a post-renderer plugin, on helm 3 an executable.
+      - The dry run that decides and the real run both use it, so check mode (and M(ai_mesh.helm_engine.helm_preflight)) sees its output.
+    type: str
+  take_ownership:
+    description:
+      - Adopt existing resources that this release does not own yet (helm C(--take-ownership)),
+        for example what C(kubectl apply) created before the release existed.
+      - M(ai_mesh.helm_engine.helm_preflight) then lists them under C(adoptable) instead of
+        reporting each as a C(resource_conflict) problem.
+    type: bool
+    default: false
+"""
+
     # Shared results and errors.
     RESULTS = r"""
 options: {}

@@ -25,7 +25,15 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
     EngineError,
     HelmError,
 )
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import HelmClient, Workspace, run_process
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import InputError
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import (
+    ChartSource,
+    DeploySpec,
+    HelmClient,
+    SetValue,
+    Workspace,
+    run_process,
+)
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import KubeAuth, KubeClient
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import RecoveryPolicy
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import Redactor, redact_set_expression, split_path
@@ -71,6 +79,88 @@ OPERATION_ARG_SPEC: dict[str, dict[str, t.Any]] = {
     "history_max": {"type": "int"},
     "sensitive_values": {"type": "list", "elements": "str", "default": []},
 }
+
+
+# Paired with the CHART doc fragment: what decides the rendered release, shared by helm_deploy
+# and helm_preflight so both render a task the same way (see deploy_spec).
+CHART_ARG_SPEC: dict[str, dict[str, t.Any]] = {
+    "chart_ref": {"type": "path"},
+    "chart_repo_url": {"type": "str"},
+    "chart_version": {"type": "str"},
+    # no_log keeps values out of the module's syslog line; TaskContext narrows Ansible's
+    # masking back to the real secrets so results stay readable.
+    "release_values": {"type": "dict", "default": {}, "aliases": ["values"], "no_log": True},
+    "values_files": {"type": "list", "elements": "str", "default": []},
+    "set_values": {
+        "type": "list",
+        "elements": "dict",
+        "default": [],
+        "options": {
+            "value": {"type": "str", "required": True, "no_log": True},
+            "value_type": {"type": "str", "default": "raw", "choices": ["raw", "string", "json", "file", "literal"]},
+        },
+    },
+    "create_namespace": {"type": "bool", "default": False},
+    "skip_crds": {"type": "bool", "default": False},
+    "skip_schema_validation": {"type": "bool", "default": False},
+    "dependency_update": {"type": "bool", "default": False, "aliases": ["dep_up"]},
+    "take_ownership": {"type": "bool", "default": False},
+    "post_renderer": {"type": "str"},
+    "plain_http": {"type": "bool", "default": False},
+    "insecure_skip_tls_verify": {"type": "bool", "default": False, "aliases": ["skip_tls_certs_check"]},
+}
+
+
+def deploy_spec(params: dict[str, t.Any], name: str, namespace: str, timeout: float | None) -> DeploySpec:
+    """The DeploySpec of a task, validated (no side effect). helm_deploy's dry run and real run
+    and helm_preflight's render all come from here; options a module does not have (helm_preflight
+    has no wait or atomic) take helm_deploy's defaults, which do not change what renders."""
+    p = params
+    if p.get("chart_ref") is None:
+        raise InputError("chart_ref is required to render the release (helm_deploy: with state=present).", option="chart_ref")
+    chart = ChartSource(
+        validate.chart_ref(p["chart_ref"]),
+        validate.url(p["chart_repo_url"], "chart_repo_url") if p.get("chart_repo_url") is not None else None,
+        validate.optional_argument(p.get("chart_version"), "chart_version"),
+        bool(p.get("dependency_update")),
+        plain_http=bool(p.get("plain_http")),
+        insecure_skip_tls_verify=bool(p.get("insecure_skip_tls_verify")),
+    )
+    values_files = validate.values_files(p.get("values_files") or [])
+    validate.values_size(p.get("release_values"), values_files)
+    set_values = []
+    for item in p.get("set_values") or []:
+        if not item["value"] or "=" not in item["value"]:
+            raise InputError("each set_values item needs a value of the form key=value.", option="set_values")
+        set_values.append(SetValue(item["value"], item["value_type"]))
+    return DeploySpec(
+        release=name,
+        namespace=namespace,
+        chart=chart,
+        values_files=values_files,
+        values=p.get("release_values") or None,
+        set_values=set_values,
+        create_namespace=bool(p.get("create_namespace")),
+        wait=bool(p.get("wait")),
+        wait_strategy=p.get("wait_strategy"),
+        wait_for_jobs=bool(p.get("wait_for_jobs")),
+        timeout=validate.go_duration(timeout) if timeout is not None else None,
+        atomic=bool(p.get("atomic")),
+        history_max=p.get("history_max"),
+        skip_crds=bool(p.get("skip_crds")),
+        skip_schema_validation=bool(p.get("skip_schema_validation")),
+        disable_hooks=bool(p.get("disable_hook")),
+        force=bool(p.get("force")),
+        reset_values=p.get("reset_values", True),
+        reuse_values=bool(p.get("reuse_values")),
+        reset_then_reuse_values=bool(p.get("reset_then_reuse_values")),
+        cleanup_on_fail=bool(p.get("cleanup_on_fail")),
+        description=validate.optional_argument(p.get("description"), "description"),
+        server_side=p.get("server_side"),
+        force_conflicts=bool(p.get("force_conflicts")),
+        take_ownership=bool(p.get("take_ownership")),
+        post_renderer=validate.optional_argument(p.get("post_renderer"), "post_renderer"),
+    )
 
 
 def argument_spec(**specific: dict[str, t.Any]) -> dict[str, dict[str, t.Any]]:

@@ -474,15 +474,35 @@ class HelmClient:
             return [f"--wait={wait_strategy or 'watcher'}"]
         return ["--wait"]
 
-    def upgrade_argv(self, spec: DeploySpec, *, dry_run: bool) -> tuple[list[str], list[str]]:
-        """(flags, positionals) of ``helm upgrade --install``."""
-        argv = ["upgrade", "--install"] + spec.chart.flags()
-        for path in spec.values_files:
-            argv.append(f"--values={path}")
+    def _values_args(self, spec: DeploySpec) -> list[str]:
+        """What decides the values, in helm's precedence order; shared by upgrade and template."""
+        argv = [f"--values={path}" for path in spec.values_files]
         if spec.values:
             argv.append(f"--values={self._values_file(spec.values)}")
         for item in spec.set_values:
             argv += item.argv()
+        return argv
+
+    def template_argv(self, spec: DeploySpec) -> tuple[list[str], list[str]]:
+        """(flags, positionals) of ``helm template`` for the same chart and values as
+        upgrade_argv: a render that never asks the cluster (preflight's fallback when helm's
+        dry run is refused reading the resources it would create)."""
+        argv = ["template"] + spec.chart.flags() + self._values_args(spec)
+        if not spec.skip_crds:
+            argv.append("--include-crds")
+        if spec.skip_schema_validation:
+            argv.append("--skip-schema-validation")
+        if spec.disable_hooks:
+            argv.append("--no-hooks")
+        argv.append("--skip-tests")
+        if spec.post_renderer:
+            argv.append(f"--post-renderer={spec.post_renderer}")
+            argv += [f"--post-renderer-args={a}" for a in spec.post_renderer_args]
+        return argv, [spec.release, spec.chart.positional()]
+
+    def upgrade_argv(self, spec: DeploySpec, *, dry_run: bool) -> tuple[list[str], list[str]]:
+        """(flags, positionals) of ``helm upgrade --install``."""
+        argv = ["upgrade", "--install"] + spec.chart.flags() + self._values_args(spec)
         if spec.create_namespace:
             argv.append("--create-namespace")
         if spec.reuse_values:
@@ -564,6 +584,11 @@ class HelmClient:
         """The release this spec would produce, rendered by the server without persisting."""
         flags, positionals = self.upgrade_argv(spec, dry_run=True)
         return _release_document(self.run_json(flags, positionals, namespace=spec.namespace), self.commands[-1])
+
+    def template(self, spec: DeploySpec) -> str:
+        """The manifests (CRDs and hooks included, tests not) rendered by helm alone."""
+        flags, positionals = self.template_argv(spec)
+        return self.run(flags, positionals, namespace=spec.namespace).stdout
 
     def upgrade(self, spec: DeploySpec) -> dict[str, t.Any]:
         flags, positionals = self.upgrade_argv(spec, dry_run=False)

@@ -408,6 +408,13 @@ class KubeClient:
             header_params={"Accept": "application/json", "Content-Type": "application/merge-patch+json"},
         )
 
+    def post_json(self, path: str, body: dict[str, t.Any]) -> t.Any:
+        """A POST whose answer is the point (a SelfSubjectAccessReview), never a write of a resource."""
+        return self._call(
+            "POST", path, body=body,
+            header_params={"Accept": "application/json", "Content-Type": "application/json"},
+        )
+
     def mark_release_failed(self, release: Release, description: str) -> None:
         """Rewrites a stuck revision as failed, as helm itself does when it is interrupted
         gently (SIGTERM), so the history says what happened instead of pending forever."""

@@ -26,6 +26,7 @@ author:
 extends_documentation_fragment:
   - ai_mesh.helm_engine.helm_engine
   - ai_mesh.helm_engine.helm_engine.helm
+  - ai_mesh.helm_engine.helm_engine.chart
   - ai_mesh.helm_engine.helm_engine.results
   - ai_mesh.helm_engine.helm_engine.operation
   - ai_mesh.helm_engine.helm_engine.recovery
@@ -44,56 +45,6 @@ options:
     choices: [present, absent]
     default: present
     aliases: [release_state]
-  chart_ref:
-    description:
-      - The chart, as helm takes it. A local chart directory, a packaged C(.tgz), a chart URL,
-        an C(oci://) reference, or C(repo/name) for a repository helm knows, or a chart name with
-        O(chart_repo_url).
-      - Required when O(state=present).
-    type: path
-  chart_repo_url:
-    description:
-      - The URL of the chart repository that holds O(chart_ref) (helm C(--repo)).
-    type: str
-  chart_version:
-    description:
-      - The chart version (helm C(--version)); a constraint like C(^1.2) is allowed. Defaults to the latest.
-    type: str
-  release_values:
-    description:
-      - Values for the release, as a dictionary. They win over O(values_files) and lose to O(set_values).
-      - Written to a C(0600) temporary file that is removed when the task ends.
-    type: dict
-    default: {}
-    aliases: [values]
-  values_files:
-    description:
-      - Values files on the host that runs the module, applied in order (later files win).
-    type: list
-    elements: str
-    default: []
-  set_values:
-    description:
-      - Values as helm C(--set) expressions, applied last. Their values are redacted wherever the
-        command is echoed; prefer O(release_values) for secrets, which never reach the command line.
-    type: list
-    elements: dict
-    default: []
-    suboptions:
-      value:
-        description: The expression, C(key=value); for V(file), C(key=path).
-        type: str
-        required: true
-      value_type:
-        description: V(raw) is C(--set), V(string) C(--set-string), V(json) C(--set-json),
-          V(file) C(--set-file), V(literal) C(--set-literal).
-        type: str
-        choices: [raw, string, json, file, literal]
-        default: raw
-  create_namespace:
-    description: Create the namespace if it does not exist.
-    type: bool
-    default: false
   wait_for_jobs:
     description: With O(wait), also wait for the release's Jobs to complete.
     type: bool
@@ -102,10 +53,6 @@ options:
     description:
       - Roll the release back (or remove a new install) when the operation fails. Implies O(wait).
       - C(--atomic) on helm 3, C(--rollback-on-failure) on helm 4.
-    type: bool
-    default: false
-  skip_crds:
-    description: Do not install the chart's CRDs.
     type: bool
     default: false
   reset_values:
@@ -121,11 +68,6 @@ options:
         new ones (helm C(--reset-then-reuse-values)). Mutually exclusive with O(reuse_values).
     type: bool
     default: false
-  dependency_update:
-    description: Update the chart's dependencies before installing (helm C(--dependency-update)).
-    type: bool
-    default: false
-    aliases: [dep_up]
   update_repo_cache:
     description:
       - Run C(helm repo update) before deploying, so repository charts resolve to their newest
@@ -133,25 +75,6 @@ options:
         changed only when the release changes.
     type: bool
     default: false
-  skip_schema_validation:
-    description: Do not validate the values against the chart's C(values.schema.json) (helm C(--skip-schema-validation)).
-    type: bool
-    default: false
-  plain_http:
-    description: Reach an OCI registry over plain HTTP (helm C(--plain-http)).
-    type: bool
-    default: false
-  insecure_skip_tls_verify:
-    description: Do not verify the TLS certificate of the chart repository or registry (helm C(--insecure-skip-tls-verify)).
-    type: bool
-    default: false
-    aliases: [skip_tls_certs_check]
-  post_renderer:
-    description:
-      - Pass the rendered manifests through this post-renderer (helm C(--post-renderer)); on helm 4
-        it names a post-renderer plugin, on helm 3 an executable.
-      - The dry run that decides and the real run both use it, so check mode sees its output.
-    type: str
   replace:
     description:
       - Accepted for kubernetes.core playbooks. Reusing the name of a release uninstalled with
@@ -166,10 +89,6 @@ options:
   description:
     description: A description stored with the new revision.
     type: str
-  take_ownership:
-    description: Adopt existing resources that no release owns (helm C(--take-ownership)).
-    type: bool
-    default: false
   server_side:
     description:
       - helm 4 only. V(true) applies with server-side apply, V(false) with client-side, V(auto) keeps
@@ -361,20 +280,20 @@ import typing as t
 
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _validate as validate
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._common import (
+    CHART_ARG_SPEC,
     OPERATION_ARG_SPEC,
     RECOVERY_ARG_SPEC,
     EngineModule,
     Manager,
     TaskContext,
     argument_spec,
+    deploy_spec,
     recovery_policy,
     run_manager,
 )
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import EngineError, InputError
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import (
-    ChartSource,
     DeploySpec,
-    SetValue,
     UninstallSpec,
 )
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._plan import (
@@ -430,53 +349,7 @@ class DeployManager(Manager):
     # ---- state=present -----------------------------------------------------------------
 
     def spec(self) -> DeploySpec:
-        p = self.params
-        if p["chart_ref"] is None:
-            raise InputError("chart_ref is required with state=present.", option="chart_ref")
-        chart = ChartSource(
-            validate.chart_ref(p["chart_ref"]),
-            validate.url(p["chart_repo_url"], "chart_repo_url") if p["chart_repo_url"] is not None else None,
-            validate.optional_argument(p["chart_version"], "chart_version"),
-            p["dependency_update"],
-            plain_http=p["plain_http"],
-            insecure_skip_tls_verify=p["insecure_skip_tls_verify"],
-        )
-        values_files = validate.values_files(p["values_files"])
-        validate.values_size(p["release_values"], values_files)
-        set_values = []
-        for item in p["set_values"] or []:
-            if not item["value"] or "=" not in item["value"]:
-                raise InputError("each set_values item needs a value of the form key=value.", option="set_values")
-            set_values.append(SetValue(item["value"], item["value_type"]))
-        timeout = self.context.timeout
-        return DeploySpec(
-            release=self.context.name,
-            namespace=self.context.namespace,
-            chart=chart,
-            values_files=values_files,
-            values=p["release_values"] or None,
-            set_values=set_values,
-            create_namespace=p["create_namespace"],
-            wait=p["wait"],
-            wait_strategy=p["wait_strategy"],
-            wait_for_jobs=p["wait_for_jobs"],
-            timeout=validate.go_duration(timeout) if timeout is not None else None,
-            atomic=p["atomic"],
-            history_max=p["history_max"],
-            skip_crds=p["skip_crds"],
-            skip_schema_validation=p["skip_schema_validation"],
-            disable_hooks=p["disable_hook"],
-            force=p["force"],
-            reset_values=p["reset_values"],
-            reuse_values=bool(p["reuse_values"]),
-            reset_then_reuse_values=p["reset_then_reuse_values"],
-            cleanup_on_fail=p["cleanup_on_fail"],
-            description=validate.optional_argument(p["description"], "description"),
-            server_side=p["server_side"],
-            force_conflicts=p["force_conflicts"],
-            take_ownership=p["take_ownership"],
-            post_renderer=validate.optional_argument(p["post_renderer"], "post_renderer"),
-        )
+        return deploy_spec(self.params, self.context.name, self.context.namespace, self.context.timeout)
 
     def present(self, spec: DeploySpec, history: list[Release]) -> dict[str, t.Any]:
         recovery = ensure_unlocked(self.context.kube, self.helm, history, self.policy, check_mode=self.check_mode)
@@ -583,43 +456,20 @@ def main() -> None:
     module = EngineModule(
         argument_spec=argument_spec(
             state={"type": "str", "choices": ["present", "absent"], "default": "present", "aliases": ["release_state"]},
-            chart_ref={"type": "path"},
-            chart_repo_url={"type": "str"},
-            chart_version={"type": "str"},
-            # no_log keeps values out of the module's syslog line; TaskContext narrows Ansible's
-            # masking back to the real secrets so results stay readable.
-            release_values={"type": "dict", "default": {}, "aliases": ["values"], "no_log": True},
-            values_files={"type": "list", "elements": "str", "default": []},
-            set_values={
-                "type": "list",
-                "elements": "dict",
-                "default": [],
-                "options": {
-                    "value": {"type": "str", "required": True, "no_log": True},
-                    "value_type": {"type": "str", "default": "raw", "choices": ["raw", "string", "json", "file", "literal"]},
-                },
-            },
-            create_namespace={"type": "bool", "default": False},
             wait_for_jobs={"type": "bool", "default": False},
             wait_timeout={"type": "raw"},
             atomic={"type": "bool", "default": False},
-            skip_crds={"type": "bool", "default": False},
-            skip_schema_validation={"type": "bool", "default": False},
             reset_values={"type": "bool", "default": True},
             reuse_values={"type": "bool"},
             reset_then_reuse_values={"type": "bool", "default": False},
-            dependency_update={"type": "bool", "default": False, "aliases": ["dep_up"]},
             update_repo_cache={"type": "bool", "default": False},
             description={"type": "str"},
-            take_ownership={"type": "bool", "default": False},
             server_side={"type": "str", "choices": ["true", "false", "auto"]},
             force_conflicts={"type": "bool", "default": False},
             keep_history={"type": "bool", "default": False},
             purge={"type": "bool", "default": True},
-            post_renderer={"type": "str"},
-            plain_http={"type": "bool", "default": False},
-            insecure_skip_tls_verify={"type": "bool", "default": False, "aliases": ["skip_tls_certs_check"]},
             replace={"type": "bool", "default": False},
+            **CHART_ARG_SPEC,
             **OPERATION_ARG_SPEC,
             **RECOVERY_ARG_SPEC,
         ),

@@ -46,6 +46,21 @@ spec:
   template:
     metadata: {labels: {helm-engine.test/job-fail: "true"}}
     spec: {restartPolicy: Never, containers: [{name: c, image: registry.local/job:1}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: test-passes}
+spec: {restartPolicy: Never, containers: [{name: c, image: registry.local/test:1}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: test-fails, labels: {helm-engine.test/test-fail: "true"}}
+spec: {restartPolicy: Never, containers: [{name: c, image: registry.local/test:1}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: keeps-running, labels: {helm-engine.test/test-fail: "true"}}
+spec: {containers: [{name: c, image: registry.local/app:1}]}
 """
 
 
@@ -82,8 +97,19 @@ def test_kwok_stages_drive_readiness_and_jobs(kubectl, namespace):
     assert pod["status"]["phase"] == "Running"
     assert ready and ready[0]["status"] == "False"
     assert pod["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    # Bare restartPolicy Never pods (helm test pods) complete, or fail with the marker;
+    # a pod that restarts (Always) ignores the marker and keeps running.
+    def phase(name: str) -> str:
+        return get_json(kubectl, "-n", namespace, "pod", name).get("status", {}).get("phase", "")
+
+    assert wait_until(lambda: phase("test-passes") == "Succeeded"), phase("test-passes")
+    assert wait_until(lambda: phase("test-fails") == "Failed"), phase("test-fails")
+    terminated = get_json(kubectl, "-n", namespace, "pod", "test-fails")["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert terminated["exitCode"] == 1
+    assert get_json(kubectl, "-n", namespace, "pod", "test-passes")["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
     # Still not ready a while later: the marker is permanent, not a slow start.
     time.sleep(3)
+    assert phase("keeps-running") == "Running"
     pod = get_json(kubectl, "-n", namespace, "pod", "never-ready")
     assert [c["status"] for c in pod["status"]["conditions"] if c["type"] == "Ready"] == ["False"]
 

@@ -1,0 +1,232 @@
+"""The preflight checks with the cluster and helm faked: every problem collected in one run."""
+
+from __future__ import annotations
+
+import base64
+import typing as t
+
+import pytest
+
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import (
+    CLUSTER_UNREACHABLE,
+    FORBIDDEN,
+    HELM_MISSING,
+    INVALID_VALUES,
+    KINDS,
+    RENDER_FAILED,
+    RESOURCE_CONFLICT,
+    HelmError,
+    KubeError,
+)
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import ChartSource, DeploySpec, HelmVersion
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._preflight import (
+    Preflight,
+    failure,
+    release_from_template,
+    rendered_objects,
+    shipped_crds,
+)
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import RecoveryPolicy
+
+MANIFEST = """---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: web}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+---
+apiVersion: widgets.example/v1
+kind: Widget
+metadata: {name: web}
+"""
+CRD = """apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.widgets.example}
+spec:
+  group: widgets.example
+  scope: Namespaced
+  names: {kind: Widget, plural: widgets}
+  versions: [{name: v1, served: true, storage: true}]
+"""
+HOOK = {"name": "web-migrate", "kind": "Job", "events": ["pre-install"],
+        "manifest": "apiVersion: batch/v1\nkind: Job\nmetadata: {name: web-migrate}\n"}
+TEST_HOOK = {"name": "web-test", "kind": "Pod", "events": ["test"],
+             "manifest": "apiVersion: v1\nkind: Pod\nmetadata: {name: web-test}\n"}
+DISCOVERY = {
+    "v1": {"ConfigMap": {"name": "configmaps", "namespaced": True}, "Secret": {"name": "secrets", "namespaced": True}},
+    "apps/v1": {"Deployment": {"name": "deployments", "namespaced": True}},
+    "batch/v1": {"Job": {"name": "jobs", "namespaced": True}},
+}
+
+
+def release(manifest: str = MANIFEST, crds: bool = True) -> dict[str, t.Any]:
+    files = [{"name": "crds/widget.yaml", "data": base64.b64encode(CRD.encode()).decode()}] if crds else []
+    return {"name": "web", "namespace": "apps", "version": 1, "info": {"status": "pending-install"},
+            "chart": {"metadata": {"name": "web", "version": "1.0.0"}, "files": files},
+            "manifest": manifest, "hooks": [HOOK, TEST_HOOK]}
+
+
+class FakeKube:
+    def __init__(self, *, denied: set[tuple[str, str]] = frozenset(), live: dict | None = None,
+                 namespace: bool = True, version_error: Exception | None = None) -> None:
+        self.denied = denied
+        self.live = live or {}
+        self.namespace = namespace
+        self.version_error = version_error
+        self.posts: list[dict] = []
+        self.writes = 0
+
+    def get_json(self, path: str, query=None, *, missing_ok: bool = False):
+        if path == "/version":
+            if self.version_error:
+                raise self.version_error
+            return {"gitVersion": "v1.36.3"}
+        if path.startswith("/api/v1/namespaces/"):
+            return {"metadata": {"name": "apps"}} if self.namespace else None
+        raise AssertionError(path)
+
+    def release_history(self, name, namespace):
+        return []
+
+    def _resources_of(self, api_version):
+        return DISCOVERY.get(api_version, {})
+
+    def post_json(self, path, body):
+        self.posts.append(body)
+        attrs = body["spec"]["resourceAttributes"]
+        return {"status": {"allowed": (attrs["resource"], attrs["verb"]) not in self.denied}}
+
+    def get_object(self, api_version, kind, namespace, name):
+        return self.live.get((kind, name))
+
+    def patch_json(self, *a, **k):  # pragma: no cover - a preflight never writes
+        self.writes += 1
+        raise AssertionError("preflight wrote to the cluster")
+
+
+class FakeHelm:
+    def __init__(self, rendered: dict | None = None, error: Exception | None = None, template: str = "") -> None:
+        self.rendered = rendered or release()
+        self.error = error
+        self.template_text = template
+        self.version = HelmVersion.parse("v4.3.1")
+
+    def render(self, spec):
+        if self.error:
+            raise self.error
+        return self.rendered
+
+    def template(self, spec):
+        return self.template_text
+
+
+def spec(**extra) -> DeploySpec:
+    return DeploySpec(release="web", namespace="apps", chart=ChartSource("./chart"), **extra)
+
+
+def run(kube=None, helm=None, **spec_extra) -> dict:
+    kube = kube or FakeKube()
+    helm = helm or FakeHelm()
+    return Preflight(kube, lambda: helm, spec(**spec_extra), RecoveryPolicy()).run()
+
+
+def test_all_checks_pass_and_crds_shipped_in_the_chart_count():
+    report = run()
+    assert report["passed"] and report["problems"] == []
+    assert [c["status"] for c in report["checks"]] == ["passed"] * 8
+    kinds = {(r["kind"], r["hook"]) for r in report["resources"]}
+    assert kinds == {("ConfigMap", False), ("Deployment", False), ("Widget", False), ("Job", True)}  # no test hook
+
+
+def test_missing_crd_is_a_problem_unless_shipped():
+    report = run(helm=FakeHelm(rendered=release(crds=False)))
+    assert [(p["check"], p["kind"]) for p in report["problems"]] == [("crds", "render_failed")]
+    assert "Widget" in report["problems"][0]["message"]
+    # skip_crds: the chart's crds/ are not installed, so they do not count.
+    assert not run(skip_crds=True)["passed"]
+
+
+def test_one_rbac_problem_per_kind_with_the_denied_verbs():
+    kube = FakeKube(denied={("deployments", "create"), ("deployments", "patch"), ("jobs", "create"), ("secrets", "create")})
+    report = run(kube)
+    problems = report["problems"]
+    assert [(p["check"], p["kind"], p["resource_kind"]) for p in problems] == [
+        ("rbac", FORBIDDEN, "Secret"), ("rbac", FORBIDDEN, "Deployment"), ("rbac", FORBIDDEN, "Job")]
+    assert problems[1]["verbs"] == ["create", "patch"] and problems[1]["namespace"] == "apps"
+    assert all(b["kind"] == "SelfSubjectAccessReview" for b in kube.posts)
+
+
+def test_namespace_missing_without_create_namespace_and_cluster_scoped_create_with_it():
+    report = run(FakeKube(namespace=False))
+    assert [(p["check"], p["status"]) for p in report["problems"]] == [("namespace", 404)]
+    kube = FakeKube(namespace=False, denied={("namespaces", "create")})
+    report = run(kube, create_namespace=True)
+    assert [(p["check"], p["resource_kind"], p["namespace"]) for p in report["problems"]] == [("rbac", "Namespace", None)]
+    reviews = [b["spec"]["resourceAttributes"] for b in kube.posts if b["spec"]["resourceAttributes"]["resource"] == "namespaces"]
+    assert reviews == [{"verb": "create", "group": "", "resource": "namespaces"}]  # cluster-scoped: no namespace
+
+
+def test_unowned_resources_are_conflicts_or_adoptable():
+    live = {("ConfigMap", "web"): {"metadata": {"labels": {}}},
+            ("Deployment", "web"): {"metadata": {"labels": {"app.kubernetes.io/managed-by": "Helm"},
+                                                 "annotations": {"meta.helm.sh/release-name": "web",
+                                                                 "meta.helm.sh/release-namespace": "apps"}}}}
+    report = run(FakeKube(live=live))
+    assert [(p["check"], p["kind"], p["resource_kind"], p["name"]) for p in report["problems"]] == [
+        ("ownership", RESOURCE_CONFLICT, "ConfigMap", "web")]
+    adopting = run(FakeKube(live=live), take_ownership=True)
+    assert adopting["passed"] and [a["kind"] for a in adopting["adoptable"]] == ["ConfigMap"]
+
+
+def test_every_problem_is_collected_in_one_run_and_fails_once():
+    kube = FakeKube(namespace=False, denied={("configmaps", "create")})
+    helm = FakeHelm(error=HelmError(INVALID_VALUES, "values don't meet the specifications of the schema(s)",
+                                    stderr="Error: values don't meet the specifications of the schema(s) in the following chart(s):\nweb:\n- at '/replicaCount': got string, want integer"))
+    report = run(kube, helm)
+    assert [p["check"] for p in report["problems"]] == ["namespace", "render"]
+    assert "values.schema.json of chart web" in report["problems"][1]["message"]
+    assert "/replicaCount" in report["problems"][1]["message"]
+    error = failure(report)
+    assert error.kind == report["problems"][0]["kind"] and "2 problem(s)" in error.msg
+    assert error.to_result()["problems"] == report["problems"]
+    assert all(p["kind"] in KINDS for p in report["problems"])
+
+
+def test_unreachable_cluster_and_missing_helm_are_both_reported():
+    def no_helm():
+        raise HelmError(HELM_MISSING, "helm was not found")
+
+    kube = FakeKube(version_error=KubeError(CLUSTER_UNREACHABLE, "GET /version: connection refused"))
+    report = Preflight(kube, no_helm, spec(), RecoveryPolicy()).run()
+    assert [(p["check"], p["kind"]) for p in report["problems"]] == [("cluster", CLUSTER_UNREACHABLE), ("helm", HELM_MISSING)]
+    assert {c["check"]: c["status"] for c in report["checks"]}["render"] == "skipped"
+
+
+@pytest.mark.parametrize("kind", [FORBIDDEN, RESOURCE_CONFLICT])
+def test_a_dry_run_refused_on_the_resources_falls_back_to_helm_template(kind):
+    template = MANIFEST.replace("---\napiVersion: widgets.example/v1\nkind: Widget\nmetadata: {name: web}\n", "") + \
+        "---\napiVersion: batch/v1\nkind: Job\nmetadata:\n  name: web-migrate\n  annotations: {helm.sh/hook: 'pre-install,pre-upgrade'}\n"
+    helm = FakeHelm(error=HelmError(kind, "refused"), template=template)
+    report = run(FakeKube(denied={("configmaps", "patch")}), helm)
+    assert [(p["check"], p["resource_kind"]) for p in report["problems"]] == [("rbac", "ConfigMap")]
+    assert "helm template" in {c["check"]: c["detail"] for c in report["checks"]}["render"]
+    # Refused for a reason no check explains: the refusal itself is the problem.
+    report = run(FakeKube(), helm)
+    assert [(p["check"], p["kind"]) for p in report["problems"]] == [("render", kind)]
+
+
+def test_an_unknown_kind_in_the_dry_run_is_named_by_the_crds_check():
+    helm = FakeHelm(error=HelmError(RENDER_FAILED, 'unable to build kubernetes objects from release manifest: no matches for kind "Widget" in version "widgets.example/v1"'),
+                    template=MANIFEST)
+    report = run(FakeKube(), helm)
+    assert [(p["check"], p["resource_kind"]) for p in report["problems"]] == [("crds", "Widget")]
+
+
+def test_release_from_template_splits_hooks_and_keeps_crds():
+    doc = release_from_template(CRD + "---\n" + MANIFEST + "---\n" + HOOK["manifest"].replace(
+        "metadata: {name: web-migrate}", "metadata: {name: web-migrate, annotations: {helm.sh/hook: pre-install}}"))
+    assert [h["events"] for h in doc["hooks"]] == [["pre-install"]]
+    assert ("widgets.example/v1", "Widget") in shipped_crds(doc, skip_crds=False)
+    assert {o.kind for o in rendered_objects(doc, "apps")} == {"CustomResourceDefinition", "ConfigMap", "Deployment", "Widget", "Job"}
