@@ -383,6 +383,7 @@ def _verify_file(path: str, data: bytes, chain: _Chain, result: Verification) ->
                 result.fail(path, line_no, _seq_problem(record["seq"], chain.seq, records[index:]))
                 return False
             if record["prev"] != chain.prev:
+                result.records -= 1  # the changed line was counted before its successor exposed it
                 result.fail(path, previous_line_no,
                             f"line {previous_line_no} was changed: its sha256 is not the one line {line_no} recorded")
                 return False

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[4]
-MODULES = ["helm_deploy", "helm_rollback", "helm_status"]
+MODULES = ["helm_deploy", "helm_rollback", "helm_status", "audit_verify"]
 
 
 def ansible_doc(module: str) -> dict:
