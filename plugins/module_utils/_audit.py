@@ -135,6 +135,7 @@ def _encode(record: dict[str, t.Any], prev: str, seq: int) -> tuple[bytes, str]:
 
 
 _ROTATED = re.compile(r"\.(\d+)$")
+_UNFINISHED_ROTATION = re.compile(r"\.new-\d+$")
 
 
 def rotated_paths(path: str) -> list[str]:
@@ -301,7 +302,8 @@ def expand_paths(pattern: str) -> list[str]:
     """A file, or a glob of a log and its rotated files, in chain order (oldest first)."""
     pattern = os.path.expanduser(pattern)
     paths = glob.glob(pattern) if glob.has_magic(pattern) else ([pattern] if os.path.exists(pattern) else [])
-    paths = [p for p in paths if os.path.isfile(p)]
+    # A ".new-<pid>" file is a rotation that was interrupted before it took the log's name.
+    paths = [p for p in paths if os.path.isfile(p) and not _UNFINISHED_ROTATION.search(p)]
 
     def chain_order(path: str) -> tuple[str, int, int]:
         match = _ROTATED.search(path)
