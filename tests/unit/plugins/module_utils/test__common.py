@@ -118,7 +118,8 @@ def run_with(capsys, kubeconfig: str, manager: type[Manager], **args: t.Any) -> 
 
 def test_an_unexpected_exception_is_internal_error_in_one_line(capsys, kubeconfig, monkeypatch):
     # Ansible returns `exception` only when tracebacks are enabled (-vvv sets _ansible_tracebacks_for).
-    monkeypatch.setattr(_traceback, "_module_tracebacks_enabled_events", frozenset({_traceback.TracebackEvent.ERROR}))
+    # Patched at the hook itself: importing the controller's display (callback tests) replaces it.
+    monkeypatch.setattr(_traceback, "_is_traceback_enabled", lambda event: True)
     result = run_with(capsys, kubeconfig, Boom, release_values={"auth": {"password": SECRET}})
     assert result["failed"] is True and result["changed"] is False
     assert result["error"]["kind"] == "internal_error"
@@ -130,7 +131,7 @@ def test_an_unexpected_exception_is_internal_error_in_one_line(capsys, kubeconfi
 
 
 def test_without_tracebacks_enabled_an_internal_error_is_still_one_line(capsys, kubeconfig, monkeypatch):
-    monkeypatch.setattr(_traceback, "_module_tracebacks_enabled_events", frozenset())
+    monkeypatch.setattr(_traceback, "_is_traceback_enabled", lambda event: False)
     result = run_with(capsys, kubeconfig, Boom)
     assert result["error"]["kind"] == "internal_error" and "\n" not in result["msg"]
     assert "Traceback" not in json.dumps(result)
