@@ -305,3 +305,36 @@ def test_bad_token_is_unauthorized_and_no_rights_is_forbidden(run_module, namesp
     denied = run_module("helm_deploy", dict(deploy_args(namespace), api_key=token, **auth), expect_failure=True)
     assert denied["error"]["kind"] == "forbidden"
     assert token not in denied["_stdout"]
+
+
+def _without_dry_run(command: str) -> str:
+    assert " --dry-run=server" in command, command
+    return command.replace(" --dry-run=server", "")
+
+
+def _workspace_neutral(command: str) -> str:
+    """Each task has its own private workspace; its name is the only thing two runs may not share."""
+    return re.sub(r"helm-engine-[^/ ]+", "helm-engine-*", command)
+
+
+def test_upgrade_runs_the_dry_run_argv_minus_the_flag_and_a_no_op_runs_two_helm(run_module, namespace):
+    run_module("helm_deploy", deploy_args(namespace, release_values={"message": "one"}))
+    args = deploy_args(namespace, release_values={"message": "two"}, set_values=[{"value": "extraConfig.K=v"}])
+    check = run_module("helm_deploy", args, check=True)
+    real = run_module("helm_deploy", args)
+    assert check["action"] == real["action"] == "upgrade"
+    # check mode: helm version, then the dry run, and nothing else.
+    assert [c.split()[1] for c in check["commands"]] == ["version", "upgrade"]
+    assert check["helm_processes"] == 2
+    # the real run: version, the dry run, then the very same argv without --dry-run=server.
+    assert [c.split()[1] for c in real["commands"]] == ["version", "upgrade", "upgrade"], real["commands"]
+    dry, applied = real["commands"][1], real["commands"][2]
+    assert "--dry-run" not in applied
+    assert _without_dry_run(dry) == applied
+    # and the check run rendered exactly what the real run applied.
+    assert _workspace_neutral(_without_dry_run(check["commands"][1])) == _workspace_neutral(applied)
+    again = run_module("helm_deploy", args)
+    assert again["changed"] is False and again["action"] == "none"
+    assert again["helm_processes"] == 2, again["commands"]
+    assert [c.split()[1] for c in again["commands"]] == ["version", "upgrade"]
+    assert "--dry-run=server" in again["commands"][1]
