@@ -266,7 +266,7 @@ def test_packaged_chart_and_chart_repository(run_module, namespace, helm, tmp_pa
                            chart_version="0.1.0", release_values={"message": "from the repository"})
         real = converge(run_module, "helm_deploy", args, "upgrade")["real"]
         assert real["reasons"] == ["values changed", "2 resource(s) changed"]
-        assert "--repo http://127.0.0.1:" in real["commands"][-1]
+        assert "--repo=http://127.0.0.1:" in real["commands"][-1]
         missing = run_module("helm_deploy", dict(args, chart_version="9.9.9"), expect_failure=True)
         assert missing["error"]["kind"] == "chart_not_found"
     finally:
