@@ -76,7 +76,8 @@ _ERROR_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     (CHART_INVALID, re.compile(
         r"cannot load Chart\.yaml|Chart\.yaml file is missing|validation: chart\.metadata|chart\.metadata\.\w+ is required|"
         r"apiVersion is required in Chart\.yaml|chart metadata \(Chart\.yaml\) missing|invalid chart \(|"
-        r"found in Chart\.yaml, but missing in charts/ directory|cannot load values\.yaml|values\.schema\.json.*(invalid|unmarshal)",
+        r"found in Chart\.yaml, but missing in charts/ directory|cannot load values\.yaml|values\.schema\.json.*(invalid|unmarshal)|"
+        r"does not appear to be a gzipped archive|unable to detect chart at .*Chart\.yaml: no such file",
         re.I)),
     (UNAUTHORIZED, re.compile(r"\bUnauthorized\b|must be logged in|provide credentials|invalid bearer token|x509: certificate signed by unknown authority|tls: failed to verify certificate|invalid username/password|authentication required|basic credential not found", re.I)),
     (FORBIDDEN, re.compile(r"\bis forbidden\b|\bforbidden:|\(Forbidden\)", re.I)),
@@ -417,6 +418,12 @@ class HelmClient:
         # helm 4 puts a template error's location on the Error line and the cause indented below.
         if index + 1 < len(lines) and lines[index + 1][:1] in (" ", "\t"):
             first_line = f"{first_line}: {lines[index + 1].strip()}"
+        elif first_line.endswith(":"):
+            # A list follows (schema violations: "- at '/replicaCount': got string, want integer"):
+            # the message must say which value is wrong, not only that one is.
+            details = [line.strip() for line in lines[index + 1:index + 6] if not line.startswith("level=")]
+            if details:
+                first_line = f"{first_line} {'; '.join(details)}"
         refused = _FLAG_REFUSED.search(stderr) if kind == INVALID_ARGUMENTS else None
         details = {"option": refused.group(1).replace("-", "_")} if refused else None
         return HelmError(kind, first_line, command=result.argv, rc=result.rc, stderr=stderr, details=details)

@@ -380,6 +380,8 @@ class DeployManager(Manager):
         try:
             deployed = Release.from_json(self.helm.upgrade(spec))
         except EngineError as exc:
+            # What was attempted, for the caller and the audit log, next to what it left.
+            exc.extra.update(action=plan.action, reasons=plan.reasons, changes=plan.summary())
             self.attach_state_after_failure(exc, spec, before=current, recovered=bool(recovery or repair))
             raise
         result["release"] = deployed.summary()

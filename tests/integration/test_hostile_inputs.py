@@ -105,14 +105,6 @@ def kubeconfig_text(ctx: Ctx) -> str:
 
 NOT_A_NAMESPACE = "is not a valid namespace"
 NOT_A_NAME = "is not a valid release name"
-XFAIL_SCHEMA_DETAIL = pytest.mark.xfail(
-    strict=True,
-    reason="_helm.HelmClient.error_from keeps only helm's 'Error:' line; for a schema violation the offending "
-           "value (\"- at '/replicaCount': got string, want integer\") is on the next, unindented lines")
-XFAIL_NOT_A_CHART = pytest.mark.xfail(
-    strict=True,
-    reason="_helm.classify_error: helm's 'does not appear to be a gzipped archive' (a chart_ref that is a file "
-           "but not a chart) is classified helm_failed instead of chart_invalid/chart_not_found")
 
 CASES: list[Case] = [
     # ---- namespaces: Kubernetes' DNS-1123 label; never part of a URL path or a new namespace
@@ -143,11 +135,9 @@ CASES: list[Case] = [
     Case("chart-missing", "helm_deploy", lambda ctx: deploy(ctx, chart_ref=str(ctx.tmp_path / "no-such-chart")),
          "chart_not_found", "does not exist"),
     Case("chart-not-a-chart", "helm_deploy", lambda ctx: deploy(ctx, chart_ref=ctx.file("notes.txt", "hello\n")),
-         "chart_invalid", "gzipped archive", marks=(XFAIL_NOT_A_CHART,)),
+         "chart_invalid", "gzipped archive"),
     Case("chart-no-chart-yaml", "helm_deploy", lambda ctx: deploy(ctx, chart_ref=empty_chart_dir(ctx)),
-         "chart_invalid", "Chart.yaml", xfail_on={"helm4": (
-             "_helm.classify_error: helm 4's 'unable to detect chart at <dir>: ... Chart.yaml: no such file or "
-             "directory' (a directory with no Chart.yaml) is classified helm_failed instead of chart_invalid")}),
+         "chart_invalid", "Chart.yaml"),
     Case("chart-yaml-malformed", "helm_deploy", lambda ctx: deploy(ctx, chart_ref=broken_chart_yaml(ctx)),
          "chart_invalid", "Chart.yaml"),
     Case("template-syntax", "helm_deploy",
@@ -160,7 +150,7 @@ CASES: list[Case] = [
          "invalid_arguments", "key=value"),
     Case("schema-violation", "helm_deploy", lambda ctx: schema_violation(ctx), "invalid_values", "schema"),
     Case("schema-violation-names-the-value", "helm_deploy", lambda ctx: schema_violation(ctx), "invalid_values",
-         "/replicaCount", marks=(XFAIL_SCHEMA_DETAIL,)),
+         "/replicaCount"),
     Case("values-file-missing", "helm_deploy", lambda ctx: deploy(ctx, values_files=[str(ctx.tmp_path / "missing.yaml")]),
          "invalid_values", "does not exist"),
     Case("values-file-dir", "helm_deploy", lambda ctx: deploy(ctx, values_files=[str(ctx.tmp_path)]),
