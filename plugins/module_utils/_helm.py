@@ -261,6 +261,18 @@ class UninstallSpec:
 
 
 @dataclass
+class TestSpec:
+    """``helm test``: run the chart's test hooks of the deployed revision."""
+
+    __test__ = False  # not a pytest class, whatever its name
+
+    release: str
+    namespace: str
+    timeout: str | None = None
+    logs: bool = False
+
+
+@dataclass
 class HelmResult:
     argv: list[str]
     rc: int
@@ -419,7 +431,9 @@ class HelmClient:
             first_line = f"{first_line}: {lines[index + 1].strip()}"
         refused = _FLAG_REFUSED.search(stderr) if kind == INVALID_ARGUMENTS else None
         details = {"option": refused.group(1).replace("-", "_")} if refused else None
-        return HelmError(kind, first_line, command=result.argv, rc=result.rc, stderr=stderr, details=details)
+        # stdout too: a failed ``helm test --logs`` prints the test pods' logs there.
+        return HelmError(kind, first_line, command=result.argv, rc=result.rc, stdout=self.redactor.redact_text(result.stdout),
+                         stderr=stderr, details=details)
 
     def run_json(self, args: list[str], positionals: t.Sequence[str] = (), *, namespace: str | None = None) -> t.Any:
         result = self.run(args + ["--output=json"], positionals, namespace=namespace)
@@ -578,6 +592,16 @@ class HelmClient:
             argv.append("--no-hooks")
         return argv, [spec.release]
 
+    def test_argv(self, spec: TestSpec) -> tuple[list[str], list[str]]:
+        """(flags, positionals) of ``helm test``. ``--logs`` exists in helm 3 and helm 4 alike
+        (both list it in ``helm test --help``); nothing here depends on the major."""
+        argv = ["test"]
+        if spec.timeout:
+            argv.append(f"--timeout={spec.timeout}")
+        if spec.logs:
+            argv.append("--logs")
+        return argv, [spec.release]
+
     # ---- operations -----------------------------------------------------------------------
 
     def render(self, spec: DeploySpec) -> dict[str, t.Any]:
@@ -609,6 +633,11 @@ class HelmClient:
 
     def uninstall(self, spec: UninstallSpec) -> HelmResult:
         flags, positionals = self.uninstall_argv(spec)
+        return self.run(flags, positionals, namespace=spec.namespace)
+
+    def test(self, spec: TestSpec) -> HelmResult:
+        """Runs the release's tests; a failed test is a HelmError like any failed helm."""
+        flags, positionals = self.test_argv(spec)
         return self.run(flags, positionals, namespace=spec.namespace)
 
 
