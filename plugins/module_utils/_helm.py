@@ -262,6 +262,18 @@ class UninstallSpec:
 
 
 @dataclass
+class TestSpec:
+    """``helm test``: run the chart's test hooks of the deployed revision."""
+
+    __test__ = False  # not a pytest class, whatever its name
+
+    release: str
+    namespace: str
+    timeout: str | None = None
+    logs: bool = False
+
+
+@dataclass
 class HelmResult:
     argv: list[str]
     rc: int
@@ -426,7 +438,9 @@ class HelmClient:
                 first_line = f"{first_line} {'; '.join(details)}"
         refused = _FLAG_REFUSED.search(stderr) if kind == INVALID_ARGUMENTS else None
         details = {"option": refused.group(1).replace("-", "_")} if refused else None
-        return HelmError(kind, first_line, command=result.argv, rc=result.rc, stderr=stderr, details=details)
+        # stdout too: a failed ``helm test --logs`` prints the test pods' logs there.
+        return HelmError(kind, first_line, command=result.argv, rc=result.rc, stdout=self.redactor.redact_text(result.stdout),
+                         stderr=stderr, details=details)
 
     def run_json(self, args: list[str], positionals: t.Sequence[str] = (), *, namespace: str | None = None) -> t.Any:
         result = self.run(args + ["--output=json"], positionals, namespace=namespace)
@@ -585,6 +599,16 @@ class HelmClient:
             argv.append("--no-hooks")
         return argv, [spec.release]
 
+    def test_argv(self, spec: TestSpec) -> tuple[list[str], list[str]]:
+        """(flags, positionals) of ``helm test``. ``--logs`` exists in helm 3 and helm 4 alike
+        (both list it in ``helm test --help``); nothing here depends on the major."""
+        argv = ["test"]
+        if spec.timeout:
+            argv.append(f"--timeout={spec.timeout}")
+        if spec.logs:
+            argv.append("--logs")
+        return argv, [spec.release]
+
     # ---- operations -----------------------------------------------------------------------
 
     def render(self, spec: DeploySpec) -> dict[str, t.Any]:
@@ -616,6 +640,11 @@ class HelmClient:
 
     def uninstall(self, spec: UninstallSpec) -> HelmResult:
         flags, positionals = self.uninstall_argv(spec)
+        return self.run(flags, positionals, namespace=spec.namespace)
+
+    def test(self, spec: TestSpec) -> HelmResult:
+        """Runs the release's tests; a failed test is a HelmError like any failed helm."""
+        flags, positionals = self.test_argv(spec)
         return self.run(flags, positionals, namespace=spec.namespace)
 
 

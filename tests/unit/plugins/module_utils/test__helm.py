@@ -42,6 +42,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import (
     HelmVersion,
     RollbackSpec,
     SetValue,
+    TestSpec,
     UninstallSpec,
     _release_document,
     classify_error,
@@ -785,3 +786,17 @@ def test_run_process_missing_binary_is_helm_missing(tmp_path):
         run_process([missing, "version"], deadline=10)
     assert caught.value.kind == HELM_MISSING
     assert missing in caught.value.msg
+
+
+# ---- test_argv -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", [HELM3, HELM4])
+def test_test_argv_is_the_same_on_both_majors(make_client, version):
+    client, fake = make_client(version, kubeconfig="/tmp/kc")
+    spec = TestSpec(release="web", namespace="apps", timeout="2m", logs=True)
+    assert client.test_argv(spec) == (["test", "--timeout=2m", "--logs"], ["web"])
+    assert client.test_argv(TestSpec(release="web", namespace="apps")) == (["test"], ["web"])
+    assert client.argv(*client.test_argv(spec), namespace="apps") == [
+        "helm", "test", "--timeout=2m", "--logs", "--namespace=apps", "--kubeconfig=/tmp/kc", "--", "web"]
+    assert fake.calls == []  # no version detection: nothing in it depends on the major
