@@ -348,7 +348,8 @@ class KubeClient:
         except (ConfigException, OSError, TypeError, ValueError, KeyError, AttributeError) as exc:
             # The shape was checked already; what is left is content the client cannot use
             # (an unreadable certificate file, a broken exec plugin, bad base64).
-            raise KubeError(KUBECONFIG_INVALID, f"Could not load the kubeconfig: {str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__}") from None
+            reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+            raise KubeError(KUBECONFIG_INVALID, f"Could not load the kubeconfig: {reason}") from None
         self.api_client.configuration.retries = 1
         self._client_module = client
         self.request_count = 0
