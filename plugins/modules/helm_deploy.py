@@ -413,7 +413,8 @@ class DeployManager(Manager):
         if not plan.changed or self.check_mode:
             result["left_behind"] = []
             return result
-        assert current is not None
+        if current is None:
+            raise AssertionError("an uninstall that changes something has a current release")
         timeout = self.context.timeout
         spec = UninstallSpec(
             release=current.name,

@@ -226,7 +226,8 @@ class PreflightManager(Manager):
         return self.context.helm
 
     def execute(self) -> dict[str, t.Any]:
-        assert self.deploy_spec is not None
+        if self.deploy_spec is None:
+            raise AssertionError("validate() builds the deploy spec")
         report = Preflight(self.context.kube, self.detect_helm, self.deploy_spec, self.policy).run()
         if report["problems"]:
             raise failure(report)
