@@ -23,11 +23,9 @@ from urllib.parse import quote
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import (
     CLUSTER_UNREACHABLE,
     FORBIDDEN,
-    INVALID_ARGUMENTS,
     KUBECONFIG_INVALID,
     KUBERNETES_API,
     MISSING_DEPENDENCY,
-    RELEASE_NOT_FOUND,
     TIMEOUT,
     UNAUTHORIZED,
     InputError,
