@@ -29,7 +29,7 @@ description:
   - A namespace that does not exist yet is no obstacle to rendering; helm's server-side dry run
     renders into it without creating it.
 author:
-  - ai_mesh helm_engine maintainers
+  - ai_mesh helm_engine maintainers (@ai-mesh)
 extends_documentation_fragment:
   - ai_mesh.helm_engine.helm_engine
   - ai_mesh.helm_engine.helm_engine.helm

@@ -18,7 +18,7 @@ description:
     and returns the timeline of states it saw.
   - Read-only. Never changes anything, in check mode or not.
 author:
-  - ai_mesh helm_engine maintainers
+  - ai_mesh helm_engine maintainers (@ai-mesh)
 extends_documentation_fragment:
   - ai_mesh.helm_engine.helm_engine
   - ai_mesh.helm_engine.helm_engine.helm
