@@ -79,7 +79,8 @@ options:
       - The chart, as helm takes it. A local chart directory, a packaged C(.tgz), a chart URL,
         an C(oci://) reference, or C(repo/name) for a repository helm knows, or a chart name with
         O(chart_repo_url).
-      - Required by M(ai_mesh.helm_engine.helm_preflight), and by M(ai_mesh.helm_engine.helm_deploy) with O(ai_mesh.helm_engine.helm_deploy#module:state=present).
+      - Required by M(ai_mesh.helm_engine.helm_preflight), and by M(ai_mesh.helm_engine.helm_deploy) with
+        O(ai_mesh.helm_engine.helm_deploy#module:state=present).
     type: path
   chart_repo_url:
     description:
