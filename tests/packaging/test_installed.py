@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import uuid
-from pathlib import Path
 
 import pytest
 import yaml
@@ -17,13 +16,13 @@ from conftest import BIN, REPO, clean_env
 
 
 def _cluster() -> dict[str, str]:
-    status = subprocess.run([str(REPO / "tools" / "cluster.sh"), "status"], capture_output=True, text=True)
+    status = subprocess.run([str(REPO / "tools" / "cluster.sh"), "status"], check=False, capture_output=True, text=True)
     if status.returncode != 0:
         pytest.skip("the local cluster is not running (make test starts it)")
     out = subprocess.run([str(REPO / "tools" / "cluster.sh"), "env"], check=True, capture_output=True, text=True).stdout
     env = {}
     for line in out.splitlines():
-        key, _, value = line.removeprefix("export ").partition("=")
+        key, _sep, value = line.removeprefix("export ").partition("=")
         env[key] = value.strip("'\"")
     return env
 
@@ -35,7 +34,7 @@ def test_the_demo_runs_from_the_installed_collection(installed, tmp_path):
         [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", "ai_mesh.helm_engine.demo",
          "-e", f"ansible_python_interpreter={BIN / 'python'}", "-e", f"helm_engine_binary={cluster['HELM_ENGINE_HELM4']}",
          "-e", f"helm_engine_kubeconfig={cluster['KUBECONFIG']}", "-e", f"demo_namespace={namespace}"],
-        capture_output=True, text=True, cwd=tmp_path,
+        check=False, capture_output=True, text=True, cwd=tmp_path,
         env=clean_env(ANSIBLE_COLLECTIONS_PATH=str(installed), ANSIBLE_HOME=str(tmp_path / "home")))
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     # The play ran from the installed copy, not from this checkout.
@@ -119,7 +118,7 @@ def test_a_job_through_ansible_runner_as_awx_passes_it(installed, tmp_path, monk
     verify = subprocess.run(
         [str(BIN / "ansible-playbook"), "ai_mesh.helm_engine.audit_verify", "-e", f"audit_log={audit_log}*",
          "-e", f"ansible_python_interpreter={BIN / 'python'}"],
-        capture_output=True, text=True, cwd=tmp_path,
+        check=False, capture_output=True, text=True, cwd=tmp_path,
         env=clean_env(ANSIBLE_COLLECTIONS_PATH=str(installed), ANSIBLE_HOME=str(tmp_path / "home")))
     assert verify.returncode == 0, verify.stdout[-3000:]
     assert "audit log intact" in verify.stdout
