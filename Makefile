@@ -9,12 +9,15 @@ COLLECTION_LINK := $(COLLECTIONS_DIR)/ansible_collections/ai_mesh/helm_engine
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS_DIR)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv collection toolchain cluster-up cluster-down cluster-status test test-unit test-integration demo bench clean
+.PHONY: help venv collection toolchain cluster-up cluster-down cluster-status test test-unit test-integration lint sanity ee-context demo bench clean
 
 help:
 	@echo "make demo          bring up the local cluster and deploy the demo release (helm 4)"
 	@echo "make test          unit tests + integration tests on the local cluster, helm 3 and helm 4"
 	@echo "make test-unit     unit tests only (no cluster)"
+	@echo "make lint          shellcheck, ansible-lint (production profile), antsibull-changelog lint"
+	@echo "make sanity        ansible-test sanity and units on a copy at ansible_collections/ai_mesh/helm_engine"
+	@echo "make ee-context    the collection tarball and an ansible-builder build context in build/ee"
 	@echo "make cluster-up    start (or reuse) the local cluster; cluster-down stops it"
 	@echo "make toolchain     build the cluster binaries into the cache (first time: about 10 minutes)"
 	@echo "make bench         speed figures on the local cluster"
@@ -50,9 +53,32 @@ test-unit: venv collection
 test-integration: venv collection
 	tools/with-cluster.sh $(VENV)/bin/python -m pytest -q tests/integration
 
-# The whole suite: unit tests, then integration tests against the local cluster.
-test: venv collection
-	tools/with-cluster.sh $(VENV)/bin/python -m pytest -q tests/unit tests/integration
+# shellcheck on the scripts; ansible-lint on all Ansible content (roles, playbooks, molecule,
+# examples; .ansible-lint excludes the rest) with its state in a temporary ANSIBLE_HOME and
+# cache, so no .ansible/ is left in the tree; the changelog fragments.
+lint: venv collection
+	shellcheck -x tools/*.sh tools/versions.env .ci/run
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  ANSIBLE_HOME="$$tmp/home" XDG_CACHE_HOME="$$tmp/cache" $(VENV)/bin/ansible-lint --offline
+	$(VENV)/bin/antsibull-changelog lint
+
+# ansible-test sanity (every test that applies, on the venv's Python) and units (tests/unit).
+sanity: venv
+	tools/ansible-test.sh sanity
+	tools/ansible-test.sh units
+
+# The collection tarball and the execution environment's build context (build/ee/context);
+# `podman build build/ee/context` (or docker) builds the image.
+ee-context: venv
+	rm -rf build/ee && mkdir -p build/ee
+	$(VENV)/bin/ansible-galaxy collection build --output-path build/ee .
+	mv build/ee/ai_mesh-helm_engine-*.tar.gz build/ee/ai_mesh-helm_engine.tar.gz
+	$(VENV)/bin/ansible-builder create -f execution-environment.yml -c build/ee/context
+
+# The whole suite: lint, sanity and the unit tests (through ansible-test), then integration
+# and packaging tests against the local cluster.
+test: venv collection lint sanity
+	tools/with-cluster.sh $(VENV)/bin/python -m pytest -q tests/integration tests/packaging
 
 demo: venv collection
 	tools/demo.sh

@@ -248,12 +248,12 @@ EOF
 }
 
 stop_all() {
-  local quiet=${1:-} c pid i
+  local quiet=${1:-} c pid
   # Reverse start order: kwok and the controllers first, etcd last.
   for c in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
     pid=$(running_pid "$c") || { rm -f "$PIDS/$c.pid"; continue; }
     kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; sleep 0.2; fi
     rm -f "$PIDS/$c.pid"
     [[ -n "$quiet" ]] || say "stopped $c (pid $pid)"
@@ -285,7 +285,7 @@ cmd_env() {
 case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
-  status) cluster_ready && say "up ($KUBECONFIG_PATH)" || { say "not running"; exit 1; } ;;
+  status) if cluster_ready; then say "up ($KUBECONFIG_PATH)"; else say "not running"; exit 1; fi ;;
   env) cmd_env ;;
   *) die "usage: $0 up | down | status | env" ;;
 esac

@@ -170,7 +170,8 @@ cmd_build() {
   # One build at a time per cache: a second caller waits rather than racing the rename.
   exec 9>"$CACHE_DIR/.build.lock"
   flock 9
-  local started=$(date +%s)
+  local started
+  started=$(date +%s)
   for c in "${components[@]}"; do
     i=$((i + 1))
     build_one "$c" "$i" "${#components[@]}"

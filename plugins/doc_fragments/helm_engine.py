@@ -79,7 +79,8 @@ options:
       - The chart, as helm takes it. A local chart directory, a packaged C(.tgz), a chart URL,
         an C(oci://) reference, or C(repo/name) for a repository helm knows, or a chart name with
         O(chart_repo_url).
-      - Required by M(ai_mesh.helm_engine.helm_preflight), and by M(ai_mesh.helm_engine.helm_deploy) with O(state=present).
+      - Required by M(ai_mesh.helm_engine.helm_preflight), and by M(ai_mesh.helm_engine.helm_deploy) with
+        O(ai_mesh.helm_engine.helm_deploy#module:state=present).
     type: path
   chart_repo_url:
     description:
@@ -209,8 +210,8 @@ options:
 options:
   wait:
     description:
-      - Wait until the release's resources are ready, up to O(timeout). With O(state=absent) in
-        M(ai_mesh.helm_engine.helm_deploy), wait until they are gone.
+      - Wait until the release's resources are ready, up to O(timeout). With
+        O(ai_mesh.helm_engine.helm_deploy#module:state=absent), wait until they are gone.
     type: bool
     default: false
   wait_strategy:

@@ -68,7 +68,10 @@ _FLAG_REFUSED = re.compile(r'invalid argument "[^"]*" for "--([\w-]+)" flag')
 _ERROR_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     (INVALID_ARGUMENTS, _FLAG_REFUSED),
     (RELEASE_LOCKED, re.compile(r"another operation \(install/upgrade/rollback\) is in progress", re.I)),
-    (HOOK_FAILED, re.compile(r"(pre|post)-(install|upgrade|rollback|delete) hooks? failed|hook execution failed|failed (pre|post)-\w+|job .* failed|BackoffLimitExceeded|DeadlineExceeded.*job", re.I)),
+    (HOOK_FAILED, re.compile(
+        r"(pre|post)-(install|upgrade|rollback|delete) hooks? failed|hook execution failed|failed (pre|post)-\w+|"
+        r"job .* failed|BackoffLimitExceeded|DeadlineExceeded.*job",
+        re.I)),
     (REGISTRY_UNREACHABLE, re.compile(
         r"is not a valid chart repository or cannot be reached|failed to do request: \w+ \"[^\"]*\"|"
         r"(Get|Head|Post) \"[^\"]*(/v2/|index\.yaml|\.tgz)[^\"]*\": (dial tcp|.*connection refused|.*no such host|.*i/o timeout|.*tls:|.*x509)",
@@ -79,14 +82,41 @@ _ERROR_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
         r"found in Chart\.yaml, but missing in charts/ directory|cannot load values\.yaml|values\.schema\.json.*(invalid|unmarshal)|"
         r"does not appear to be a gzipped archive|unable to detect chart at .*Chart\.yaml: no such file",
         re.I)),
-    (UNAUTHORIZED, re.compile(r"\bUnauthorized\b|must be logged in|provide credentials|invalid bearer token|x509: certificate signed by unknown authority|tls: failed to verify certificate|invalid username/password|authentication required|basic credential not found", re.I)),
+    (UNAUTHORIZED, re.compile(
+        r"\bUnauthorized\b|must be logged in|provide credentials|invalid bearer token|"
+        r"x509: certificate signed by unknown authority|tls: failed to verify certificate|invalid username/password|"
+        r"authentication required|basic credential not found",
+        re.I)),
     (FORBIDDEN, re.compile(r"\bis forbidden\b|\bforbidden:|\(Forbidden\)", re.I)),
-    (CLUSTER_UNREACHABLE, re.compile(r"Kubernetes cluster unreachable|connection refused|no such host|dial tcp|i/o timeout|connect: network is unreachable|no route to host|the server could not find the requested resource \(get namespaces\)|unsupported protocol scheme|the server has asked for the client to provide credentials|http: server gave HTTP response to HTTPS client|connection reset by peer", re.I)),
+    (CLUSTER_UNREACHABLE, re.compile(
+        r"Kubernetes cluster unreachable|connection refused|no such host|dial tcp|i/o timeout|"
+        r"connect: network is unreachable|no route to host|"
+        r"the server could not find the requested resource \(get namespaces\)|unsupported protocol scheme|"
+        r"the server has asked for the client to provide credentials|http: server gave HTTP response to HTTPS client|"
+        r"connection reset by peer",
+        re.I)),
     (RELEASE_NOT_FOUND, re.compile(r"release: not found|has no deployed releases|release .* not found", re.I)),
-    (CHART_NOT_FOUND, re.compile(r"chart .*not found|failed to download|no chart (name|version) found|path \".*\" not found|repo .* not found|could not find protocol handler|no such file or directory.*(chart|\.tgz)|not found.*manifest|unable to locate chart|: not found$|manifest unknown|name unknown|invalid_reference|no matching version", re.I | re.M)),
-    (RENDER_FAILED, re.compile(r"parse error at|template: .*: (executing|function)|execution error at|YAML parse error|unable to build kubernetes objects|error validating data|error validating \"\"|field not declared in schema|unknown field|executing \".*\" at <|can't evaluate field|nil pointer evaluating|unable to decode \"\"|error converting YAML to JSON.*templates/|function \".*\" not defined", re.I)),
-    (INVALID_VALUES, re.compile(r"values don't meet the specifications of the schema|failed parsing --set|failed parsing --set-\w+|error converting YAML to JSON|cannot unmarshal|failed to parse .*values|key .* has no value|unable to parse .*values|error reading .*values|at '/[^']*': (got|want)|jsonschema|schema\(s\)", re.I)),
-    (RESOURCE_CONFLICT, re.compile(r"rendered manifests contain a resource that already exists|invalid ownership metadata|Apply failed with \d+ conflicts?|conflict(s)? with \"|the object has been modified|field is immutable|already exists", re.I)),
+    (CHART_NOT_FOUND, re.compile(
+        r"chart .*not found|failed to download|no chart (name|version) found|path \".*\" not found|repo .* not found|"
+        r"could not find protocol handler|no such file or directory.*(chart|\.tgz)|not found.*manifest|"
+        r"unable to locate chart|: not found$|manifest unknown|name unknown|invalid_reference|no matching version",
+        re.I | re.M)),
+    (RENDER_FAILED, re.compile(
+        r"parse error at|template: .*: (executing|function)|execution error at|YAML parse error|"
+        r"unable to build kubernetes objects|error validating data|error validating \"\"|field not declared in schema|"
+        r"unknown field|executing \".*\" at <|can't evaluate field|nil pointer evaluating|unable to decode \"\"|"
+        r"error converting YAML to JSON.*templates/|function \".*\" not defined",
+        re.I)),
+    (INVALID_VALUES, re.compile(
+        r"values don't meet the specifications of the schema|failed parsing --set|failed parsing --set-\w+|"
+        r"error converting YAML to JSON|cannot unmarshal|failed to parse .*values|key .* has no value|"
+        r"unable to parse .*values|error reading .*values|at '/[^']*': (got|want)|jsonschema|schema\(s\)",
+        re.I)),
+    (RESOURCE_CONFLICT, re.compile(
+        r"rendered manifests contain a resource that already exists|invalid ownership metadata|"
+        r"Apply failed with \d+ conflicts?|conflict(s)? with \"|the object has been modified|field is immutable|"
+        r"already exists",
+        re.I)),
     (TIMEOUT, re.compile(r"context deadline exceeded|timed out waiting for the condition|\btimeout\b|deadline exceeded", re.I)),
 ]
 
@@ -653,8 +683,8 @@ def _release_document(document: t.Any, command: str) -> dict[str, t.Any]:
     anything else (``{}``, a list) would be mistaken for a release with nothing in it."""
     if not isinstance(document, dict) or not document.get("name") or not str(document.get("version", "")).isdigit() \
             or not isinstance(document.get("info"), dict):
-        raise HelmError(HELM_OUTPUT, f"helm printed JSON that is not a release (keys: {sorted(document)[:10] if isinstance(document, dict) else type(document).__name__}).",
-                        command=[command])
+        shape = sorted(document)[:10] if isinstance(document, dict) else type(document).__name__
+        raise HelmError(HELM_OUTPUT, f"helm printed JSON that is not a release (keys: {shape}).", command=[command])
     return document
 
 

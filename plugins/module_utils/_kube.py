@@ -23,11 +23,9 @@ from urllib.parse import quote
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import (
     CLUSTER_UNREACHABLE,
     FORBIDDEN,
-    INVALID_ARGUMENTS,
     KUBECONFIG_INVALID,
     KUBERNETES_API,
     MISSING_DEPENDENCY,
-    RELEASE_NOT_FOUND,
     TIMEOUT,
     UNAUTHORIZED,
     InputError,
@@ -348,7 +346,8 @@ class KubeClient:
         except (ConfigException, OSError, TypeError, ValueError, KeyError, AttributeError) as exc:
             # The shape was checked already; what is left is content the client cannot use
             # (an unreadable certificate file, a broken exec plugin, bad base64).
-            raise KubeError(KUBECONFIG_INVALID, f"Could not load the kubeconfig: {str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__}") from None
+            reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+            raise KubeError(KUBECONFIG_INVALID, f"Could not load the kubeconfig: {reason}") from None
         self.api_client.configuration.retries = 1
         self._client_module = client
         self.request_count = 0

@@ -15,7 +15,12 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass
 
-import yaml
+try:
+    import yaml
+except ImportError:  # pragma: no cover - PyYAML comes with ansible-core and the kubernetes client
+    # Importable without it (ansible-test's import sanity test); every module builds its
+    # Kubernetes client, which fails with missing_dependency, before it reads a manifest.
+    yaml = None
 
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import (
     REDACTED,

@@ -130,7 +130,8 @@ def ensure_unlocked(
     if report is None:
         return None
     current = latest(history)
-    assert current is not None
+    if current is None:
+        raise AssertionError("a claimed pending release is in the history")
     good = last_good(history, before=current.revision)
     if good is not None:
         report["action"] = "rollback"

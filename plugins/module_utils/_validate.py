@@ -15,6 +15,7 @@ import base64
 import datetime
 import gzip
 import json
+import math
 import os
 import re
 import typing as t
@@ -158,7 +159,7 @@ def duration_seconds(value: t.Any, option: str = "timeout", *, default: float | 
             raise InputError(f"{option} must be positive, got {_show(text)}.", option=option)
         else:
             raise InputError(f"{option} {_show(text)} is not a duration (examples: 90s, 5m, 1h30m, or a number of seconds).", option=option)
-    if seconds != seconds or seconds in (float("inf"), float("-inf")):
+    if not math.isfinite(seconds):
         raise InputError(f"{option} must be a finite duration.", option=option)
     if seconds < 0 or (seconds == 0 and not allow_zero):
         raise InputError(f"{option} must be {'zero or ' if allow_zero else ''}positive, got {_show(str(value))}.", option=option)
@@ -196,7 +197,7 @@ def go_duration(seconds: float) -> str:
 def positive_number(value: t.Any, option: str, *, minimum: float, maximum: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InputError(f"{option} must be a number.", option=option)
-    if value != value or value < minimum or (maximum is not None and value > maximum):
+    if (isinstance(value, float) and math.isnan(value)) or value < minimum or (maximum is not None and value > maximum):
         bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
         raise InputError(f"{option} must be {bound}, got {value}.", option=option)
     return float(value)

@@ -21,7 +21,7 @@ description:
   - Never changes anything; the result is C(changed=false). It does not fail when the chain is
     broken - test RV(ok) (the playbook C(ai_mesh.helm_engine.audit_verify) does).
 author:
-  - ai_mesh helm_engine maintainers
+  - ai_mesh helm_engine maintainers (@ai-mesh)
 attributes:
   check_mode:
     support: full

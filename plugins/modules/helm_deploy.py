@@ -22,7 +22,7 @@ description:
     command line. Values under keys that look secret (password, token, secret, key, ...) or listed
     in O(sensitive_values) are redacted from results, diffs and the echoed commands.
 author:
-  - ai_mesh helm_engine maintainers
+  - ai_mesh helm_engine maintainers (@ai-mesh)
 extends_documentation_fragment:
   - ai_mesh.helm_engine.helm_engine
   - ai_mesh.helm_engine.helm_engine.helm
@@ -240,12 +240,12 @@ status:
   contains:
     name: {description: Release name., type: str, returned: always}
     namespace: {description: Release namespace., type: str, returned: always}
-    revision: {description: Revision number, as a string (as C(helm list) prints it)., type: str, returned: always}
+    revision: {description: 'Revision number, as a string (as C(helm list) prints it).', type: str, returned: always}
     status: {description: helm status of the revision., type: str, returned: always, sample: deployed}
     chart: {description: Chart name and version., type: str, returned: always, sample: web-1.4.0}
     app_version: {description: The chart's appVersion., type: str, returned: always}
     updated: {description: When the revision was deployed., type: str, returned: always}
-    values: {description: The user-supplied values, secrets redacted., type: dict, returned: always}
+    values: {description: 'The user-supplied values, secrets redacted.', type: dict, returned: always}
     release_values: {description: The same as C(values) (kubernetes.core 6.3+)., type: dict, returned: always}
 values_digest:
   description: sha256 of the canonical JSON of the user-supplied values the release has (or would have) after the task.
@@ -272,7 +272,7 @@ error:
                 helm_output_invalid, missing_dependency, internal_error]
     message: {description: The same as C(msg)., type: str, returned: always}
     option: {description: The option whose value was refused., type: str, returned: when an input was refused}
-    stderr: {description: helm's stderr, secrets redacted., type: str, returned: when helm failed}
+    stderr: {description: "helm's stderr, secrets redacted.", type: str, returned: when helm failed}
   sample: {"kind": "timeout", "message": "UPGRADE FAILED: context deadline exceeded", "stderr": "..."}
 """
 
@@ -413,7 +413,8 @@ class DeployManager(Manager):
         if not plan.changed or self.check_mode:
             result["left_behind"] = []
             return result
-        assert current is not None
+        if current is None:
+            raise AssertionError("an uninstall that changes something has a current release")
         timeout = self.context.timeout
         spec = UninstallSpec(
             release=current.name,

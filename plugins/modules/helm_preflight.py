@@ -29,7 +29,7 @@ description:
   - A namespace that does not exist yet is no obstacle to rendering; helm's server-side dry run
     renders into it without creating it.
 author:
-  - ai_mesh helm_engine maintainers
+  - ai_mesh helm_engine maintainers (@ai-mesh)
 extends_documentation_fragment:
   - ai_mesh.helm_engine.helm_engine
   - ai_mesh.helm_engine.helm_engine.helm
@@ -226,7 +226,8 @@ class PreflightManager(Manager):
         return self.context.helm
 
     def execute(self) -> dict[str, t.Any]:
-        assert self.deploy_spec is not None
+        if self.deploy_spec is None:
+            raise AssertionError("validate() builds the deploy spec")
         report = Preflight(self.context.kube, self.detect_helm, self.deploy_spec, self.policy).run()
         if report["problems"]:
             raise failure(report)

@@ -21,7 +21,7 @@ description:
   - A release stuck in C(pending-*) is rolled back once the pending revision is stale (see
     O(stale_pending_after)); before that the module fails with C(error.kind=release_locked).
 author:
-  - ai_mesh helm_engine maintainers
+  - ai_mesh helm_engine maintainers (@ai-mesh)
 extends_documentation_fragment:
   - ai_mesh.helm_engine.helm_engine
   - ai_mesh.helm_engine.helm_engine.helm
@@ -159,7 +159,7 @@ error:
                 helm_output_invalid, missing_dependency, internal_error]
     message: {description: The same as C(msg)., type: str, returned: always}
     option: {description: The option whose value was refused., type: str, returned: when an input was refused}
-    stderr: {description: helm's stderr, secrets redacted., type: str, returned: when helm failed}
+    stderr: {description: "helm's stderr, secrets redacted.", type: str, returned: when helm failed}
 """
 
 import typing as t

@@ -18,7 +18,7 @@ description:
     and returns the timeline of states it saw.
   - Read-only. Never changes anything, in check mode or not.
 author:
-  - ai_mesh helm_engine maintainers
+  - ai_mesh helm_engine maintainers (@ai-mesh)
 extends_documentation_fragment:
   - ai_mesh.helm_engine.helm_engine
   - ai_mesh.helm_engine.helm_engine.helm
@@ -146,7 +146,8 @@ resources:
   returned: when the release exists
   type: list
   elements: dict
-  sample: [{"kind": "Deployment", "name": "web", "namespace": "web", "api_version": "apps/v1", "present": true, "ready": true, "detail": "3/3 ready, 3 updated"}]
+  sample:
+    - {"kind": "Deployment", "name": "web", "namespace": "web", "api_version": "apps/v1", "present": true, "ready": true, "detail": "3/3 ready, 3 updated"}
 pending:
   description: When the latest revision is pending, which operation, since when, and whether it is stale.
   returned: when the latest revision is pending-*

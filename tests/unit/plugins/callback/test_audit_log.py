@@ -335,6 +335,8 @@ def test_required_with_a_writable_log_lets_tasks_run(callback, log):
 def test_the_documentation_renders_with_ansible_doc():
     bindir = Path(sys.executable).parent
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / "build" / "collections"))
+    # Under ansible-test units, PYTHONPATH holds a module-only stub of ansible; the CLI needs the real one.
+    env.pop("PYTHONPATH", None)
     proc = subprocess.run([str(bindir / "ansible-doc"), "-t", "callback", "--json", "ai_mesh.helm_engine.audit_log"],
                           capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr

@@ -72,6 +72,8 @@ def playbook(log_glob: str) -> subprocess.CompletedProcess:
     bindir = Path(sys.executable).parent
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / "build" / "collections"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
+    # Under ansible-test units, PYTHONPATH holds a module-only stub of ansible; the CLI needs the real one.
+    env.pop("PYTHONPATH", None)
     return subprocess.run([str(bindir / "ansible-playbook"), "ai_mesh.helm_engine.audit_verify",
                            "-e", f"audit_log={log_glob}", "-e", f"ansible_python_interpreter={sys.executable}"],
                           capture_output=True, text=True, env=env)

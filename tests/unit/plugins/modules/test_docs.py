@@ -19,6 +19,8 @@ MODULES = RELEASE_MODULES + ["audit_verify"]
 def ansible_doc(module: str) -> dict:
     bindir = Path(sys.executable).parent
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / "build" / "collections"))
+    # Under ansible-test units, PYTHONPATH holds a module-only stub of ansible; the CLI needs the real one.
+    env.pop("PYTHONPATH", None)
     proc = subprocess.run([str(bindir / "ansible-doc"), "--json", f"ai_mesh.helm_engine.{module}"],
                           capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
