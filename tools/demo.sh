@@ -13,7 +13,7 @@ AUDIT_LOG=${HELM_ENGINE_AUDIT_LOG:-$ROOT/build/demo-audit.log}
 mkdir -p "$(dirname "$AUDIT_LOG")"
 rm -f "$AUDIT_LOG" "$AUDIT_LOG".[0-9][0-9][0-9][0-9][0-9][0-9]
 cd "$ROOT"
-PLAYBOOK=("$ROOT/.venv/bin/ansible-playbook" -i localhost, -c local -e "ansible_python_interpreter=$ROOT/.venv/bin/python")
+PLAYBOOK=("$ROOT/.venv/bin/ansible-playbook" -i "localhost," -c local -e "ansible_python_interpreter=$ROOT/.venv/bin/python")
 HELM_ENGINE_AUDIT_LOG="$AUDIT_LOG" ANSIBLE_CALLBACKS_ENABLED=ai_mesh.helm_engine.audit_log \
   "${PLAYBOOK[@]}" -e "helm_engine_binary=$HELM_ENGINE_HELM4" -e "helm_engine_kubeconfig=$KUBECONFIG" \
   playbooks/demo.yml "$@"

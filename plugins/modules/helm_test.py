@@ -19,7 +19,7 @@ description:
     every test passed, the task passes with RV(logs_available=false) and a warning; helm itself
     fails the whole command in that case.
 author:
-  - ai_mesh helm_engine maintainers
+  - ai_mesh helm_engine maintainers (@ai-mesh)
 extends_documentation_fragment:
   - ai_mesh.helm_engine.helm_engine
   - ai_mesh.helm_engine.helm_engine.helm
@@ -137,7 +137,7 @@ error:
                 helm_output_invalid, missing_dependency, internal_error]
     message: {description: The same as C(msg)., type: str, returned: always}
     option: {description: The option whose value was refused., type: str, returned: when an input was refused}
-    stderr: {description: helm's stderr, secrets redacted., type: str, returned: when helm failed}
+    stderr: {description: "helm's stderr, secrets redacted.", type: str, returned: when helm failed}
 """
 
 import re
@@ -147,7 +147,6 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _valida
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._common import (
     EngineModule,
     Manager,
-    TaskContext,
     argument_spec,
     run_manager,
 )
