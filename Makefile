@@ -9,7 +9,7 @@ COLLECTION_LINK := $(COLLECTIONS_DIR)/ansible_collections/ai_mesh/helm_engine
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS_DIR)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv collection toolchain cluster-up cluster-down cluster-status test test-unit test-integration lint sanity ee-context demo bench clean
+.PHONY: help venv venv-2.17 test-ansible-2.17 lint sanity ee-context collection toolchain cluster-up cluster-down cluster-status test test-unit test-integration demo bench clean
 
 help:
 	@echo "make demo          bring up the local cluster and deploy the demo release (helm 4)"
@@ -29,6 +29,22 @@ $(VENV_STAMP): requirements-dev.txt
 	touch $@
 
 venv: $(VENV_STAMP)
+
+# The oldest ansible-core the collection supports (requires_ansible), beside the main venv.
+VENV_217 := .venv-2.17
+VENV_217_STAMP := $(VENV_217)/.installed
+
+$(VENV_217_STAMP): tests/requirements-ansible-2.17.txt
+	$(PYTHON) -m venv $(VENV_217)
+	$(VENV_217)/bin/pip install --quiet --upgrade pip
+	$(VENV_217)/bin/pip install --quiet -r tests/requirements-ansible-2.17.txt
+	touch $@
+
+venv-2.17: $(VENV_217_STAMP)
+
+# Unit tests on ansible-core 2.17 (the integration suite runs one playbook on it too).
+test-ansible-2.17: venv-2.17 collection
+	$(VENV_217)/bin/python -m pytest -q -p no:cacheprovider tests/unit
 
 # Ansible finds the collection by its namespace path; link the checkout there.
 collection:
@@ -77,7 +93,7 @@ ee-context: venv
 
 # The whole suite: lint, sanity and the unit tests (through ansible-test), then integration
 # and packaging tests against the local cluster.
-test: venv collection lint sanity
+test: venv collection lint sanity test-ansible-2.17
 	tools/with-cluster.sh $(VENV)/bin/python -m pytest -q tests/integration tests/packaging
 
 demo: venv collection

@@ -46,13 +46,15 @@ def to_helm_engine(text: str) -> str:
     return MODULE_KEY.sub(lambda m: f"{m['indent']}{RENAMES[m['fqcn']]}:", text)
 
 
-def run_playbook(text: str, *, tmp_path: Path, collections_paths: list[Path], extra_vars: dict[str, str]) -> subprocess.CompletedProcess:
-    """ansible-playbook with exactly these collection roots (the shared runner fixes its own)."""
+def run_playbook(text: str, *, tmp_path: Path, collections_paths: list[Path], extra_vars: dict[str, str],
+                 python: str = sys.executable) -> subprocess.CompletedProcess:
+    """ansible-playbook with exactly these collection roots (the shared runner fixes its own),
+    from the virtualenv of ``python`` (another ansible-core than the suite's)."""
     path = tmp_path / "playbook.yml"
     path.write_text(text)
     inventory = tmp_path / "inventory.ini"
-    inventory.write_text(f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n")
-    bindir = str(Path(sys.executable).parent)
+    inventory.write_text(f"localhost ansible_connection=local ansible_python_interpreter={python}\n")
+    bindir = str(Path(python).parent)
     env = dict(
         os.environ,
         ANSIBLE_COLLECTIONS_PATH=os.pathsep.join(str(p) for p in collections_paths),
@@ -146,6 +148,23 @@ def test_the_only_change_is_the_module_names():
 def test_kubernetes_core_playbook_runs_with_module_names_replaced(helm, kubeconfig, namespace, tmp_path):
     proc = run_playbook(to_helm_engine(PLAYBOOK.read_text()), tmp_path=tmp_path, collections_paths=[COLLECTIONS],
                         extra_vars=playbook_vars(helm, kubeconfig, namespace))
+    assert_ran_to_the_end(proc)
+
+
+# The oldest ansible-core in requires_ansible; `make test` creates this virtualenv.
+OLDEST_ANSIBLE_PYTHON = Path(__file__).resolve().parents[2] / ".venv-2.17" / "bin" / "python"
+
+
+def test_the_playbook_runs_on_the_oldest_supported_ansible_core(helm, kubeconfig, namespace, tmp_path):
+    if not OLDEST_ANSIBLE_PYTHON.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{OLDEST_ANSIBLE_PYTHON} is missing: make test creates it (make venv-2.17)")
+        pytest.skip("no .venv-2.17 (make venv-2.17 creates it)")
+    version = subprocess.run([str(OLDEST_ANSIBLE_PYTHON), "-c", "import ansible; print(ansible.__version__)"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    assert version.startswith("2.17."), version
+    proc = run_playbook(to_helm_engine(PLAYBOOK.read_text()), tmp_path=tmp_path, collections_paths=[COLLECTIONS],
+                        extra_vars=playbook_vars(helm, kubeconfig, namespace), python=str(OLDEST_ANSIBLE_PYTHON))
     assert_ran_to_the_end(proc)
 
 

@@ -5,9 +5,28 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import sys
+import types
 import typing as t
 
 import pytest
+
+try:
+    from ansible.module_utils.testing import patch_module_args  # noqa: F401 - ansible-core >= 2.19
+except ImportError:  # ansible-core 2.17/2.18, the oldest requires_ansible: the same helper, older internals
+    from unittest import mock
+
+    from ansible.module_utils import basic
+
+    @contextlib.contextmanager
+    def _patch_module_args(args: dict[str, t.Any] | None = None) -> t.Iterator[None]:
+        payload = json.dumps({"ANSIBLE_MODULE_ARGS": args or {}}).encode("utf-8")
+        with mock.patch.object(basic, "_ANSIBLE_ARGS", payload):
+            yield
+
+    sys.modules["ansible.module_utils.testing"] = types.SimpleNamespace(patch_module_args=_patch_module_args)
 
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import HelmClient, Workspace
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import Redactor
@@ -84,6 +103,9 @@ def module_side_of_ansible(request: pytest.FixtureRequest, monkeypatch: pytest.M
     instead of the result. Module code runs on the target side: keep the flag off there."""
     if "callback" in request.node.path.parts:
         return
-    from ansible.module_utils import _internal
+    try:
+        from ansible.module_utils import _internal
+    except ImportError:  # ansible-core < 2.19 has no such flag
+        return
 
     monkeypatch.setattr(_internal, "is_controller", False)
