@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
+import typing as t
 import uuid
 
 import pytest
@@ -27,9 +29,25 @@ def _cluster() -> dict[str, str]:
     return env
 
 
-def test_the_demo_runs_from_the_installed_collection(installed, tmp_path):
+@pytest.fixture
+def namespace_named() -> t.Iterator[t.Callable[[str], str]]:
+    """A unique namespace name per call, each deleted after the test (without waiting)."""
+    names: list[str] = []
+
+    def name(prefix: str) -> str:
+        names.append(f"{prefix}-{uuid.uuid4().hex[:8]}")
+        return names[-1]
+
+    yield name
     cluster = _cluster()
-    namespace = f"pkg-demo-{uuid.uuid4().hex[:8]}"
+    for namespace in names:
+        subprocess.run([cluster["HELM_ENGINE_KUBECTL"], "--kubeconfig", cluster["KUBECONFIG"], "delete", "namespace",
+                        namespace, "--wait=false", "--ignore-not-found"], check=False, capture_output=True)
+
+
+def test_the_demo_runs_from_the_installed_collection(installed, tmp_path, namespace_named):
+    cluster = _cluster()
+    namespace = namespace_named("pkg-demo")
     proc = subprocess.run(
         [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", "ai_mesh.helm_engine.demo",
          "-e", f"ansible_python_interpreter={BIN / 'python'}", "-e", f"helm_engine_binary={cluster['HELM_ENGINE_HELM4']}",
@@ -39,7 +57,8 @@ def test_the_demo_runs_from_the_installed_collection(installed, tmp_path):
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     # The play ran from the installed copy, not from this checkout.
     assert str(REPO) not in proc.stdout
-    assert "failed=0" in proc.stdout and "rescued=1" in proc.stdout, proc.stdout[-2000:]
+    # The demo's expected failures are rescued; nothing else fails.
+    assert re.search(r"failed=0 .*rescued=[1-9]", proc.stdout), proc.stdout[-2000:]
 
 
 PLAYBOOK = """\
@@ -75,7 +94,7 @@ PLAYBOOK = """\
 """
 
 
-def test_a_job_through_ansible_runner_as_awx_passes_it(installed, tmp_path, monkeypatch):
+def test_a_job_through_ansible_runner_as_awx_passes_it(installed, tmp_path, monkeypatch, namespace_named):
     import ansible_runner
 
     cluster = _cluster()
@@ -86,7 +105,7 @@ def test_a_job_through_ansible_runner_as_awx_passes_it(installed, tmp_path, monk
     (private / "inventory").mkdir()
     (private / "project" / "site.yml").write_text(PLAYBOOK)
     (private / "inventory" / "hosts").write_text("localhost ansible_connection=local\n")
-    namespace = f"pkg-runner-{uuid.uuid4().hex[:8]}"
+    namespace = namespace_named("pkg-runner")
     audit_log = private / "artifacts-audit" / "audit.log"
     audit_log.parent.mkdir()
     # AWX writes the job's extra vars (survey answers included) and its credential's environment here.
