@@ -53,8 +53,12 @@ def _replicated(obj: dict[str, t.Any], ready_field: str) -> tuple[bool, str]:
     desired = spec.get("replicas", 1)
     ready = status.get(ready_field) or 0
     updated = status.get("updatedReplicas") or 0
-    ok = _generation_observed(obj) and ready >= desired and updated >= desired
-    return ok, f"{ready}/{desired} ready, {updated} updated"
+    # Pods of the previous template still running count as available: while any remain the
+    # rollout is not over (kubectl rollout status: "old replicas are pending termination"),
+    # else a new template whose pods never get ready passes on the old pods' readiness.
+    old = max((status.get("replicas") or updated) - updated, 0)
+    ok = _generation_observed(obj) and ready >= desired and updated >= desired and old == 0
+    return ok, f"{ready}/{desired} ready, {updated} updated" + (f", {old} old" if old else "")
 
 
 def _daemonset(obj: dict[str, t.Any]) -> tuple[bool, str]:

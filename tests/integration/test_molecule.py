@@ -1,5 +1,6 @@
 """The role's molecule scenarios against the local cluster, one test per scenario so a failure
-names it. Each run gets its own namespace and molecule's ephemeral files stay in tmp_path."""
+names it. Each run gets its own namespace; molecule's ephemeral files, caches and Ansible's
+state stay in tmp_path, and the run leaves nothing in the checkout."""
 
 from __future__ import annotations
 
@@ -26,11 +27,16 @@ def test_molecule_scenario(scenario: str, cluster: dict[str, str], tmp_path: Pat
         ANSIBLE_NOCOLOR="1",
         MOLECULE_EPHEMERAL_DIRECTORY=str(tmp_path / "ephemeral"),
         XDG_CACHE_HOME=str(tmp_path / "cache"),
+        ANSIBLE_HOME=str(tmp_path / "ansible-home"),
+        ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"),
         HELM_ENGINE_MOLECULE_NAMESPACE=f"mol-{scenario.replace('_', '-')}-{uuid.uuid4().hex[:8]}",
         HELM_ENGINE_MOLECULE_PYTHON=sys.executable,
         # The helm binaries live in the real cache; XDG_CACHE_HOME above is molecule's only.
         HELM_ENGINE_CACHE=str(Path(cluster["HELM_ENGINE_HELM4"]).parents[2]),
     )
+    leftovers = [REPO / ".ansible", REPO / "molecule" / scenario / ".molecule"]
+    existed = {p for p in leftovers if p.exists()}
     proc = subprocess.run([str(bindir / "molecule"), "test", "-s", scenario], cwd=REPO, env=env,
                           capture_output=True, text=True)
     assert proc.returncode == 0, f"molecule test -s {scenario} failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}"
+    assert {p for p in leftovers if p.exists()} == existed, "molecule left files in the checkout"

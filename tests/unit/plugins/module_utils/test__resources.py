@@ -65,6 +65,10 @@ def replicated(desired: int, ready: int, updated: int, ready_field: str, *, gene
     (replicated(2, 2, 2, "availableReplicas", generation=2, observed=1), False, "2/2 ready, 2 updated"),
     ({"metadata": {"name": "x"}, "spec": {"replicas": 0}, "status": {}}, True, "0/0 ready, 0 updated"),
     ({"metadata": {"name": "x"}, "spec": {}, "status": {}}, False, "0/1 ready, 0 updated"),
+    # A rollout in progress: the old template's pod is the one available, the new one is not.
+    ({"metadata": {"name": "x", "generation": 2}, "spec": {"replicas": 1},
+      "status": {"observedGeneration": 2, "replicas": 2, "availableReplicas": 1, "updatedReplicas": 1}},
+     False, "1/1 ready, 1 updated, 1 old"),
     # readyReplicas is not what a Deployment is judged by.
     (replicated(2, 2, 2, "readyReplicas"), False, "0/2 ready, 2 updated"),
 ])
