@@ -94,8 +94,9 @@ ee-context: venv
 # The whole suite: lint, sanity and the unit tests (through ansible-test), then integration
 # and packaging tests against the local cluster.
 test: venv collection lint sanity test-ansible-2.17
-	# Two pytest runs: each suite's conftest helpers are imported as 'conftest'.
-	tools/with-cluster.sh sh -c '$(VENV)/bin/python -m pytest -q tests/integration && $(VENV)/bin/python -m pytest -q tests/packaging'
+	# Two pytest runs: each suite's conftest helpers are imported as 'conftest'. Integration
+	# cases mostly wait on the cluster and helm, so three workers (a file each) fit 2 cores.
+	tools/with-cluster.sh sh -c '$(VENV)/bin/python -m pytest -q -n 3 --dist loadfile tests/integration && $(VENV)/bin/python -m pytest -q tests/packaging'
 
 
 demo: venv collection
