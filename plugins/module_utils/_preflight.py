@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import base64
 import typing as t
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 try:
     import yaml
@@ -333,16 +333,37 @@ class Preflight:
                 # one by one; render without the cluster to run them.
                 return self._render_client_side(helm, exc)
             self._render_problem(exc)
+            if exc.kind == INVALID_VALUES and "schema" in (exc.stderr or exc.msg).lower() and not self.spec.skip_schema_validation:
+                return self._render_despite_schema(helm)
             return None
         summary = Release.from_json(release)
         self._mark("render", PASSED, f"{summary.chart}-{summary.chart_version} renders (server-side dry run)")
         return release
+
+    def _render_despite_schema(self, helm: HelmClient) -> dict[str, t.Any] | None:
+        """The schema refused the values (already a problem); render once more without the
+        schema so the checks that need the resources (crds, rbac, ownership) still run, and
+        one preflight lists every problem. helm < 3.16 lacks the flag: then they are skipped."""
+        unchecked = replace(self.spec, skip_schema_validation=True)
+        try:
+            return helm.render(unchecked)
+        except EngineError as exc:
+            if exc.kind in (FORBIDDEN, RESOURCE_CONFLICT) or "no matches for kind" in exc.msg:
+                try:
+                    release = release_from_template(helm.template(unchecked))
+                except EngineError:
+                    return None
+                self.server_render_error = exc
+                return release
+            return None
 
     def _render_client_side(self, helm: HelmClient, server_error: EngineError) -> dict[str, t.Any] | None:
         try:
             release = release_from_template(helm.template(self.spec))
         except EngineError as exc:
             self._render_problem(exc)
+            if exc.kind == INVALID_VALUES and "schema" in (exc.stderr or exc.msg).lower() and not self.spec.skip_schema_validation:
+                return self._render_despite_schema(helm)
             return None
         self.server_render_error = server_error
         self._mark("render", PASSED, f"the chart renders (helm template; the server-side dry run was refused: {server_error.msg})")
