@@ -91,13 +91,12 @@ ee-context: venv
 	mv build/ee/ai_mesh-helm_engine-*.tar.gz build/ee/ai_mesh-helm_engine.tar.gz
 	$(VENV)/bin/ansible-builder create -f execution-environment.yml -c build/ee/context
 
-# The whole suite: lint, sanity and the unit tests (through ansible-test), then integration
-# and packaging tests against the local cluster.
+# The whole suite: lint, sanity and the unit tests (through ansible-test), the unit tests on
+# ansible-core 2.17, then integration and packaging tests against the local cluster, as two
+# pytest runs (each suite's conftest helpers are imported as 'conftest'). Integration cases
+# mostly wait on the cluster and helm, so three workers (a file each) fit 2 cores.
 test: venv collection lint sanity test-ansible-2.17
-	# Two pytest runs: each suite's conftest helpers are imported as 'conftest'. Integration
-	# cases mostly wait on the cluster and helm, so three workers (a file each) fit 2 cores.
 	tools/with-cluster.sh sh -c '$(VENV)/bin/python -m pytest -q -n 3 --dist loadfile tests/integration && $(VENV)/bin/python -m pytest -q tests/packaging'
-
 
 demo: venv collection
 	tools/demo.sh
