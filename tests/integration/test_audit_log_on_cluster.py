@@ -93,10 +93,9 @@ def test_a_release_lifecycle_is_logged_in_order_and_verifies(helm, kubeconfig, n
     assert len({r["run_id"] for r in records if "run_id" in r}) == 1
     steps = [(r["task"], r["module"], r["status"], r.get("action"), r.get("revision_before"), r.get("revision_after"))
              for r in results(log)]
-    # helm_deploy's failure result carries neither action nor previous_revision (yet): the log
-    # records what the module returned, and says nothing it does not know.
+    # A failed helm_deploy still says what it attempted and from which revision.
     failed_action, failed_before = steps[2][3:5]
-    assert (failed_action, failed_before) in ((None, None), ("upgrade", 2)), steps[2]
+    assert (failed_action, failed_before) == ("upgrade", 2), steps[2]
     assert steps == [
         ("install", "ai_mesh.helm_engine.helm_deploy", "changed", "install", None, 1),
         ("upgrade", "ai_mesh.helm_engine.helm_deploy", "changed", "upgrade", 1, 2),
@@ -234,3 +233,56 @@ def test_a_required_log_that_cannot_be_written_stops_before_any_helm_operation(h
     assert kubectl("-n", namespace, "get", "secrets", "-l", "owner=helm", "-o", "name").stdout.strip() == ""
     assert kubectl("get", "namespace", namespace, check=False).returncode != 0
     assert "helm_processes" not in output
+
+
+EXAMPLE_CHART = str(Path(__file__).resolve().parents[2] / "examples" / "monitoring-web-service" / "helm-chart")
+
+
+def test_the_role_s_automatic_rollback_is_logged_and_verifies(helm, kubeconfig, namespace, tmp_path):
+    """The role's steps through the callback: install, upgrade, an upgrade whose pods never
+    become ready (rolled back by the role's handler), delete; the log verifies."""
+    log = tmp_path / "audit" / "audit.log"
+
+    def role_task(name: str, **role_vars: t.Any) -> str:
+        variables = dict({"helm_release_name": "web", "helm_release_namespace": namespace,
+                          "helm_release_chart_ref": EXAMPLE_CHART, "helm_release_binary_path": helm,
+                          "helm_release_kubeconfig": kubeconfig, "helm_release_run_tests": False,
+                          "helm_release_validate_timeout": "15s"}, **role_vars)
+        return (f"    - name: {name}\n      ansible.builtin.include_role:\n        name: ai_mesh.helm_engine.helm_release\n"
+                f"      vars: {json.dumps(variables)}\n")
+
+    tasks = "".join([
+        role_task("install", helm_release_values={"podLabels": {"tier": "one"}}),
+        role_task("upgrade", helm_release_values={"podLabels": {"tier": "two"}}),
+        "    - name: broken upgrade\n      block:\n"
+        + role_task("broken", helm_release_values={"podLabels": {"helm-engine.test/ready": "false"}}).replace("\n    ", "\n        ").replace("    - name", "        - name", 1)
+        + "      rescue:\n        - name: the role failed as expected\n          ansible.builtin.debug: {msg: expected}\n",
+        role_task("delete", helm_release_state="absent"),
+    ])
+    proc = run_playbook(play(kubeconfig, helm, tasks), tmp_path=tmp_path, env=audit_env(log))
+    assert_ran(proc)
+
+    changes = [(r["module"].rsplit(".", 1)[-1], r["status"], r.get("action"), r.get("revision_before"), r.get("revision_after"))
+               for r in results(log) if r["module"].endswith(("helm_deploy", "helm_rollback")) and r["status"] != "skipped"]
+    # The handler that uninstalls a failed first install did not apply, and says so.
+    assert [r["task"] for r in results(log) if r["status"] == "skipped" and r["module"].endswith("helm_deploy")] == \
+        ["ai_mesh.helm_engine.helm_release : Uninstall the failed first install (helm_release rollback)"]
+    assert changes == [
+        ("helm_deploy", "changed", "install", None, 1),
+        ("helm_deploy", "changed", "upgrade", 1, 2),
+        ("helm_deploy", "changed", "upgrade", 2, 3),
+        ("helm_rollback", "changed", "rollback", 3, 4),
+        ("helm_deploy", "changed", "uninstall", 4, None),
+    ], changes
+    # The readiness step that failed is in the log with its kind, between the upgrade and the rollback.
+    failures = [r for r in results(log) if r["status"] == "failed"]
+    assert [r["module"] for r in failures] == ["ai_mesh.helm_engine.helm_status", "ansible.builtin.fail"], failures
+    assert failures[0]["error"]["kind"] == "timeout"
+    # The role's own failure, a step of this collection's role, is in the log with its cause.
+    assert "step readiness failed" in json.dumps(failures[1]), failures[1]
+    rollback = next(r for r in results(log) if r["module"].endswith("helm_rollback"))
+    assert rollback["rollback"]["to_revision"] == 2
+
+    intact = verify_playbook(str(log) + "*", tmp_path)
+    assert_ran(intact)
+    assert f"audit log intact: {len(read_log(log))} records in 1 file(s)" in " ".join(intact.stdout.split())
