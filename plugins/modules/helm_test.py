@@ -228,7 +228,9 @@ class TestManager(Manager):
         after = self.current()
         result = dict(self.describe(after), changed=False)
         if spec.logs:
-            logs = parse_logs(stdout)
+            # A test pod may print what the chart gave it (a password in its env): mask every
+            # value the release was deployed with, as everywhere else.
+            logs = {pod: self.context.redactor.redact_text(text) or "" for pod, text in parse_logs(stdout).items()}
             result["logs"] = logs
             result["logs_available"] = bool(logs)
         tests = self.tests_of(after)
