@@ -94,9 +94,12 @@ ee-context: venv
 # The whole suite: lint, sanity and the unit tests (through ansible-test), the unit tests on
 # ansible-core 2.17, then integration and packaging tests against the local cluster, as two
 # pytest runs (each suite's conftest helpers are imported as 'conftest'). Integration cases
-# mostly wait on the cluster and helm, so three workers (a file each) fit 2 cores.
+# mostly wait on the cluster and helm, so three workers (a file each) fit 2 cores. The
+# integration run's reliability log becomes docs/reliability.md, pass or fail.
 test: venv collection lint sanity test-ansible-2.17
-	tools/with-cluster.sh sh -c '$(VENV)/bin/python -m pytest -q -n 3 --dist loadfile tests/integration && $(VENV)/bin/python -m pytest -q tests/packaging'
+	tools/with-cluster.sh sh -c '$(VENV)/bin/python -m pytest -q -n 3 --dist loadfile tests/integration; rc=$$?; \
+	  $(VENV)/bin/python tools/reliability_report.py || rc=1; \
+	  [ $$rc -eq 0 ] && $(VENV)/bin/python -m pytest -q tests/packaging'
 
 demo: venv collection
 	tools/demo.sh

@@ -19,6 +19,11 @@ from pathlib import Path
 
 import pytest
 
+# The reliability log's fixture and hooks (a conftest below the rootdir cannot use pytest_plugins).
+from reliability_log import (  # noqa: F401
+    pytest_configure, pytest_runtest_makereport, pytest_runtest_teardown, reliability,
+)
+
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = REPO / "tools"
 CHARTS = REPO / "tests" / "charts"

@@ -11,7 +11,9 @@ import signal
 import subprocess
 import time
 
+import pytest
 from conftest import converge
+from reliability_log import history_snapshot
 from test_helm_deploy import SAMPLE, configmap, deploy_args
 
 
@@ -34,8 +36,10 @@ def kill_helm_mid_upgrade(helm: str, kubeconfig: str, kubectl, namespace: str) -
     proc.wait()
 
 
-def test_sigkilled_upgrade_is_reported_then_recovered(run_module, helm, kubeconfig, kubectl, namespace):
+@pytest.mark.reliability("interruption", "helm SIGKILLed mid-upgrade (helm_deploy recovers)")
+def test_sigkilled_upgrade_is_reported_then_recovered(run_module, helm, kubeconfig, kubectl, namespace, reliability):
     run_module("helm_deploy", deploy_args(namespace, release_values={"message": "before"}))
+    before = history_snapshot(kubectl, namespace, "web")
     kill_helm_mid_upgrade(helm, kubeconfig, kubectl, namespace)
     assert release_statuses(kubectl, namespace) == {1: "deployed", 2: "pending-upgrade"}
 
@@ -74,10 +78,13 @@ def test_sigkilled_upgrade_is_reported_then_recovered(run_module, helm, kubeconf
     assert [h["status"] for h in helm_history] == ["superseded", "failed", "superseded", "deployed"], "helm must read what we wrote"
     again = run_module("helm_deploy", args)
     assert again["changed"] is False and "recovery" not in again
+    reliability.check_nothing_lost(kubectl, namespace, "web", before)
 
 
-def test_rollback_module_unlocks_a_stale_pending_release(run_module, helm, kubeconfig, kubectl, namespace):
+@pytest.mark.reliability("interruption", "helm SIGKILLed mid-upgrade (helm_rollback recovers)")
+def test_rollback_module_unlocks_a_stale_pending_release(run_module, helm, kubeconfig, kubectl, namespace, reliability):
     run_module("helm_deploy", deploy_args(namespace, release_values={"message": "before"}))
+    before = history_snapshot(kubectl, namespace, "web")
     kill_helm_mid_upgrade(helm, kubeconfig, kubectl, namespace)
     locked = run_module("helm_rollback", {"name": "web", "namespace": namespace}, expect_failure=True)
     assert locked["error"]["kind"] == "release_locked"
@@ -88,3 +95,4 @@ def test_rollback_module_unlocks_a_stale_pending_release(run_module, helm, kubec
     assert real["to_revision"] == 1 and real["left"]["status"] == "pending-upgrade"
     assert release_statuses(kubectl, namespace)[2] == "failed"
     assert configmap(kubectl, namespace)["MESSAGE"] == "before"
+    reliability.check_nothing_lost(kubectl, namespace, "web", before)
