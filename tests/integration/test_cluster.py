@@ -61,6 +61,16 @@ apiVersion: v1
 kind: Pod
 metadata: {name: keeps-running, labels: {helm-engine.test/test-fail: "true"}}
 spec: {containers: [{name: c, image: registry.local/app:1}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: crash-loops, labels: {helm-engine.test/crash: "true"}}
+spec: {containers: [{name: c, image: registry.local/app:1}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: cannot-pull, labels: {helm-engine.test/image: unpullable}}
+spec: {containers: [{name: c, image: registry.local/missing:1}]}
 """
 
 
@@ -96,7 +106,18 @@ def test_kwok_stages_drive_readiness_and_jobs(kubectl, namespace):
     ready = [c for c in pod["status"]["conditions"] if c["type"] == "Ready"]
     assert pod["status"]["phase"] == "Running"
     assert ready and ready[0]["status"] == "False"
-    assert pod["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    # A failing readiness probe: the container runs, it is just never ready (not a crash).
+    assert "running" in pod["status"]["containerStatuses"][0]["state"]
+    assert pod["status"]["containerStatuses"][0]["restartCount"] == 0
+
+    def container(name: str) -> dict:
+        return (get_json(kubectl, "-n", namespace, "pod", name).get("status", {}).get("containerStatuses") or [{}])[0]
+
+    # The crash marker restarts the container again and again; the image marker never pulls.
+    assert wait_until(lambda: container("crash-loops").get("restartCount", 0) >= 3), container("crash-loops")
+    assert container("crash-loops")["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    assert wait_until(lambda: container("cannot-pull").get("state", {}).get("waiting", {}).get("reason") == "ImagePullBackOff")
+    assert get_json(kubectl, "-n", namespace, "pod", "cannot-pull")["status"]["phase"] == "Pending"
     # Bare restartPolicy Never pods (helm test pods) complete, or fail with the marker;
     # a pod that restarts (Always) ignores the marker and keeps running.
     def phase(name: str) -> str:
