@@ -37,6 +37,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import (
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import KubeAuth, KubeClient
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import RecoveryPolicy
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import Redactor, redact_set_expression, split_path
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._rollout import FailFastPolicy
 
 # Paired with doc_fragments/helm_engine.py (AUTH and HELM fragments); change both together.
 AUTH_ARG_SPEC: dict[str, dict[str, t.Any]] = {
@@ -73,6 +74,9 @@ OPERATION_ARG_SPEC: dict[str, dict[str, t.Any]] = {
     "wait": {"type": "bool", "default": False},
     "wait_strategy": {"type": "str", "choices": ["watcher", "legacy"]},
     "timeout": {"type": "raw"},
+    "fail_fast": {"type": "bool"},
+    "fail_fast_restarts": {"type": "int", "default": 3},
+    "fail_fast_grace": {"type": "raw", "default": "30s"},
     "cleanup_on_fail": {"type": "bool", "default": False},
     "force": {"type": "bool", "default": False},
     "disable_hook": {"type": "bool", "default": False, "aliases": ["disable_hooks"]},
@@ -191,6 +195,16 @@ def recovery_policy(params: dict[str, t.Any], timeout: float | None) -> Recovery
         lock_wait=lock_wait or 0.0,
         operation_timeout=timeout,
     )
+
+
+def fail_fast_policy(params: dict[str, t.Any], waits: bool) -> FailFastPolicy:
+    """The fail_fast options, validated; on by default whenever helm waits."""
+    restarts = params.get("fail_fast_restarts", 3)
+    if restarts is None or restarts < 1:
+        raise InputError(f"fail_fast_restarts must be 1 or more, got {restarts}.", option="fail_fast_restarts")
+    grace = validate.duration_seconds(params.get("fail_fast_grace", "30s"), "fail_fast_grace", default=30.0, allow_zero=True)
+    enabled = params.get("fail_fast")
+    return FailFastPolicy(enabled=waits if enabled is None else bool(enabled) and waits, restarts=restarts, grace=grace or 0.0)
 
 
 class TaskContext:

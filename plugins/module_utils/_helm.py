@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 import typing as t
 from dataclasses import dataclass, field
 
@@ -57,6 +58,7 @@ DEADLINE_FACTOR = 3
 DEADLINE_MARGIN = 30.0
 VERSION_DEADLINE = 20.0  # `helm version` touches neither network nor cluster
 TERM_GRACE = 10.0
+MONITOR_INTERVAL = 2.0  # seconds between two looks at a rollout while helm waits
 
 # Ordered: the first pattern that matches names the kind. Specific causes come before the
 # generic symptoms they produce (a failed hook often ends in a deadline too; a chart registry
@@ -311,8 +313,11 @@ class HelmResult:
     stderr: str
 
 
-# (argv, deadline=seconds) -> (rc, stdout, stderr); raises HelmError(TIMEOUT) past the deadline.
+# (argv, deadline=seconds, monitor=None) -> (rc, stdout, stderr); raises HelmError(TIMEOUT) past
+# the deadline, or the monitor's error once it reports one.
 Runner = t.Callable[..., t.Tuple[int, str, str]]
+# Called every MONITOR_INTERVAL while helm runs; an error it returns ends helm (see run_process).
+Monitor = t.Callable[[], t.Optional[HelmError]]
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -326,12 +331,18 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         pass
 
 
-def run_process(argv: list[str], *, deadline: float, grace: float = TERM_GRACE) -> tuple[int, str, str]:
+def run_process(argv: list[str], *, deadline: float, grace: float = TERM_GRACE, monitor: Monitor | None = None,
+                monitor_interval: float = MONITOR_INTERVAL) -> tuple[int, str, str]:
     """Runs argv with no shell and no stdin, bounded by ``deadline`` seconds.
 
     Past the deadline its whole process group gets SIGTERM (helm then records the release as
     failed itself), and SIGKILL ``grace`` seconds later. A SIGTERM/SIGINT to this process is
-    passed on to helm the same way before this process ends."""
+    passed on to helm the same way before this process ends.
+
+    ``monitor`` is asked every ``monitor_interval`` seconds whether the operation can still
+    succeed. When it returns an error, helm gets SIGTERM and the rest of the deadline to end:
+    helm then marks the release failed and, with --atomic / --rollback-on-failure, rolls it
+    back itself. The monitor's error is raised, with helm's stderr."""
     try:
         proc = subprocess.Popen(
             argv,
@@ -350,9 +361,24 @@ def run_process(argv: list[str], *, deadline: float, grace: float = TERM_GRACE) 
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
+        out, err = _communicate(proc, deadline, grace, monitor, monitor_interval)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+
+
+def _communicate(proc: subprocess.Popen, deadline: float, grace: float, monitor: Monitor | None,
+                 interval: float) -> tuple[bytes, bytes]:
+    end = time.monotonic() + deadline
+    while True:
+        remaining = end - time.monotonic()
         try:
-            out, err = proc.communicate(timeout=deadline)
+            # communicate() may be called again after a timeout: nothing read so far is lost.
+            return proc.communicate(timeout=max(min(interval, remaining) if monitor else remaining, 0))
         except subprocess.TimeoutExpired:
+            pass
+        if time.monotonic() >= end:
             out, err = _terminate(proc, grace)
             raise HelmError(
                 TIMEOUT,
@@ -360,10 +386,13 @@ def run_process(argv: list[str], *, deadline: float, grace: float = TERM_GRACE) 
                 stderr=(err or b"").decode("utf-8", "replace")[-4000:],
                 details={"deadline_seconds": deadline},
             ) from None
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+        failure = monitor() if monitor else None
+        if failure is not None:
+            # The rest of the deadline, not the grace: an atomic rollback runs after the SIGTERM.
+            out, err = _terminate(proc, max(end - time.monotonic(), grace))
+            failure.stderr = (err or b"").decode("utf-8", "replace")[-4000:]
+            failure.rc = proc.returncode
+            raise failure
 
 
 def _terminate(proc: subprocess.Popen, grace: float) -> tuple[bytes, bytes]:
@@ -431,13 +460,16 @@ class HelmClient:
         return argv
 
     def run(self, args: list[str], positionals: t.Sequence[str] = (), *, namespace: str | None = None,
-            deadline: float | None = None) -> HelmResult:
+            deadline: float | None = None, monitor: Monitor | None = None) -> HelmResult:
         argv = self.argv(args, positionals, namespace=namespace)
         shown = self.redactor.redact_argv(argv)
         self.commands.append(" ".join(shown))
         self.process_count += 1
         try:
-            rc, out, err = self._runner(argv, deadline=deadline or self.deadline)
+            if monitor is None:
+                rc, out, err = self._runner(argv, deadline=deadline or self.deadline)
+            else:
+                rc, out, err = self._runner(argv, deadline=deadline or self.deadline, monitor=monitor)
         except HelmError as exc:
             exc.command = shown
             if exc.stderr:
@@ -472,8 +504,9 @@ class HelmClient:
         return HelmError(kind, first_line, command=result.argv, rc=result.rc, stdout=self.redactor.redact_text(result.stdout),
                          stderr=stderr, details=details)
 
-    def run_json(self, args: list[str], positionals: t.Sequence[str] = (), *, namespace: str | None = None) -> t.Any:
-        result = self.run(args + ["--output=json"], positionals, namespace=namespace)
+    def run_json(self, args: list[str], positionals: t.Sequence[str] = (), *, namespace: str | None = None,
+                 monitor: Monitor | None = None) -> t.Any:
+        result = self.run(args + ["--output=json"], positionals, namespace=namespace, monitor=monitor)
         try:
             return json.loads(_json_document(result.stdout))
         except (ValueError, RecursionError) as exc:
@@ -651,9 +684,10 @@ class HelmClient:
         flags, positionals = self.template_argv(spec)
         return self.run(flags, positionals, namespace=spec.namespace).stdout
 
-    def upgrade(self, spec: DeploySpec) -> dict[str, t.Any]:
+    def upgrade(self, spec: DeploySpec, monitor: Monitor | None = None) -> dict[str, t.Any]:
         flags, positionals = self.upgrade_argv(spec, dry_run=False)
-        return _release_document(self.run_json(flags, positionals, namespace=spec.namespace), self.commands[-1])
+        return _release_document(self.run_json(flags, positionals, namespace=spec.namespace, monitor=monitor),
+                                 self.commands[-1])
 
     def repo_update(self) -> None:
         """Refreshes the local repository indexes (kubernetes.core's update_repo_cache). Only
@@ -664,9 +698,9 @@ class HelmClient:
             if "no repositories" not in (exc.stderr or "").lower():
                 raise
 
-    def rollback(self, spec: RollbackSpec) -> HelmResult:
+    def rollback(self, spec: RollbackSpec, monitor: Monitor | None = None) -> HelmResult:
         flags, positionals = self.rollback_argv(spec)
-        return self.run(flags, positionals, namespace=spec.namespace)
+        return self.run(flags, positionals, namespace=spec.namespace, monitor=monitor)
 
     def uninstall(self, spec: UninstallSpec) -> HelmResult:
         flags, positionals = self.uninstall_argv(spec)

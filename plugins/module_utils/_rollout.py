@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import time
 import typing as t
 
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import ROLLOUT_FAILED, EngineError, HelmError
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import KubeClient, path_segment
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._manifest import parse_manifest
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._resources import readiness
 
 # Container waiting reasons that no amount of waiting fixes without a change to the release.
 CANNOT_START = frozenset({
@@ -168,6 +171,10 @@ def current_pods(workload: dict[str, t.Any], pods: list[dict[str, t.Any]],
     kind, meta, spec = workload.get("kind"), _meta(workload), workload.get("spec") or {}
     if kind == "Pod":
         return [p for p in pods if _meta(p).get("name") == meta.get("name")]
+    observed = (workload.get("status") or {}).get("observedGeneration")
+    if kind != "Job" and (observed is None or observed < meta.get("generation", 0)):
+        # The controller has not seen the new template yet: every pod is still an old one.
+        return []
     selected = [p for p in pods if _labels_match(spec.get("selector"), _meta(p).get("labels") or {})]
     if kind == "Deployment":
         revision = (meta.get("annotations") or {}).get("deployment.kubernetes.io/revision")
@@ -192,11 +199,24 @@ def current_pods(workload: dict[str, t.Any], pods: list[dict[str, t.Any]],
     return selected
 
 
+def _version(obj: dict[str, t.Any]) -> tuple[str, int]:
+    return _meta(obj).get("uid", ""), _meta(obj).get("generation", 0)
+
+
 def diagnose(workloads: list[dict[str, t.Any]], pods: list[dict[str, t.Any]], replicasets: list[dict[str, t.Any]],
-             policy: FailFastPolicy, now: datetime.datetime) -> list[Failure]:
-    """Every definite failure among the live workloads of a release (no API call)."""
+             policy: FailFastPolicy, now: datetime.datetime,
+             baseline: dict[tuple[str, str], tuple[str, int]] | None = None) -> list[Failure]:
+    """Every definite failure among the live workloads of a release (no API call).
+
+    With a ``baseline`` (uid and generation of each workload before helm started), a workload
+    helm has not changed yet is not judged: while hooks run, or when the operation leaves its
+    template alone, its pods are not what the operation rolls out (a crash loop there may be
+    what a new ConfigMap or Secret is about to fix)."""
     failures: list[Failure] = []
     for workload in workloads:
+        key = (workload.get("kind", ""), _meta(workload).get("name", ""))
+        if baseline is not None and baseline.get(key) == _version(workload):
+            continue
         own = workload_failure(workload)
         if own is not None:
             failures.append(own)
@@ -222,6 +242,10 @@ class RolloutWatcher:
         self.policy = policy
         self.redact = redact
         objects = parse_manifest(manifest, namespace)
+        self.timeline: list[dict[str, t.Any]] = []
+        self.baseline: dict[tuple[str, str], tuple[str, int]] | None = None
+        self._last_state: dict[tuple[str, str], tuple[str, str]] = {}
+        self._started = time.monotonic()
         self.names: dict[str, set[str]] = {}
         for (_api_version, kind, obj_namespace, name) in objects:
             if kind in WORKLOAD_KINDS and obj_namespace == namespace:
@@ -230,6 +254,14 @@ class RolloutWatcher:
     @property
     def has_workloads(self) -> bool:
         return bool(self.names)
+
+    def take_baseline(self) -> None:
+        """Records each workload's uid and generation before helm starts (see diagnose)."""
+        workloads = self._workloads()
+        if "Pod" in self.names:
+            workloads += [dict(p, kind="Pod") for p in self._list(f"/api/v1/namespaces/{path_segment(self.namespace)}/pods")
+                          if _meta(p).get("name") in self.names["Pod"]]
+        self.baseline = {(w.get("kind", ""), _meta(w).get("name", "")): _version(w) for w in workloads}
 
     def _list(self, path: str) -> list[dict[str, t.Any]]:
         return (self.kube.get_json(path) or {}).get("items") or []
@@ -250,8 +282,6 @@ class RolloutWatcher:
                 if _meta(item).get("name") in self.names[kind]:
                     item.setdefault("kind", kind)
                     found.append(item)
-        for name in sorted(self.names.get("Pod", ())):
-            found.append({"kind": "Pod", "metadata": {"name": name, "namespace": self.namespace}})
         return found
 
     def poll(self, now: datetime.datetime | None = None) -> list[Failure]:
@@ -260,12 +290,30 @@ class RolloutWatcher:
         ns = path_segment(self.namespace)
         workloads = self._workloads()
         pods = self._list(f"/api/v1/namespaces/{ns}/pods")
+        for pod in pods:
+            if _meta(pod).get("name") in self.names.get("Pod", ()):
+                workloads.append(dict(pod, kind="Pod"))
         replicasets = self._list(f"/apis/apps/v1/namespaces/{ns}/replicasets") if "Deployment" in self.names else []
         now = now or datetime.datetime.now(datetime.timezone.utc)
-        failures = diagnose(workloads, pods, replicasets, self.policy, now)
+        failures = diagnose(workloads, pods, replicasets, self.policy, now, self.baseline)
+        self._record(workloads, failures)
         if failures:
             self.add_evidence(failures)
         return failures
+
+    def _record(self, workloads: list[dict[str, t.Any]], failures: list[Failure]) -> None:
+        """Appends each change of a workload's state to the timeline."""
+        failing = {(f.kind, f.name): f.reason for f in failures}
+        for workload in workloads:
+            key = (workload.get("kind", ""), _meta(workload).get("name", ""))
+            ready, detail = readiness(key[0], workload)
+            state = "failing" if key in failing else "ready" if ready else "waiting"
+            if key in failing:
+                detail = failing[key]
+            if self._last_state.get(key) != (state, detail):
+                self._last_state[key] = (state, detail)
+                self.timeline.append({"seconds": round(time.monotonic() - self._started, 1),
+                                      "resource": f"{key[0]}/{key[1]}", "state": state, "detail": detail})
 
     def add_evidence(self, failures: list[Failure]) -> None:
         """Recent Warning events of each failing object and the log tail of failing containers."""
@@ -307,3 +355,29 @@ def summarize(failures: list[Failure]) -> str:
             where += f" container {failure.container}"
         parts.append(f"{where}: {failure.reason} ({failure.message})")
     return "; ".join(parts)
+
+
+def rollout_monitor(watcher: RolloutWatcher) -> t.Callable[[], HelmError | None] | None:
+    """The monitor run_process calls while helm waits: the watcher's failures as a
+    rollout_failed error. None when fail-fast is off or the release has no workload."""
+    if not watcher.policy.enabled or not watcher.has_workloads:
+        return None
+    try:
+        watcher.take_baseline()
+    except EngineError:
+        return None  # the cluster could not be read: helm waits as it would without fail-fast
+
+    def check() -> HelmError | None:
+        try:
+            failures = watcher.poll()
+        except EngineError:
+            return None  # a look that failed (an API hiccup) is not a failed rollout
+        if not failures:
+            return None
+        return HelmError(
+            ROLLOUT_FAILED,
+            f"The rollout cannot succeed: {summarize(failures)}.",
+            details={"resources": [f.as_dict() for f in failures]},
+        )
+
+    return check

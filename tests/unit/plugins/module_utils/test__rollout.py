@@ -5,19 +5,19 @@ import datetime
 import pytest
 
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._rollout import (
-    FailFastPolicy, RolloutWatcher, current_pods, diagnose, summarize,
+    FailFastPolicy, RolloutWatcher, current_pods, diagnose, rollout_monitor, summarize,
 )
 
 NOW = datetime.datetime(2026, 1, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
 POLICY = FailFastPolicy(enabled=True, restarts=3, grace=30)
 
 
-def deployment(revision: str = "2", uid: str = "dep-uid", conditions: list | None = None) -> dict:
+def deployment(revision: str = "2", uid: str = "dep-uid", conditions: list | None = None, observed: int = 2) -> dict:
     return {"kind": "Deployment",
-            "metadata": {"name": "web", "namespace": "ns", "uid": uid,
+            "metadata": {"name": "web", "namespace": "ns", "uid": uid, "generation": 2,
                          "annotations": {"deployment.kubernetes.io/revision": revision}},
             "spec": {"selector": {"matchLabels": {"app": "web"}}},
-            "status": {"conditions": conditions or []}}
+            "status": {"conditions": conditions or [], "observedGeneration": observed}}
 
 
 def replicaset(name: str, revision: str, template_hash: str, owner: str = "dep-uid") -> dict:
@@ -64,6 +64,24 @@ def test_pods_an_upgrade_replaces_are_not_judged():
     assert diagnose([deployment()], [old, healthy_new], RS, POLICY, NOW) == []
 
 
+def test_before_the_controller_sees_the_new_template_nothing_is_judged():
+    # An upgrade that fixes a crash loop: the Deployment still names the old ReplicaSet.
+    old = pod("web-old-1", "old", waiting="CrashLoopBackOff", restarts=9)
+    assert diagnose([deployment(revision="1", observed=1)], [old], RS, POLICY, NOW) == []
+
+
+def test_a_workload_helm_has_not_changed_yet_is_not_judged():
+    # While a pre-upgrade hook runs, or when only a ConfigMap changes: the old pods are not
+    # what this operation rolls out.
+    crashing = pod("web-new-1", "new", waiting="CrashLoopBackOff", restarts=9)
+    dep = deployment()
+    unchanged = {("Deployment", "web"): ("dep-uid", 2)}
+    assert diagnose([dep], [crashing], RS, POLICY, NOW, unchanged) == []
+    changed = {("Deployment", "web"): ("dep-uid", 1)}
+    assert len(diagnose([dep], [crashing], RS, POLICY, NOW, changed)) == 1
+    assert len(diagnose([dep], [crashing], RS, POLICY, NOW, {})) == 1  # created by this operation
+
+
 def test_before_the_new_replicaset_exists_nothing_is_judged():
     old = pod("web-old-1", "old", waiting="ImagePullBackOff")
     assert current_pods(deployment(revision="3"), [old], RS) == []
@@ -105,8 +123,8 @@ def test_a_slow_pod_is_never_a_failure():
 
 
 def test_statefulset_pods_of_the_update_revision_only():
-    sts = {"kind": "StatefulSet", "metadata": {"name": "db", "namespace": "ns"},
-           "spec": {"selector": {"matchLabels": {"app": "db"}}}, "status": {"updateRevision": "db-2"}}
+    sts = {"kind": "StatefulSet", "metadata": {"name": "db", "namespace": "ns", "generation": 1},
+           "spec": {"selector": {"matchLabels": {"app": "db"}}}, "status": {"updateRevision": "db-2", "observedGeneration": 1}}
     old = pod("db-0", "x", waiting="ImagePullBackOff", labels={"app": "db", "controller-revision-hash": "db-1"})
     new = pod("db-1", "x", waiting="ImagePullBackOff", labels={"app": "db", "controller-revision-hash": "db-2"})
     assert [f.pod for f in diagnose([sts], [old, new], [], POLICY, NOW)] == ["db-1"]
@@ -171,3 +189,23 @@ def test_watcher_without_workloads_makes_no_request():
     watcher = RolloutWatcher(kube, "ns", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n", POLICY)
     assert not watcher.has_workloads
     assert watcher.poll(NOW) == [] and kube.paths == []
+
+
+def test_monitor_judges_only_what_changed_after_it_started():
+    crashing = pod("web-new-1", "new", waiting="CrashLoopBackOff", restarts=5)
+    dep = deployment()
+    kube = FakeKube({"deployments": [dep], "pods": [crashing], "replicasets": RS, "events": []})
+    check = rollout_monitor(RolloutWatcher(kube, "ns", MANIFEST, POLICY))
+    assert check() is None  # helm has not applied the new template yet
+    dep["metadata"]["generation"] = dep["status"]["observedGeneration"] = 3
+    error = check()
+    assert error.kind == "rollout_failed"
+    assert error.details["resources"][0]["reason"] == "CrashLoopBackOff"
+    assert error.msg == "The rollout cannot succeed: Deployment/web container app: CrashLoopBackOff (restarted 5 times, last exit code 1)."
+
+
+def test_no_monitor_when_fail_fast_is_off_or_nothing_to_watch():
+    kube = FakeKube({})
+    assert rollout_monitor(RolloutWatcher(kube, "ns", MANIFEST, FailFastPolicy(enabled=False))) is None
+    assert rollout_monitor(RolloutWatcher(kube, "ns", "", POLICY)) is None
+    assert kube.paths == []
