@@ -28,9 +28,10 @@ from conftest import CHARTS, converge
 from reliability_log import history_snapshot
 
 CATEGORY = "oci registry"
-# helm fails at once on a refused connection (the module's run is mostly its own start-up,
-# several seconds on a loaded 2-core machine); a helm that retried or hung would run past it.
-UNREACHABLE_BOUND_SECONDS = 30.0
+# helm fails at once on a refused connection (0.1 s from the command line). The bound is on the
+# module's own duration (two helm processes), loose enough for a 2-core machine under a full
+# suite; a helm that retried with backoff or hung (until its deadline, 15 minutes) runs past it.
+UNREACHABLE_BOUND_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -206,10 +207,9 @@ def test_unreachable_registry_fails_fast(run_module, oci, namespace, kubectl, re
     started = time.monotonic()
     gone = run_module("helm_deploy", deploy_args(namespace, oci, "0.2.0", chart_ref=f"oci://127.0.0.1:{port}/charts/sample"),
                       expect_failure=True)
-    seconds = time.monotonic() - started
-    reliability.note(seconds_until_error=round(seconds, 2))
+    reliability.note(seconds_until_error=round(time.monotonic() - started, 2), module_seconds=gone["duration"])
     assert gone["error"]["kind"] == "registry_unreachable", gone["error"]
-    assert seconds < UNREACHABLE_BOUND_SECONDS, f"took {seconds:.1f}s"
+    assert gone["duration"] < UNREACHABLE_BOUND_SECONDS, f"the module took {gone['duration']:.1f}s"
     assert gone["changed"] is False
     # TLS that the system's CAs cannot verify is not reachable either; the message says why.
     untrusted = deploy_args(namespace, oci, "0.2.0")
