@@ -126,12 +126,17 @@ def test_install_then_upgrade_from_oci(run_module, oci, namespace, kubectl, reli
     assert install["real"]["release"]["chart_version"] == "0.1.0"
     before = history_snapshot(kubectl, namespace, "web")
 
-    upgrade = converge(run_module, "helm_deploy", deploy_args(namespace, oci, "0.2.0"), "upgrade")
-    assert upgrade["real"]["release"]["chart_version"] == "0.2.0" and upgrade["real"]["release"]["revision"] == 2
-    assert "chart" in " ".join(upgrade["real"]["reasons"]), upgrade["real"]["reasons"]
-    # The check run and the real run fetched with the same argv, less --dry-run.
-    dry, real = upgrade["real"]["commands"][-2:]
-    assert dry.replace(" --dry-run=server", "") == real
+    # The upgrade: check mode predicts it exactly (install's converge already proved a repeat is a no-op).
+    args = deploy_args(namespace, oci, "0.2.0")
+    upgrade = {"check": run_module("helm_deploy", args, check=True), "real": run_module("helm_deploy", args)}
+    check, real = upgrade["check"], upgrade["real"]
+    assert check["changed"] and real["changed"] and check["action"] == real["action"] == "upgrade"
+    assert check["changes"] == real["changes"] and check["diff"] == real["diff"] and check["reasons"] == real["reasons"]
+    assert real["release"]["chart_version"] == "0.2.0" and real["release"]["revision"] == 2
+    assert "chart sample-0.1.0 -> sample-0.2.0" in real["reasons"], real["reasons"]
+    # The real run fetched with the very argv of its dry run, less --dry-run.
+    dry_argv, real_argv = real["commands"][-2:]
+    assert dry_argv.replace(" --dry-run=server", "") == real_argv
     reliability.check_nothing_lost(kubectl, namespace, "web", before)
 
     results = [*install.values(), *upgrade.values()]
