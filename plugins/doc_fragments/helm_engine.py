@@ -89,7 +89,31 @@ options:
   chart_version:
     description:
       - The chart version (helm C(--version)); a constraint like C(^1.2) is allowed. Defaults to the latest.
+      - For an C(oci://) chart it names a tag; a constraint is matched against the repository's
+        tags. A version or constraint that no tag matches fails with C(error.kind=chart_not_found).
     type: str
+  chart_repo_username:
+    description:
+      - The user name for the OCI registry of an C(oci://) O(chart_ref). Requires O(chart_repo_password).
+      - With these, helm reads the credentials from a temporary registry config with mode C(0600)
+        (helm C(--registry-config)), removed when the task ends; helm's own registry logins are
+        not used. Without them, helm uses what C(helm registry login) stored.
+      - Only for C(oci://) charts; for a chart repository with basic auth, add it with
+        C(helm repo add --password-stdin) and use C(chart_ref=<repo>/<chart>).
+      - Wrong credentials fail with C(error.kind=unauthorized).
+    type: str
+    aliases: [repo_username]
+  chart_repo_password:
+    description:
+      - The password (or token) for O(chart_repo_username). It never appears in argv, results,
+        diffs or logs.
+    type: str
+    aliases: [repo_password]
+  chart_ca_cert:
+    description:
+      - A CA bundle that verifies the certificate of the OCI registry or chart repository
+        (helm C(--ca-file)).
+    type: path
   release_values:
     description:
       - Values for the release, as a dictionary. They win over O(values_files) and lose to O(set_values).

@@ -12,6 +12,7 @@ kinds and redacts secrets from everything it echoes.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -101,7 +102,9 @@ _ERROR_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     (CHART_NOT_FOUND, re.compile(
         r"chart .*not found|failed to download|no chart (name|version) found|path \".*\" not found|repo .* not found|"
         r"could not find protocol handler|no such file or directory.*(chart|\.tgz)|not found.*manifest|"
-        r"unable to locate chart|: not found$|manifest unknown|name unknown|invalid_reference|no matching version",
+        r"unable to locate chart|: not found$|manifest unknown|name unknown|invalid_reference|no matching version|"
+        # An OCI chart_version constraint that no tag satisfies (helm 3 "Could", helm 4 "could").
+        r"could not locate a version matching",
         re.I | re.M)),
     (RENDER_FAILED, re.compile(
         r"parse error at|template: .*: (executing|function)|execution error at|YAML parse error|"
@@ -205,6 +208,39 @@ class SetValue:
         return [f"{self.FLAGS[self.value_type]}={self.value}"]
 
 
+OCI_SCHEME = "oci://"
+
+
+@dataclass(frozen=True)
+class RegistryLogin:
+    """Credentials for the OCI registry of an ``oci://`` chart.
+
+    They reach helm as a docker-style registry config (``--registry-config``), a 0600 file in the
+    task's workspace: never argv, and never helm's own config. The file is written with the
+    credentials in it rather than by ``helm registry login --password-stdin``: into a config that
+    holds no credentials yet, helm's login stores the password in the platform's credential
+    helper (docker-credential-secretservice or -pass on Linux, when installed), where it would
+    outlive the task (oras-go ``DetectDefaultNativeStore``, which helm 3 and 4 set)."""
+
+    host: str
+    username: str
+    password: str = field(repr=False)
+
+    def auth_token(self) -> str:
+        """The ``auth`` field of the config: base64 of ``username:password`` (HTTP basic)."""
+        return base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+
+    def config_json(self) -> str:
+        return json.dumps({"auths": {self.host: {"auth": self.auth_token()}}}, sort_keys=True)
+
+
+def oci_registry_host(ref: str) -> str | None:
+    """``host[:port]`` of an ``oci://`` reference (the key helm looks credentials up by)."""
+    if not ref.startswith(OCI_SCHEME):
+        return None
+    return ref[len(OCI_SCHEME):].split("/", 1)[0] or None
+
+
 @dataclass
 class ChartSource:
     ref: str
@@ -213,6 +249,8 @@ class ChartSource:
     dependency_update: bool = False
     plain_http: bool = False
     insecure_skip_tls_verify: bool = False
+    ca_file: str | None = None
+    login: RegistryLogin | None = field(default=None, repr=False)
 
     def is_local(self) -> bool:
         return self.ref.startswith(("/", "./", "../", "~")) or os.path.exists(self.ref)
@@ -232,6 +270,9 @@ class ChartSource:
             argv.append("--plain-http")
         if self.insecure_skip_tls_verify:
             argv.append("--insecure-skip-tls-verify")
+        if self.ca_file:
+            # Verifies the chart repository's or the OCI registry's certificate (both majors).
+            argv.append(f"--ca-file={self.ca_file}")
         return argv
 
 
@@ -436,6 +477,7 @@ class HelmClient:
         self.deadline = deadline_for(timeout)
         self._version: HelmVersion | None = None
         self._values_paths: dict[str, str] = {}
+        self._registry_configs: dict[str, str] = {}
         self.commands: list[str] = []
         self.process_count = 0
 
@@ -551,6 +593,23 @@ class HelmClient:
             self._values_paths[content] = self.workspace.write_private("values.json", content)
         return self._values_paths[content]
 
+    def _registry_config(self, login: RegistryLogin) -> str:
+        """The registry credentials' 0600 file, written once per client like the values file,
+        so the dry run and the real run get the very same argv."""
+        content = login.config_json()
+        if content not in self._registry_configs:
+            if self.workspace is None:
+                raise HelmError(HELM_FAILED, "registry credentials need a workspace for their temp file")
+            self._registry_configs[content] = self.workspace.write_private("registry-config.json", content)
+        return self._registry_configs[content]
+
+    def _chart_args(self, chart: ChartSource) -> list[str]:
+        """Where the chart comes from and how to fetch it; shared by upgrade and template."""
+        argv = chart.flags()
+        if chart.login is not None:
+            argv.append(f"--registry-config={self._registry_config(chart.login)}")
+        return argv
+
     def _wait_args(self, wait: bool, wait_strategy: str | None) -> list[str]:
         if not wait:
             return []
@@ -571,7 +630,7 @@ class HelmClient:
         """(flags, positionals) of ``helm template`` for the same chart and values as
         upgrade_argv: a render that never asks the cluster (preflight's fallback when helm's
         dry run is refused reading the resources it would create)."""
-        argv = ["template"] + spec.chart.flags() + self._values_args(spec)
+        argv = ["template"] + self._chart_args(spec.chart) + self._values_args(spec)
         if not spec.skip_crds:
             argv.append("--include-crds")
         if spec.skip_schema_validation:
@@ -586,7 +645,7 @@ class HelmClient:
 
     def upgrade_argv(self, spec: DeploySpec, *, dry_run: bool) -> tuple[list[str], list[str]]:
         """(flags, positionals) of ``helm upgrade --install``."""
-        argv = ["upgrade", "--install"] + spec.chart.flags() + self._values_args(spec)
+        argv = ["upgrade", "--install"] + self._chart_args(spec.chart) + self._values_args(spec)
         if spec.create_namespace:
             argv.append("--create-namespace")
         if spec.reuse_values:

@@ -143,6 +143,16 @@ EXAMPLES = r"""
     atomic: true
     timeout: 5m
 
+- name: Install from an OCI registry; the password reaches helm in a 0600 file, never argv
+  ai_mesh.helm_engine.helm_deploy:
+    name: web
+    namespace: web
+    chart_ref: oci://registry.example.org/charts/web
+    chart_version: "~1.4.0"
+    chart_repo_username: deploy
+    chart_repo_password: "{{ vault_registry_token }}"
+    chart_ca_cert: /etc/pki/registry-ca.crt
+
 - name: Preview what an upgrade would change, without changing anything
   ai_mesh.helm_engine.helm_deploy:
     name: web

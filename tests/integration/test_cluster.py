@@ -199,7 +199,7 @@ def listening(port: int) -> bool:
 def test_cluster_up_reuse_down_leaves_nothing(tmp_path, cluster):
     state = tmp_path / "cluster"
     base = free_port_base()
-    ports = [base + 43, base + 79, base + 80, base + 57, base + 59, base + 47]
+    ports = [base + 43, base + 79, base + 80, base + 57, base + 59, base + 47, base + 81]
     started = time.monotonic()
     up = cluster_cmd("up", state, base)
     warm_start = time.monotonic() - started
@@ -208,11 +208,21 @@ def test_cluster_up_reuse_down_leaves_nothing(tmp_path, cluster):
         assert warm_start < 30, f"warm start took {warm_start:.1f}s"
         assert (state / "kubeconfig").exists()
         pids = {p.stem: int(p.read_text()) for p in (state / "pids").glob("*.pid")}
-        assert set(pids) == {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"}
+        assert set(pids) == {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "registry"}
         assert all(listening(p) for p in ports)
         again = cluster_cmd("up", state, base)
         assert again.returncode == 0 and "reusing" in again.stdout
         assert {p.stem: int(p.read_text()) for p in (state / "pids").glob("*.pid")} == pids
+        # The registry: its credentials are private files, and status needs it running.
+        exported = dict(line.removeprefix("export ").split("=", 1) for line in cluster_cmd("env", state, base).stdout.splitlines())
+        assert exported["HELM_ENGINE_REGISTRY"] == f"127.0.0.1:{base + 81}"
+        assert exported["HELM_ENGINE_REGISTRY_CA"] == str(state / "pki" / "ca.crt")
+        for secret in (Path(exported["HELM_ENGINE_REGISTRY_PASSWORD_FILE"]), state / "registry" / "htpasswd"):
+            assert oct(secret.stat().st_mode & 0o777) == "0o600", secret
+        assert len(Path(exported["HELM_ENGINE_REGISTRY_PASSWORD_FILE"]).read_text()) == 32
+        os.kill(pids["registry"], 9)
+        time.sleep(0.2)
+        assert cluster_cmd("status", state, base).returncode != 0, "status must fail without the registry"
     finally:
         down = cluster_cmd("down", state, base)
     assert down.returncode == 0, down.stderr
