@@ -891,6 +891,27 @@ def test_run_process_stops_the_process_when_abandoned_mid_run(started):
     assert {sig: signal.getsignal(sig) for sig in SIGNALS} == handlers
 
 
+def test_run_process_watches_for_abandonment_and_the_monitor_together(started):
+    looks = []
+
+    def monitor():
+        looks.append(time.monotonic())
+        return None
+
+    checks = []
+
+    def abandoned() -> bool:
+        checks.append(time.monotonic())
+        return time.monotonic() - checks[0] > 0.5
+
+    with pytest.raises(SystemExit):
+        run_process(["sleep", "30"], deadline=60, grace=2, monitor=monitor, monitor_interval=0.2,
+                    abandoned=abandoned, poll=0.05)
+    assert 1 <= len(looks) <= 3  # every monitor_interval, not at every abandonment check
+    assert len(checks) > len(looks)
+    assert started[0].returncode == -signal.SIGTERM and group_is_gone(started[0].pid)
+
+
 def test_run_process_keeps_the_deadline_while_polling(started):
     with pytest.raises(HelmError) as caught:
         run_process(["sleep", "30"], deadline=0.35, grace=0.5, abandoned=lambda: False, poll=0.1)
