@@ -24,15 +24,15 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import TOOLS, _module_env, module_path
+from conftest import TOOLS, _module_env, closed_port, free_port_base, module_path
 from reliability_log import history_snapshot
 from slow_proxy import SlowProxy, point_kubeconfig_at
 from test_helm_deploy import SAMPLE
 
-PORT_BASE = 17400
+PORT_BASE = free_port_base()
 APISERVER_PORT = PORT_BASE + 43
-# The API server port of this file's second port base, where no cluster runs: a dead API server.
-CLOSED_PORT = 17450 + 43
+# A loopback port nobody listens on: an API server that is down.
+CLOSED_PORT = closed_port()
 # A module that finds the API server down must say so this fast (docs/api-server-faults.md): a
 # refused connection is retried once, at once, so the time is the module's own start-up (3 s at
 # load 5, 12 s measured at load 17 on 2 cores). A client retrying with back-off, or helm's
