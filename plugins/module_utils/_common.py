@@ -17,6 +17,11 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 
+try:
+    import yaml
+except ImportError:  # pragma: no cover - PyYAML comes with ansible-core
+    yaml = None
+
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _validate as validate
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import (
     HELM_MISSING,
@@ -36,7 +41,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import (
 )
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import KubeAuth, KubeClient
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import RecoveryPolicy
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import Redactor, redact_set_expression, split_path
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import Redactor, redact_set_expression
 
 # Paired with doc_fragments/helm_engine.py (AUTH and HELM fragments); change both together.
 AUTH_ARG_SPEC: dict[str, dict[str, t.Any]] = {
@@ -193,6 +198,35 @@ def recovery_policy(params: dict[str, t.Any], timeout: float | None) -> Recovery
     )
 
 
+# Files larger than this are refused by validate.values_size (or by helm) anyway.
+_MAX_SECRET_FILE = 8 * 1024 * 1024
+
+
+def _read_text_file(path: t.Any) -> str | None:
+    """A file's text, or None when it cannot be read (validation or helm reports that later)."""
+    if not isinstance(path, str) or not path:
+        return None
+    path = os.path.expanduser(path)
+    try:
+        if not os.path.isfile(path) or os.path.getsize(path) > _MAX_SECRET_FILE:
+            return None
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def _read_values_file(path: t.Any) -> t.Any:
+    """A values file as helm reads it (one YAML document), or None when it cannot be read."""
+    text = _read_text_file(path)
+    if text is None or yaml is None:
+        return None
+    try:
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except (yaml.YAMLError, RecursionError):
+        return None
+
+
 class TaskContext:
     """Resources of one task: redactor, private workspace, the helm client, the kube client.
 
@@ -227,6 +261,8 @@ class TaskContext:
             validate.url(params["host"], "host")
         if params.get("context") is not None:
             validate.argument(params["context"], "context")
+        if params.get("api_key"):  # an empty K8S_AUTH_API_KEY means none
+            validate.api_key(params["api_key"])
         if params.get("ca_cert") is not None and not os.path.isfile(params["ca_cert"]):
             raise EngineError(INVALID_ARGUMENTS, f"ca_cert {params['ca_cert']!r} is not a file.", details={"option": "ca_cert"})
         self.auth = KubeAuth.from_params(params)
@@ -246,13 +282,17 @@ class TaskContext:
                  api_key=params.get("api_key")).register_secrets(self.redactor)
         for name in self._values_params:
             self.redactor.add_values(params.get(name))
+        # What helm reads, not only what the task says: a chart or helm's error message can quote
+        # a value from a values file, a --set-file, or a --set value helm unescaped.
+        for path in params.get("values_files") or []:
+            self.redactor.add_values(_read_values_file(path))
         for item in params.get("set_values") or []:
             expression = item.get("value") or ""
-            self.redactor.add_secret(expression)
-            key, sep, value = expression.partition("=")
-            if sep and self.redactor.is_sensitive(split_path(key)):
-                # The value alone can surface in a rendered resource (a ConfigMap, an env var).
-                self.redactor.add_secret(value)
+            value_type = item.get("value_type") or "raw"
+            content = None
+            if value_type == "file":
+                content = _read_text_file(expression.partition("=")[2])
+            self.redactor.add_set_value(expression, value_type, content)
 
     def _helm_binary(self, binary_path: str | None) -> str:
         if binary_path is not None:
