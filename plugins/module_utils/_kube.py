@@ -31,6 +31,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
     InputError,
     KubeError,
 )
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import json_for_helm
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import Redactor
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import (
     Release,
@@ -254,7 +255,7 @@ class KubeAuth:
             return None
         config = view.config or {}
         self._apply_overrides(config)
-        return workspace.write_private("kubeconfig", json.dumps(config))
+        return workspace.write_private("kubeconfig", json_for_helm(config))
 
     def _apply_overrides(self, config: dict[str, t.Any]) -> None:
         config.setdefault("apiVersion", "v1")
