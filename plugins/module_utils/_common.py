@@ -227,6 +227,52 @@ def _read_values_file(path: t.Any) -> t.Any:
         return None
 
 
+def register_secrets(redactor: Redactor, params: dict[str, t.Any], values_params: t.Sequence[str] = ()) -> None:
+    """Every secret of a task's parameters, as the task wrote it and as helm will read it."""
+    KubeAuth(kubeconfig=params.get("kubeconfig") if isinstance(params.get("kubeconfig"), dict) else None,
+             api_key=params.get("api_key")).register_secrets(redactor)
+    for name in values_params:
+        redactor.add_values(params.get(name))
+    # What helm reads, not only what the task says: a chart or helm's error message can quote
+    # a value from a values file, a --set-file, or a --set value helm unescaped.
+    for path in params.get("values_files") or []:
+        redactor.add_values(_read_values_file(path))
+    for item in params.get("set_values") or []:
+        expression = item.get("value") or ""
+        value_type = item.get("value_type") or "raw"
+        content = None
+        if value_type == "file":
+            content = _read_text_file(expression.partition("=")[2])
+        redactor.add_set_value(expression, value_type, content)
+
+
+def redacted_invocation(params: dict[str, t.Any], redactor: Redactor, values_params: t.Sequence[str] = ()) -> dict[str, t.Any]:
+    """module_args as Ansible would show them, with every secret redacted by us."""
+    args = dict(params)
+    for name in values_params:
+        if args.get(name) is not None:
+            args[name] = redactor.redact_values(args[name])
+    if args.get("set_values"):
+        args["set_values"] = [
+            dict(item, value=redact_set_expression(item.get("value") or "")) for item in args["set_values"]
+        ]
+    if isinstance(args.get("kubeconfig"), dict):
+        args["kubeconfig"] = "<redacted: inline kubeconfig>"
+    if args.get("api_key"):
+        args["api_key"] = "<redacted>"
+    return {"module_args": args}
+
+
+def _invocation_without_context(module: AnsibleModule, context_args: dict[str, t.Any]) -> dict[str, t.Any]:
+    """A task refused while its context was being built (an invalid name, context, api_key):
+    Ansible's own invocation would show the parameters with only the secrets we registered
+    masked (see relax_no_log), an inline kubeconfig whole; ours redacts them."""
+    redactor = Redactor(context_args.get("sensitive_paths") or ())
+    values_params = context_args.get("values_params") or ()
+    register_secrets(redactor, module.params, values_params)
+    return redacted_invocation(module.params, redactor, values_params)
+
+
 class TaskContext:
     """Resources of one task: redactor, private workspace, the helm client, the kube client.
 
@@ -251,7 +297,7 @@ class TaskContext:
         self._kube: KubeClient | None = None
         self._helm: HelmClient | None = None
         self.workspace: Workspace | None = None
-        self._register_secrets(module.params)
+        register_secrets(self.redactor, module.params, values_params)
         # Before any input is judged: a refusal message must not come back masked by Ansible.
         self.relax_no_log()
         params = module.params
@@ -276,23 +322,6 @@ class TaskContext:
         except BaseException:
             self.workspace.close()
             raise
-
-    def _register_secrets(self, params: dict[str, t.Any]) -> None:
-        KubeAuth(kubeconfig=params.get("kubeconfig") if isinstance(params.get("kubeconfig"), dict) else None,
-                 api_key=params.get("api_key")).register_secrets(self.redactor)
-        for name in self._values_params:
-            self.redactor.add_values(params.get(name))
-        # What helm reads, not only what the task says: a chart or helm's error message can quote
-        # a value from a values file, a --set-file, or a --set value helm unescaped.
-        for path in params.get("values_files") or []:
-            self.redactor.add_values(_read_values_file(path))
-        for item in params.get("set_values") or []:
-            expression = item.get("value") or ""
-            value_type = item.get("value_type") or "raw"
-            content = None
-            if value_type == "file":
-                content = _read_text_file(expression.partition("=")[2])
-            self.redactor.add_set_value(expression, value_type, content)
 
     def _helm_binary(self, binary_path: str | None) -> str:
         if binary_path is not None:
@@ -343,19 +372,7 @@ class TaskContext:
 
     def invocation(self) -> dict[str, t.Any]:
         """module_args as Ansible would show them, with every secret redacted by us."""
-        args = dict(self.module.params)
-        for name in self._values_params:
-            if args.get(name) is not None:
-                args[name] = self.redactor.redact_values(args[name])
-        if args.get("set_values"):
-            args["set_values"] = [
-                dict(item, value=redact_set_expression(item.get("value") or "")) for item in args["set_values"]
-            ]
-        if isinstance(args.get("kubeconfig"), dict):
-            args["kubeconfig"] = "<redacted: inline kubeconfig>"
-        if args.get("api_key"):
-            args["api_key"] = "<redacted>"
-        return {"module_args": args}
+        return redacted_invocation(self.module.params, self.redactor, self._values_params)
 
     def common_result(self) -> dict[str, t.Any]:
         """What every module returns, success or failure: its cost and what it ran."""
@@ -435,7 +452,8 @@ def run_manager(
             result["msg"] = context.redactor.redact_text(result["msg"])
             context.close()
         else:  # refused before the task's context existed: nothing ran
-            result.update(commands=[], helm_processes=0, kube_requests=0, duration=0.0)
+            result.update(commands=[], helm_processes=0, kube_requests=0, duration=0.0,
+                          invocation=_invocation_without_context(module, context_args))
         module.fail_json(**result)
     except Exception as exc:  # a defect: say so in one line, keep the traceback for -vvv
         message = f"internal error: {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
@@ -448,5 +466,6 @@ def run_manager(
             error={"kind": INTERNAL_ERROR, "message": message},
             exception=context.redactor.redact_text(trace) if context is not None else trace,
             changed=False,
+            invocation=context.invocation() if context is not None else _invocation_without_context(module, context_args),
         )
     raise AssertionError("unreachable")  # pragma: no cover

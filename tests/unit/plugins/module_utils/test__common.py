@@ -302,3 +302,20 @@ def test_an_unusable_helm_is_helm_missing_before_a_workspace(monkeypatch, kubeco
     with pytest.raises(EngineError) as caught:
         TaskContext(module)
     assert caught.value.kind == "helm_missing"
+
+
+def test_a_task_refused_while_its_context_is_built_shows_no_inline_kubeconfig(capsys):
+    """Ansible's own invocation would show every parameter with only our registered secrets
+    masked (relax_no_log ran), so any credential we do not recognise came back in full."""
+    kubeconfig = {
+        "apiVersion": "v1", "kind": "Config", "current-context": "unit",
+        "clusters": [{"name": "unit", "cluster": {"server": "https://127.0.0.1:6443"}}],
+        "users": [{"name": "unit", "user": {"token": "unit-token"}},
+                  {"name": "exec", "user": {"exec": {"command": "x", "env": [{"name": "PLAIN", "value": SECRET}]}}}],
+        "contexts": [{"name": "unit", "context": {"cluster": "unit", "user": "unit"}}],
+    }
+    result = run_module(capsys, {"name": "web", "namespace": "apps", "kubeconfig": kubeconfig, "context": "-typo"},
+                        Quiet, SPEC, needs_helm=False, timeout_option=None)
+    assert result["error"]["kind"] == "invalid_arguments" and result["error"]["option"] == "context"
+    assert result["invocation"]["module_args"]["kubeconfig"] == "<redacted: inline kubeconfig>"
+    assert SECRET not in json.dumps(result)

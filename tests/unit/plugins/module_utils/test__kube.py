@@ -416,6 +416,21 @@ def test_register_secrets():
     assert redactor.secrets == frozenset({"tok-abc123", "dev-token-123", "S0VZLWRhdGE=", "admin-pw"})
 
 
+def test_register_secrets_of_auth_providers_and_exec_plugins_of_unused_users():
+    config = copy.deepcopy(KUBECONFIG)
+    config["users"] += [
+        {"name": "oidc", "user": {"auth-provider": {"name": "oidc", "config": {
+            "id-token": "oidc-id", "refresh-token": "oidc-refresh", "client-secret": "oidc-cs", "client-id": "public"}}}},
+        {"name": "exec", "user": {"exec": {"command": "get-token", "env": [
+            {"name": "API_TOKEN", "value": "env-token"}, {"name": "REGION", "value": "eu-west-1"}],
+            "args": ["--token", "arg-token", "--password=arg-pw", "--region", "eu"]}}},
+    ]
+    redactor = Redactor()
+    KubeAuth(kubeconfig=config).register_secrets(redactor)
+    assert {"oidc-id", "oidc-refresh", "oidc-cs", "env-token", "arg-token", "arg-pw"} <= redactor.secrets
+    assert not {"public", "eu-west-1", "eu", "get-token", "--region"} & redactor.secrets
+
+
 def test_register_secrets_of_a_path_kubeconfig_is_only_the_api_key(kubeconfig_file):
     redactor = Redactor()
     KubeAuth(kubeconfig=kubeconfig_file).register_secrets(redactor)
