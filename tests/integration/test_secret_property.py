@@ -303,7 +303,9 @@ def test_no_secret_leaks_anywhere(base, helm, cluster, kubeconfig, kubectl, name
                                        "set-file-1.txt", "set-file-2.txt", "inventory.ini")}
     texts = {"stdout": proc.stdout, "stderr": proc.stderr, "results": json.dumps(results, ensure_ascii=False)}
     texts.update(read_texts(audit_dir, local_tmp, remote_tmp, work, skip=inputs))
-    all_secrets = [base, *secrets[0].values(), *secrets[1].values(), *kube_secrets.values(), *fault.values(),
+    # Not the drawn string alone: hypothesis also draws the code's own constants ("values changed"),
+    # which the output holds legitimately; with its position tag a secret is unique.
+    all_secrets = [*secrets[0].values(), *secrets[1].values(), *kube_secrets.values(), *fault.values(),
                    comma_parts(fault["unescaped_comma"])[1]]
     leaks = find_leaks(all_secrets, texts)
     assert not leaks, "secrets leaked:\n" + "\n".join(f"  {where}: {form!r} (of {secret!r})" for where, secret, form in leaks[:20])
