@@ -346,8 +346,12 @@ class KubeClient:
     classes cost more time than the request on the status hot path."""
 
     # Connect and read timeouts of one request: an API server that is down or hung fails the
-    # task in bounded time instead of hanging it.
+    # task in bounded time instead of hanging it. The connect timeout also bounds the TLS
+    # handshake, all a frozen API server (its port open, nothing answering) lets through.
     REQUEST_TIMEOUT = (5, 30)
+    # Attempts after the first, for a request that could not connect or got no answer. Left
+    # to urllib3 (3 retries) a frozen API server costs 4 connect timeouts (20 s) per request.
+    RETRIES = 1
 
     def __init__(self, kubeconfig: str | None, context: str | None) -> None:
         try:
@@ -359,22 +363,24 @@ class KubeClient:
                 "The 'kubernetes' Python library is required on the host that runs this module (pip install kubernetes).",
             ) from exc
         try:
+            configuration = client.Configuration()
             if kubeconfig is None:
-                configuration = client.Configuration()
                 config.load_incluster_config(client_configuration=configuration)
-                self.api_client = client.ApiClient(configuration)
             else:
-                self.api_client = config.new_client_from_config(config_file=kubeconfig, context=context)
+                config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
+            # Before the ApiClient exists: its connection pool reads retries once, when it is
+            # built (set afterwards, as this client once did, it changes nothing).
+            configuration.retries = self.RETRIES
+            self.api_client = client.ApiClient(configuration)
         except (ConfigException, OSError, TypeError, ValueError, KeyError, AttributeError) as exc:
             # The shape was checked already; what is left is content the client cannot use
             # (an unreadable certificate file, a broken exec plugin, bad base64).
             reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
             raise KubeError(KUBECONFIG_INVALID, f"Could not load the kubeconfig: {reason}") from None
-        self.api_client.configuration.retries = 1
         self._client_module = client
         self.request_count = 0
 
-    def _call(self, method: str, path: str, **kwargs: t.Any) -> t.Any:
+    def _call(self, method: str, path: str, *, text: bool = False, **kwargs: t.Any) -> t.Any:
         self.request_count += 1
         try:
             response = self.api_client.call_api(
@@ -388,6 +394,8 @@ class KubeClient:
         except Exception as exc:  # ApiException, urllib3 errors: all become a stable kind
             raise api_error(exc, f"{method} {path}") from None
         raw = response[0] if isinstance(response, tuple) else response
+        if text:
+            return raw.data.decode("utf-8", errors="replace")
         try:
             return json.loads(raw.data)
         except (ValueError, RecursionError):
@@ -400,6 +408,10 @@ class KubeClient:
             if missing_ok and exc.details.get("status") == 404:
                 return None
             raise
+
+    def get_text(self, path: str, query: dict[str, str] | None = None) -> str:
+        """A plain-text read (a container's log)."""
+        return self._call("GET", path, text=True, query_params=list((query or {}).items()), header_params={"Accept": "*/*"})
 
     def release_history(self, name: str, namespace: str) -> list[Release]:
         """Every stored revision of a release, oldest first, read from helm's Secrets. The

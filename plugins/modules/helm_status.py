@@ -76,6 +76,14 @@ options:
     type: list
     elements: str
     default: []
+  fail_fast:
+    description:
+      - With O(wait_for=healthy), stop polling as soon as a workload definitely fails (a crash loop
+        past 3 restarts, an image that cannot be pulled, a pod unschedulable for 30 seconds, a Job
+        past its backoffLimit, a Deployment past its progress deadline) and fail with
+        C(error.kind=rollout_failed) and C(error.resources), instead of polling until O(timeout).
+    type: bool
+    default: true
 seealso:
   - module: ai_mesh.helm_engine.helm_deploy
   - module: ai_mesh.helm_engine.helm_rollback
@@ -150,7 +158,12 @@ hooks:
   type: list
   elements: dict
 resources:
-  description: Each resource of the latest revision with C(present), C(ready) and a C(detail).
+  description:
+    - Each resource of the latest revision with C(present), C(ready) and a C(detail).
+    - A workload that is not ready because it definitely fails (the same judgement as
+      O(ai_mesh.helm_engine.helm_deploy#module:fail_fast), with its default thresholds) also has
+      C(reason) (C(CrashLoopBackOff), C(ImagePullBackOff), C(Unschedulable), ...), C(message),
+      its recent Warning C(events), and C(pod) and C(container) when a container fails.
   returned: when the release exists
   type: list
   elements: dict
@@ -186,7 +199,7 @@ error:
       choices: [invalid_arguments, invalid_values, kubeconfig_invalid, chart_not_found, chart_invalid,
                 registry_unreachable, render_failed, cluster_unreachable, unauthorized, forbidden,
                 kubernetes_api_error, resource_conflict, release_locked, release_not_found,
-                revision_not_found, hook_failed, timeout, helm_missing, helm_unsupported, helm_failed,
+                revision_not_found, hook_failed, rollout_failed, timeout, helm_missing, helm_unsupported, helm_failed,
                 helm_output_invalid, missing_dependency, internal_error]
     message: {description: The same as C(msg)., type: str, returned: always}
     option: {description: The option whose value was refused., type: str, returned: when an input was refused}
@@ -203,10 +216,17 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._common import
     argument_spec,
     run_manager,
 )
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import RELEASE_NOT_FOUND, TIMEOUT, EngineError, InputError
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import (
+    RELEASE_NOT_FOUND,
+    ROLLOUT_FAILED,
+    TIMEOUT,
+    EngineError,
+    InputError,
+)
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import pending_info
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import DEPLOYED, UNINSTALLED, latest
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import DEPLOYED, UNINSTALLED, Release, latest
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._resources import ReadinessChecker
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._rollout import WORKLOAD_KINDS, FailFastPolicy, RolloutWatcher
 
 # kubernetes.core.helm_info's release_state filter (helm list's state flags).
 RELEASE_STATES = ("all", "deployed", "failed", "pending", "superseded", "uninstalled", "uninstalling")
@@ -237,6 +257,23 @@ class StatusManager(Manager):
             return True
         return status in wanted or ("pending" in wanted and status.startswith("pending-"))
 
+    def explain(self, current: Release, resources: list[dict[str, t.Any]]) -> None:
+        """Adds the fail-fast diagnosis (reason, events) to workloads that are not ready: what a
+        deploy that failed fast reported, readable again right after. A failed look adds nothing."""
+        self.context.redactor.add_values(current.config)
+        watcher = RolloutWatcher(self.context.kube, current.namespace, current.manifest, FailFastPolicy(),
+                                 redact=self.context.redactor.redact_text)
+        try:
+            failures = watcher.poll()
+        except EngineError:
+            return
+        for failure in failures:
+            for entry in resources:
+                if (entry["kind"], entry["name"]) == (failure.kind, failure.name) and "reason" not in entry:
+                    entry.update(reason=failure.reason, message=failure.message, events=failure.events)
+                    if failure.container:
+                        entry.update(pod=failure.pod, container=failure.container)
+
     def snapshot(self) -> dict[str, t.Any]:
         name, namespace = self.context.name, self.context.namespace
         history = self.context.kube.release_history(name, namespace)
@@ -245,6 +282,8 @@ class StatusManager(Manager):
             return {"exists": False, "healthy": False, "summary": f"release {namespace}/{name} does not exist"}
         resources = ReadinessChecker(self.context.kube).check(current) if current.status != UNINSTALLED else []
         not_ready = [r for r in resources if not r["ready"]]
+        if any(r["kind"] in WORKLOAD_KINDS for r in not_ready):
+            self.explain(current, resources)
         healthy = current.status == DEPLOYED and not not_ready
         summary = f"{current.status}, revision {current.revision} ({current.chart_ref}): {len(resources) - len(not_ready)}/{len(resources)} resources ready"
         if not_ready:
@@ -292,6 +331,17 @@ class StatusManager(Manager):
             })
             if self.reached(snapshot, wait_for):
                 return self.finish(dict(snapshot, timeline=timeline))
+            failing = [r for r in snapshot.get("resources") or [] if r.get("reason")]
+            if wait_for == "healthy" and failing and self.params["fail_fast"]:
+                error = EngineError(
+                    ROLLOUT_FAILED,
+                    "Release cannot become healthy: " + "; ".join(
+                        f"{r['kind']}/{r['name']}" + (f" container {r['container']}" if r.get("container") else "")
+                        + f": {r['reason']} ({r['message']})" for r in failing) + ".",
+                    details={"resources": failing},
+                )
+                error.extra.update(dict(snapshot, timeline=timeline, changed=False))
+                raise error
             if time.monotonic() >= deadline:
                 error = EngineError(TIMEOUT, f"Release did not become {wait_for} within {self.timeout:g}s: {snapshot['summary']}")
                 error.extra.update(dict(snapshot, timeline=timeline, changed=False))
@@ -322,6 +372,7 @@ def main() -> None:
             release_state={"type": "list", "elements": "str", "default": []},
             get_all_values={"type": "bool", "default": False},
             sensitive_values={"type": "list", "elements": "str", "default": []},
+            fail_fast={"type": "bool", "default": True},
         ),
         supports_check_mode=True,
     )
