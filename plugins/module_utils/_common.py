@@ -17,6 +17,11 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 
+try:
+    import yaml
+except ImportError:  # pragma: no cover - PyYAML comes with ansible-core
+    yaml = None
+
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _validate as validate
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import (
     HELM_MISSING,
@@ -38,7 +43,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import (
 )
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import KubeAuth, KubeClient
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import RecoveryPolicy
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import Redactor, redact_set_expression, split_path
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import Redactor, redact_set_expression
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._rollout import FailFastPolicy
 
 # Paired with doc_fragments/helm_engine.py (AUTH and HELM fragments); change both together.
@@ -232,6 +237,88 @@ def recovery_policy(params: dict[str, t.Any], timeout: float | None) -> Recovery
     )
 
 
+# Files larger than this are refused by validate.values_size (or by helm) anyway.
+_MAX_SECRET_FILE = 8 * 1024 * 1024
+
+
+def _read_text_file(path: t.Any) -> str | None:
+    """A file's text, or None when it cannot be read (validation or helm reports that later)."""
+    if not isinstance(path, str) or not path:
+        return None
+    path = os.path.expanduser(path)
+    try:
+        if not os.path.isfile(path) or os.path.getsize(path) > _MAX_SECRET_FILE:
+            return None
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def _read_values_file(path: t.Any) -> t.Any:
+    """A values file as helm reads it (one YAML document), or None when it cannot be read."""
+    text = _read_text_file(path)
+    if text is None or yaml is None:
+        return None
+    try:
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except (yaml.YAMLError, RecursionError):
+        return None
+
+
+def register_secrets(redactor: Redactor, params: dict[str, t.Any], values_params: t.Sequence[str] = ()) -> None:
+    """Every secret of a task's parameters, as the task wrote it and as helm will read it."""
+    KubeAuth(kubeconfig=params.get("kubeconfig") if isinstance(params.get("kubeconfig"), dict) else None,
+             api_key=params.get("api_key")).register_secrets(redactor)
+    for name in values_params:
+        redactor.add_values(params.get(name))
+    # What helm reads, not only what the task says: a chart or helm's error message can quote
+    # a value from a values file, a --set-file, or a --set value helm unescaped.
+    for path in params.get("values_files") or []:
+        redactor.add_values(_read_values_file(path))
+    for item in params.get("set_values") or []:
+        expression = item.get("value") or ""
+        value_type = item.get("value_type") or "raw"
+        content = None
+        if value_type == "file":
+            content = _read_text_file(expression.partition("=")[2])
+        redactor.add_set_value(expression, value_type, content)
+    password = params.get("chart_repo_password")
+    if password:
+        redactor.add_secret(password)
+        if params.get("chart_repo_username") is not None:
+            # As it sits in the registry config and in an Authorization header.
+            redactor.add_secret(RegistryLogin("", str(params["chart_repo_username"]), password).auth_token())
+
+
+def redacted_invocation(params: dict[str, t.Any], redactor: Redactor, values_params: t.Sequence[str] = ()) -> dict[str, t.Any]:
+    """module_args as Ansible would show them, with every secret redacted by us."""
+    args = dict(params)
+    for name in values_params:
+        if args.get(name) is not None:
+            args[name] = redactor.redact_values(args[name])
+    if args.get("set_values"):
+        args["set_values"] = [
+            dict(item, value=redact_set_expression(item.get("value") or "")) for item in args["set_values"]
+        ]
+    if isinstance(args.get("kubeconfig"), dict):
+        args["kubeconfig"] = "<redacted: inline kubeconfig>"
+    for secret in ("api_key", "chart_repo_password"):
+        if args.get(secret):
+            args[secret] = "<redacted>"
+    return {"module_args": args}
+
+
+def _invocation_without_context(module: AnsibleModule, context_args: dict[str, t.Any]) -> dict[str, t.Any]:
+    """A task refused while its context was being built (an invalid name, context, api_key):
+    Ansible's own invocation would show the parameters with only the secrets we registered
+    masked (see relax_no_log), an inline kubeconfig whole; ours redacts them."""
+    redactor = Redactor(context_args.get("sensitive_paths") or ())
+    values_params = context_args.get("values_params") or ()
+    register_secrets(redactor, module.params, values_params)
+    return redacted_invocation(module.params, redactor, values_params)
+
+
 def fail_fast_policy(params: dict[str, t.Any], waits: bool) -> FailFastPolicy:
     """The fail_fast options, validated; on by default whenever helm waits."""
     restarts = params.get("fail_fast_restarts", 3)
@@ -266,7 +353,7 @@ class TaskContext:
         self._kube: KubeClient | None = None
         self._helm: HelmClient | None = None
         self.workspace: Workspace | None = None
-        self._register_secrets(module.params)
+        register_secrets(self.redactor, module.params, values_params)
         # Before any input is judged: a refusal message must not come back masked by Ansible.
         self.relax_no_log()
         params = module.params
@@ -276,6 +363,8 @@ class TaskContext:
             validate.url(params["host"], "host")
         if params.get("context") is not None:
             validate.argument(params["context"], "context")
+        if params.get("api_key"):  # an empty K8S_AUTH_API_KEY means none
+            validate.api_key(params["api_key"])
         if params.get("ca_cert") is not None and not os.path.isfile(params["ca_cert"]):
             raise EngineError(INVALID_ARGUMENTS, f"ca_cert {params['ca_cert']!r} is not a file.", details={"option": "ca_cert"})
         self.auth = KubeAuth.from_params(params)
@@ -289,25 +378,6 @@ class TaskContext:
         except BaseException:
             self.workspace.close()
             raise
-
-    def _register_secrets(self, params: dict[str, t.Any]) -> None:
-        KubeAuth(kubeconfig=params.get("kubeconfig") if isinstance(params.get("kubeconfig"), dict) else None,
-                 api_key=params.get("api_key")).register_secrets(self.redactor)
-        for name in self._values_params:
-            self.redactor.add_values(params.get(name))
-        for item in params.get("set_values") or []:
-            expression = item.get("value") or ""
-            self.redactor.add_secret(expression)
-            key, sep, value = expression.partition("=")
-            if sep and self.redactor.is_sensitive(split_path(key)):
-                # The value alone can surface in a rendered resource (a ConfigMap, an env var).
-                self.redactor.add_secret(value)
-        password = params.get("chart_repo_password")
-        if password:
-            self.redactor.add_secret(password)
-            if params.get("chart_repo_username") is not None:
-                # As it sits in the registry config and in an Authorization header.
-                self.redactor.add_secret(RegistryLogin("", str(params["chart_repo_username"]), password).auth_token())
 
     def _helm_binary(self, binary_path: str | None) -> str:
         if binary_path is not None:
@@ -358,20 +428,7 @@ class TaskContext:
 
     def invocation(self) -> dict[str, t.Any]:
         """module_args as Ansible would show them, with every secret redacted by us."""
-        args = dict(self.module.params)
-        for name in self._values_params:
-            if args.get(name) is not None:
-                args[name] = self.redactor.redact_values(args[name])
-        if args.get("set_values"):
-            args["set_values"] = [
-                dict(item, value=redact_set_expression(item.get("value") or "")) for item in args["set_values"]
-            ]
-        if isinstance(args.get("kubeconfig"), dict):
-            args["kubeconfig"] = "<redacted: inline kubeconfig>"
-        for secret in ("api_key", "chart_repo_password"):
-            if args.get(secret):
-                args[secret] = "<redacted>"
-        return {"module_args": args}
+        return redacted_invocation(self.module.params, self.redactor, self._values_params)
 
     def common_result(self) -> dict[str, t.Any]:
         """What every module returns, success or failure: its cost and what it ran."""
@@ -451,7 +508,8 @@ def run_manager(
             result["msg"] = context.redactor.redact_text(result["msg"])
             context.close()
         else:  # refused before the task's context existed: nothing ran
-            result.update(commands=[], helm_processes=0, kube_requests=0, duration=0.0)
+            result.update(commands=[], helm_processes=0, kube_requests=0, duration=0.0,
+                          invocation=_invocation_without_context(module, context_args))
         module.fail_json(**result)
     except Exception as exc:  # a defect: say so in one line, keep the traceback for -vvv
         message = f"internal error: {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
@@ -464,5 +522,6 @@ def run_manager(
             error={"kind": INTERNAL_ERROR, "message": message},
             exception=context.redactor.redact_text(trace) if context is not None else trace,
             changed=False,
+            invocation=context.invocation() if context is not None else _invocation_without_context(module, context_args),
         )
     raise AssertionError("unreachable")  # pragma: no cover

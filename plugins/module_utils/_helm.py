@@ -164,6 +164,21 @@ class HelmVersion:
         )
 
 
+# Characters YAML does not allow unescaped in a document (YAML 1.2 "c-printable", and the line
+# separators YAML 1.1 reads as line breaks), written as JSON \u escapes instead.
+_YAML_UNPRINTABLE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff\ud800-\udfff]")
+
+
+def json_for_helm(data: t.Any, **kwargs: t.Any) -> str:
+    """JSON that helm reads as YAML (values files, kubeconfigs) with every string intact.
+
+    Python's default escapes a character outside the BMP (an emoji, rare CJK) as a surrogate
+    pair, which helm's YAML parser refuses ("found invalid Unicode character escape code"); so
+    such characters are written as UTF-8, and only those YAML forbids raw are escaped."""
+    text = json.dumps(data, ensure_ascii=False, **kwargs)
+    return _YAML_UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 class Workspace:
     """A private temp dir for values files and kubeconfigs; files are 0600 and removed on close."""
 
@@ -679,7 +694,7 @@ class HelmClient:
     def _values_file(self, values: dict[str, t.Any]) -> str:
         """Values go to helm through a 0600 file, never argv; one file per distinct values
         dict, so the dry run and the real run get the very same argv."""
-        content = json.dumps(values, sort_keys=True)
+        content = json_for_helm(values, sort_keys=True)
         if content not in self._values_paths:
             if self.workspace is None:
                 raise HelmError(HELM_FAILED, "values need a workspace for their temp file")

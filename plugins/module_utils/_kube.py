@@ -31,7 +31,8 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
     InputError,
     KubeError,
 )
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import Redactor
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import json_for_helm
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import SENSITIVE_KEY, Redactor
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import (
     Release,
     decode_storage,
@@ -182,12 +183,33 @@ class KubeAuth:
         )
 
     def register_secrets(self, redactor: Redactor) -> None:
+        """The credentials of every user of an inline kubeconfig, used or not: its tokens, an
+        auth-provider's tokens and client secret, an exec plugin's secret env values and
+        ``--token X``/``--token=X`` arguments."""
         redactor.add_secret(self.api_key)
-        if isinstance(self.kubeconfig, dict):
-            for user in self.kubeconfig.get("users") or []:
-                if isinstance(user, dict) and isinstance(user.get("user"), dict):
-                    for key in _KUBECONFIG_SECRET_KEYS:
-                        redactor.add_secret(user["user"].get(key))
+        if not isinstance(self.kubeconfig, dict):
+            return
+        for user in self.kubeconfig.get("users") or []:
+            body = user.get("user") if isinstance(user, dict) else None
+            if not isinstance(body, dict):
+                continue
+            for key in _KUBECONFIG_SECRET_KEYS:
+                redactor.add_secret(body.get(key))
+            provider = body.get("auth-provider")
+            if isinstance(provider, dict) and isinstance(provider.get("config"), dict):
+                for key, value in provider["config"].items():
+                    if SENSITIVE_KEY.search(str(key)):
+                        redactor.add_secret(value)
+            plugin = body.get("exec")
+            if isinstance(plugin, dict):
+                for env in plugin.get("env") or []:
+                    if isinstance(env, dict) and SENSITIVE_KEY.search(str(env.get("name", ""))):
+                        redactor.add_secret(env.get("value"))
+                args = [str(a) for a in plugin.get("args") or []]
+                for flag, value in zip(args, args[1:] + [""]):
+                    name, sep, inline = flag.partition("=")
+                    if name.startswith("-") and SENSITIVE_KEY.search(name):
+                        redactor.add_secret(inline if sep else value)
 
     def _needs_override(self) -> bool:
         return isinstance(self.kubeconfig, dict) or any(
@@ -254,7 +276,7 @@ class KubeAuth:
             return None
         config = view.config or {}
         self._apply_overrides(config)
-        return workspace.write_private("kubeconfig", json.dumps(config))
+        return workspace.write_private("kubeconfig", json_for_helm(config))
 
     def _apply_overrides(self, config: dict[str, t.Any]) -> None:
         config.setdefault("apiVersion", "v1")

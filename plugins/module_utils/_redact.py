@@ -12,6 +12,8 @@ reach argv, results, diffs, logs or the audit log.
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import typing as t
 
@@ -29,6 +31,8 @@ SENSITIVE_KEY = re.compile(
 # Strings shorter than this are not masked inside free text: masking "on" or "12" everywhere
 # would garble output and protects nothing. They are still redacted structurally.
 MIN_TEXT_MASK_LEN = 3
+# Below this, a secret's base64 is too short to mask in free text without garbling other base64.
+MIN_BASE64_MASK_LEN = 6
 
 SET_FLAGS = ("--set", "--set-string", "--set-json", "--set-literal", "--set-file")
 
@@ -49,6 +53,7 @@ class Redactor:
 
     def __init__(self, sensitive_paths: t.Iterable[str] = ()) -> None:
         self._secrets: set[str] = set()
+        self._forms: set[str] = set()
         self._sensitive_paths = [split_path(p) for p in sensitive_paths]
 
     @property
@@ -59,8 +64,50 @@ class Redactor:
         if value is None or isinstance(value, bool):
             return
         text = value if isinstance(value, str) else str(value)
-        if text:
+        if text and text not in self._secrets:
             self._secrets.add(text)
+            if len(text) >= MIN_TEXT_MASK_LEN:
+                self._forms.update(text_forms(text))
+
+    def add_set_value(self, expression: str, value_type: str = "raw", file_content: str | None = None) -> None:
+        """Registers one ``set_values`` item: the expression, and each value as helm reads it.
+
+        helm unescapes ``--set``/``--set-string`` values (``\\,`` is a comma) and splits them at
+        unescaped commas, parses ``--set-json`` values, and reads ``--set-file`` values from a
+        file; a chart or an error message shows what helm read, not what the task said. A
+        piece with no ``=`` (an unescaped comma inside a value) is what helm quotes back in
+        ``key "..." has no value``, so it is registered whatever its key."""
+        self.add_secret(expression)
+        key, sep, value = expression.partition("=")
+        if not sep:
+            return
+        path = split_path(key)
+        sensitive = self.is_sensitive(path)
+        if value_type in ("literal", "file"):
+            if sensitive:
+                self.add_secret(value)
+                if value_type == "file":
+                    self.add_secret(file_content)
+            return
+        if value_type == "json":
+            if sensitive:
+                self.add_secret(value)
+            try:
+                parsed = json.loads(value)
+            except ValueError:
+                return  # helm refuses it, quoting the whole expression (registered above)
+            self.add_values(parsed, path)
+            return
+        for raw, unescaped in _split_set_expression(expression):
+            piece_key, piece_sep, raw_value = raw.partition("=")
+            if not piece_sep:
+                for text in (raw, unescaped, unescaped.strip("{}")):
+                    self.add_secret(text)
+            elif self.is_sensitive(split_path(piece_key)):
+                read = unescaped.partition("=")[2]
+                # strip: helm reads key={a,b} as a list of a and b.
+                for text in (raw_value, read, read.strip("{}")):
+                    self.add_secret(text)
 
     def is_sensitive(self, path: tuple[str, ...]) -> bool:
         return any(SENSITIVE_KEY.search(str(k)) for k in path) or _path_matches(path, self._sensitive_paths)
@@ -74,9 +121,9 @@ class Redactor:
     def redact_text(self, text: str | None) -> str | None:
         if not text:
             return text
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            if len(secret) >= MIN_TEXT_MASK_LEN and secret in text:
-                text = text.replace(secret, MASK)
+        for form in sorted(self._forms, key=len, reverse=True):
+            if form in text:
+                text = text.replace(form, MASK)
         return text
 
     def redact_argv(self, argv: t.Sequence[str]) -> list[str]:
@@ -133,6 +180,44 @@ def iter_leaves(tree: t.Any, path: tuple[str, ...] = ()) -> t.Iterator[tuple[tup
             yield from iter_leaves(value, path + (str(index),))
     else:
         yield path, tree
+
+
+def text_forms(secret: str) -> set[str]:
+    """How a secret can be written in text a program printed: as is; quoted the way JSON, a
+    chart's ``quote`` (Go's %q) or ``toJson`` (which also escapes <, > and &) quote it; and its
+    base64 (a chart's ``b64enc`` outside a Secret's data)."""
+    quoted = json.dumps(secret)[1:-1]
+    forms = {
+        secret,
+        quoted,
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        quoted.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"),
+    }
+    if len(secret) >= MIN_BASE64_MASK_LEN:
+        forms.add(base64.b64encode(secret.encode("utf-8")).decode("ascii"))
+    return forms
+
+
+def _split_set_expression(expression: str) -> list[tuple[str, str]]:
+    """``--set`` pieces as (raw, unescaped): helm's parser splits at commas and reads a
+    backslash as "the next character as is"."""
+    pieces: list[tuple[str, str]] = []
+    raw: list[str] = []
+    unescaped: list[str] = []
+    chars = iter(expression)
+    for char in chars:
+        if char == "\\":
+            following = next(chars, "")
+            raw.append(char + following)
+            unescaped.append(following)
+        elif char == ",":
+            pieces.append(("".join(raw), "".join(unescaped)))
+            raw, unescaped = [], []
+        else:
+            raw.append(char)
+            unescaped.append(char)
+    pieces.append(("".join(raw), "".join(unescaped)))
+    return pieces
 
 
 def redact_set_expression(expression: str) -> str:

@@ -78,6 +78,21 @@ def argument(value: t.Any, option: str) -> str:
     return text
 
 
+# RFC 6750's b64token, loosened to any visible ASCII character: what an HTTP Authorization
+# header can carry. The kubernetes client cannot even send anything else (it encodes headers
+# as latin-1) and would report an unreachable cluster.
+_BEARER_TOKEN = re.compile(r"[\x21-\x7e]+")
+
+
+def api_key(value: t.Any, option: str = "api_key") -> str:
+    """A bearer token. The message never shows it."""
+    text = value if isinstance(value, str) else ""
+    if not _BEARER_TOKEN.fullmatch(text):
+        raise InputError(f"{option} is not a bearer token: use visible ASCII characters only, no spaces (RFC 6750).",
+                         option=option)
+    return text
+
+
 def optional_argument(value: t.Any, option: str) -> str | None:
     return None if value is None else argument(value, option)
 

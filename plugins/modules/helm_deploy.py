@@ -488,6 +488,11 @@ class DeployManager(Manager):
         return release.core_status(self.context.redactor.redact_values(release.config or {}))
 
     def result(self, plan: Plan, current: Release | None, *, desired: Release | None = None) -> dict[str, t.Any]:
+        for release in (current, desired):
+            # Stored and rendered values are secrets too, the old ones included: an upgrade's
+            # diff shows the resources a chart copied them into, before and after.
+            if release is not None:
+                self.context.redactor.add_values(release.config)
         result: dict[str, t.Any] = {
             "changed": plan.changed,
             "action": plan.action,

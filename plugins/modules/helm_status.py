@@ -68,6 +68,14 @@ options:
     description: Fail with C(error.kind=release_not_found) when the release does not exist; otherwise report C(exists=false).
     type: bool
     default: false
+  sensitive_values:
+    description:
+      - Dotted paths into the values (C(db.password), C(*) matches one level) whose leaves are
+        redacted from C(status.values) and masked in C(status.notes), in addition to keys that
+        look secret. Give the same paths as to M(ai_mesh.helm_engine.helm_deploy).
+    type: list
+    elements: str
+    default: []
   fail_fast:
     description:
       - With O(wait_for=healthy), stop polling as soon as a workload definitely fails (a crash loop
@@ -363,12 +371,13 @@ def main() -> None:
             fail_on_missing={"type": "bool", "default": False},
             release_state={"type": "list", "elements": "str", "default": []},
             get_all_values={"type": "bool", "default": False},
+            sensitive_values={"type": "list", "elements": "str", "default": []},
             fail_fast={"type": "bool", "default": True},
         ),
         supports_check_mode=True,
     )
     # Status reads the cluster only: no helm binary is needed.
-    run_manager(module, StatusManager, needs_helm=False)
+    run_manager(module, StatusManager, needs_helm=False, sensitive_paths=module.params["sensitive_values"])
 
 
 if __name__ == "__main__":

@@ -193,6 +193,39 @@ def test_a_refusal_message_is_not_masked_letter_by_letter(capsys, tmp_path):
     assert "kubeconfig must be a path or a dictionary" in result["msg"]
 
 
+# ---- secrets helm reads from files and unescaped --set values ----------------------------------
+
+CHART_SPEC = argument_spec(
+    release_values={"type": "dict", "default": {}, "no_log": True},
+    values_files={"type": "list", "elements": "str", "default": []},
+    set_values={"type": "list", "elements": "dict", "default": [], "options": {
+        "value": {"type": "str", "required": True, "no_log": True},
+        "value_type": {"type": "str", "default": "raw", "choices": ["raw", "string", "json", "file", "literal"]}}},
+)
+
+
+def test_secrets_in_values_files_set_files_and_set_values_are_registered_as_helm_reads_them(kubeconfig, tmp_path):
+    """A chart or helm's error message quotes what helm read: the files' contents, unescaped values."""
+    values_file = tmp_path / "values.yaml"
+    values_file.write_text("db:\n  password: from-a-values-file\nreplicaCount: 3\n")
+    token_file = tmp_path / "token"
+    token_file.write_text("from-a-set-file")
+    module = make_module({"name": "web", "namespace": "apps", "kubeconfig": kubeconfig,
+                          "values_files": [str(values_file), str(tmp_path / "missing.yaml")],
+                          "set_values": [{"value": f"auth.token={token_file}", "value_type": "file"},
+                                         {"value": r"auth.password=a\,b\{c", "value_type": "raw"},
+                                         {"value": 'creds={"apiKey": "from-json"}', "value_type": "json"},
+                                         {"value": "db.password=head,tail-of-it", "value_type": "string"}]},
+                         CHART_SPEC)
+    context = TaskContext(module, values_params=["release_values"], needs_helm=False)
+    try:
+        secrets = context.redactor.secrets
+        assert {"from-a-values-file", "from-a-set-file", "a,b{c", "from-json", "tail-of-it"} <= secrets
+        assert "3" not in secrets
+    finally:
+        context.close()
+
+
 # ---- build_result ---------------------------------------------------------------------------------
 
 def test_build_result_is_unchanged_by_default(capsys, kubeconfig):
@@ -225,6 +258,8 @@ def test_build_result_keeps_an_explicit_changed(kubeconfig):
     ({"host": "not a url"}, "host"),
     ({"context": "-nope"}, "context"),
     ({"binary_path": "-helm"}, "binary_path"),
+    ({"api_key": "tok\u00e9n-\U0001f511"}, "api_key"),  # not sendable in an HTTP header
+    ({"api_key": "two words"}, "api_key"),
 ])
 def test_task_context_refuses_before_creating_a_workspace(monkeypatch, kubeconfig, args, option):
     created = []
@@ -267,3 +302,20 @@ def test_an_unusable_helm_is_helm_missing_before_a_workspace(monkeypatch, kubeco
     with pytest.raises(EngineError) as caught:
         TaskContext(module)
     assert caught.value.kind == "helm_missing"
+
+
+def test_a_task_refused_while_its_context_is_built_shows_no_inline_kubeconfig(capsys):
+    """Ansible's own invocation would show every parameter with only our registered secrets
+    masked (relax_no_log ran), so any credential we do not recognise came back in full."""
+    kubeconfig = {
+        "apiVersion": "v1", "kind": "Config", "current-context": "unit",
+        "clusters": [{"name": "unit", "cluster": {"server": "https://127.0.0.1:6443"}}],
+        "users": [{"name": "unit", "user": {"token": "unit-token"}},
+                  {"name": "exec", "user": {"exec": {"command": "x", "env": [{"name": "PLAIN", "value": SECRET}]}}}],
+        "contexts": [{"name": "unit", "context": {"cluster": "unit", "user": "unit"}}],
+    }
+    result = run_module(capsys, {"name": "web", "namespace": "apps", "kubeconfig": kubeconfig, "context": "-typo"},
+                        Quiet, SPEC, needs_helm=False, timeout_option=None)
+    assert result["error"]["kind"] == "invalid_arguments" and result["error"]["option"] == "context"
+    assert result["invocation"]["module_args"]["kubeconfig"] == "<redacted: inline kubeconfig>"
+    assert SECRET not in json.dumps(result)

@@ -153,6 +153,19 @@ def test_host_and_api_key_kubeconfig_has_server_and_token(tmp_path, workspace, k
     assert user_of(config) == {"token": "tok-abc123"}
 
 
+def test_an_inline_kubeconfig_outside_the_bmp_is_written_as_utf8(workspace):
+    """helm's YAML parser refuses JSON's surrogate-pair escapes ("found invalid Unicode character
+    escape code"): an emoji anywhere in an inline kubeconfig, an unused user's token included,
+    made every helm process of the task fail as cluster_unreachable."""
+    config = copy.deepcopy(KUBECONFIG)
+    config["users"].append({"name": "unused", "user": {"token": "tok-\U0001f511-\u00e9\u2028"}})
+    path = KubeAuth(kubeconfig=config).effective_kubeconfig(workspace)
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    assert "\U0001f511" in text and "\\ud83d" not in text and "\u2028" not in text
+    assert load_private(path, workspace)["users"][-1]["user"]["token"] == "tok-\U0001f511-\u00e9\u2028"
+
+
 def test_host_and_api_key_override_a_kubeconfig_file(kubeconfig_file, workspace):
     auth = KubeAuth(kubeconfig=kubeconfig_file, host="https://10.0.0.1:6443", api_key="tok-abc123")
     config = load_private(auth.effective_kubeconfig(workspace), workspace)
@@ -407,6 +420,21 @@ def test_register_secrets():
     redactor = Redactor()
     KubeAuth(kubeconfig=copy.deepcopy(KUBECONFIG), api_key="tok-abc123").register_secrets(redactor)
     assert redactor.secrets == frozenset({"tok-abc123", "dev-token-123", "S0VZLWRhdGE=", "admin-pw"})
+
+
+def test_register_secrets_of_auth_providers_and_exec_plugins_of_unused_users():
+    config = copy.deepcopy(KUBECONFIG)
+    config["users"] += [
+        {"name": "oidc", "user": {"auth-provider": {"name": "oidc", "config": {
+            "id-token": "oidc-id", "refresh-token": "oidc-refresh", "client-secret": "oidc-cs", "client-id": "public"}}}},
+        {"name": "exec", "user": {"exec": {"command": "get-token", "env": [
+            {"name": "API_TOKEN", "value": "env-token"}, {"name": "REGION", "value": "eu-west-1"}],
+            "args": ["--token", "arg-token", "--password=arg-pw", "--region", "eu"]}}},
+    ]
+    redactor = Redactor()
+    KubeAuth(kubeconfig=config).register_secrets(redactor)
+    assert {"oidc-id", "oidc-refresh", "oidc-cs", "env-token", "arg-token", "arg-pw"} <= redactor.secrets
+    assert not {"public", "eu-west-1", "eu", "get-token", "--region"} & redactor.secrets
 
 
 def test_register_secrets_of_a_path_kubeconfig_is_only_the_api_key(kubeconfig_file):

@@ -181,3 +181,54 @@ def test_redact_values_secret_set_from_null_is_changed_on_both_sides():
     redactor = Redactor()
     assert redactor.redact_values(before, after) == {"db": {"password": REDACTED_CHANGED}}
     assert redactor.redact_values(after, before) == {"db": {"password": REDACTED_CHANGED}}
+
+
+# ---- what helm, a chart and JSON print ------------------------------------------------------------
+
+PRINTED_SECRET = "pa\"ss\\w<r>d&\u00e9\U0001f511"
+
+
+@pytest.mark.parametrize("shown", [
+    PRINTED_SECRET,
+    r'pa\"ss\\w<r>d&\u00e9\ud83d\udd11',                          # JSON, ASCII only
+    'pa\\"ss\\\\w<r>d&\u00e9\U0001f511',                           # a chart's quote (Go %q), JSON as UTF-8
+    r'pa\"ss\\w\u003cr\u003ed\u0026\u00e9\ud83d\udd11',            # a chart's toJson (Go escapes <, >, &)
+    "cGEic3NcdzxyPmQmw6nwn5SR",                                     # b64enc outside a Secret's data
+])
+def test_redact_text_masks_the_forms_a_secret_is_printed_in(shown):
+    redactor = Redactor()
+    redactor.add_secret(PRINTED_SECRET)
+    assert redactor.redact_text(f"value: {shown}.") == f"value: {MASK}."
+
+
+@pytest.mark.parametrize("value_type, expression, read", [
+    ("raw", r"db.password=a\,b\\c\{d", "a,b\\c{d"),
+    ("string", r"db.password=-x\=y", "-x=y"),
+    ("json", r'db.password="q\"uote"', 'q"uote'),
+    ("json", 'creds={"token": "nested-json"}', "nested-json"),
+    ("literal", r"db.password=a\,b", r"a\,b"),
+])
+def test_add_set_value_registers_the_value_helm_reads(value_type, expression, read):
+    redactor = Redactor()
+    redactor.add_set_value(expression, value_type)
+    assert read in redactor.secrets and expression in redactor.secrets
+
+
+def test_add_set_value_registers_a_set_file_s_content_under_a_sensitive_key_only():
+    redactor = Redactor()
+    redactor.add_set_value("tls.privateKey=/run/key.pem", "file", "-----KEY-----")
+    redactor.add_set_value("banner=/run/banner.txt", "file", "Welcome")
+    assert "-----KEY-----" in redactor.secrets and "Welcome" not in redactor.secrets
+
+
+def test_add_set_value_registers_what_helm_quotes_after_an_unescaped_comma():
+    redactor = Redactor()
+    redactor.add_set_value("db.password=abc,defghi")
+    assert redactor.redact_text('Error: failed parsing --set data: key "defghi" has no value') == \
+        f'Error: failed parsing --set data: key "{MASK}" has no value'
+
+
+def test_add_set_value_keeps_non_sensitive_values_readable():
+    redactor = Redactor()
+    redactor.add_set_value("image.tag=1.2.3,replicaCount=3")
+    assert redactor.redact_text("image 1.2.3, 3 replicas") == "image 1.2.3, 3 replicas"

@@ -313,3 +313,18 @@ def test_parse_time_keeps_the_offset():
 @pytest.mark.parametrize("text", [None, "", "yesterday", "2024-13-45T99:00:00Z", "2024-05-02T11:00:00+99:00"])
 def test_parse_time_invalid(text):
     assert validate.parse_time(text) is None
+
+
+# ---- api_key ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("token", ["eyJhbGciOi.J9-_~+/x=", "abc$%{}\\"])
+def test_api_key_accepts_visible_ascii(token):
+    assert validate.api_key(token) == token
+
+
+@pytest.mark.parametrize("token", ["", "two words", "caf\u00e9-token", "emoji-\U0001f511", "tab\there", 42])
+def test_api_key_refuses_what_an_http_header_cannot_carry_without_showing_it(token):
+    caught = refused(validate.api_key, token)
+    assert caught.details.get("option") == "api_key"
+    assert not token or str(token) not in str(caught)

@@ -188,6 +188,20 @@ def test_secrets_reach_neither_argv_nor_result(monkeypatch, capsys):
     assert "<redacted: changed>" in result["diff"][0]["after"]
 
 
+def test_an_old_secret_a_chart_copied_is_masked_in_the_upgrade_diff(monkeypatch, capsys):
+    """The stored revision's values are not in the task, yet its ConfigMap copy is in the diff's
+    "before"; a values file's secret, not in the task either, is in its "after"."""
+    old, new = "Old-Copied-Secret-42", "New-Copied-From-File-43"
+    copy = "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-copy\ndata:\n  PASSWORD: {}\n"
+    current = release_json(config={"auth": {"password": old}}, manifest=copy.format(old))
+    desired = release_json(revision=2, config={"auth": {"password": new}}, manifest=copy.format(new))
+    result, _fake = run(monkeypatch, capsys, {}, [current], desired, check=True)
+    assert result["changed"] is True and len(result["diff"]) == 2
+    printed = json.dumps(result)
+    assert old not in printed and new not in printed
+    assert "PASSWORD: '********'" in result["diff"][1]["before"] and "PASSWORD: '********'" in result["diff"][1]["after"]
+
+
 def test_timeout_bounds_helm_and_each_process(monkeypatch, capsys):
     current = release_json(config={"message": "hello"})
     desired = release_json(revision=2, config={"message": "bye"}, manifest=MANIFEST.replace("hello", "bye"))

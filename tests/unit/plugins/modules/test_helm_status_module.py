@@ -210,6 +210,18 @@ def test_status_has_the_helm_info_shape_with_secrets_redacted(monkeypatch, capsy
     assert SECRET not in json.dumps(result)
 
 
+def test_sensitive_values_hides_a_path_that_does_not_look_secret_in_values_and_notes(monkeypatch, capsys, kubeconfig):
+    """As helm_deploy's sensitive_values: without it, a value under app.greeting is plain data."""
+    release = revision(2, "deployed", config={"message": "hi", "app": {"greeting": SECRET}})
+    release["info"]["notes"] = f"greeting: {SECRET}"
+    plain = run(monkeypatch, capsys, kubeconfig, {}, [release])
+    assert plain["status"]["values"]["app"]["greeting"] == SECRET
+    hidden = run(monkeypatch, capsys, kubeconfig, {"sensitive_values": ["app.greeting"]}, [release])
+    assert hidden["status"]["values"] == {"message": "hi", "app": {"greeting": "<redacted>"}}
+    assert hidden["status"]["notes"] == "greeting: ********"
+    assert SECRET not in json.dumps(hidden)
+
+
 @pytest.mark.parametrize("states, current, reported", [
     ([], "deployed", True),
     (["all"], "failed", True),
