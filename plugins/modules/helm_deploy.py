@@ -291,7 +291,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._common import
     recovery_policy,
     run_manager,
 )
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import EngineError, InputError
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import RELEASE_LOCKED, EngineError, InputError
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import (
     DeploySpec,
     UninstallSpec,
@@ -312,6 +312,8 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._resources imp
 
 class DeployManager(Manager):
     """Decides with one server-side dry run, then acts with the same argv minus --dry-run."""
+
+    lock_operation = "helm_deploy"
 
     def __init__(self, context: TaskContext) -> None:
         super().__init__(context)
@@ -398,7 +400,8 @@ class DeployManager(Manager):
             exc.extra["changed"] = recovered
             return
         moved = (after.revision, after.status) != (before.revision, before.status) if after and before else after is not None and after.status != UNINSTALLED
-        exc.extra["changed"] = bool(moved or recovered)
+        # helm refuses a locked release before it writes anything: whatever moved, another run moved.
+        exc.extra["changed"] = bool((moved and exc.kind != RELEASE_LOCKED) or recovered)
         exc.extra["previous_revision"] = before.revision if before else None
         if after is not None:
             exc.extra["release"] = after.summary()

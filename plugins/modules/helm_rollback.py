@@ -189,6 +189,8 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release impor
 
 
 class RollbackManager(Manager):
+    lock_operation = "helm_rollback"
+
     def __init__(self, context: TaskContext) -> None:
         super().__init__(context)
         self.policy = recovery_policy(self.params, context.timeout)
