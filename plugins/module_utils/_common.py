@@ -23,6 +23,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
     HELM_MISSING,
     INTERNAL_ERROR,
     INVALID_ARGUMENTS,
+    RELEASE_LOCKED,
     EngineError,
     HelmError,
 )
@@ -377,7 +378,14 @@ class Manager:
         with lock:
             # One lock_wait in all: what the lease took is not waited again for a pending revision.
             self.policy = dataclasses.replace(policy, lock_wait=max(0.0, policy.lock_wait - lock.waited))
-            return self.execute()
+            try:
+                return self.execute()
+            except EngineError as exc:
+                if exc.kind == RELEASE_LOCKED and lock.unlocked_reason and not lock.check_only:
+                    # helm's own words for a concurrent run ("release: already exists") say little.
+                    exc.msg = (f"Another run changed release {self.context.namespace}/{self.context.name} at the same "
+                               f"time (helm: {exc.msg}); it ran without the release's lock: {lock.unlocked_reason}.")
+                raise
 
 
 def build_result(context: TaskContext, fields: dict[str, t.Any]) -> dict[str, t.Any]:

@@ -275,7 +275,7 @@ class ReleaseLock:
                 pass
             else:
                 if created is None:
-                    self.unlocked_reason = f"namespace {self.namespace!r} does not exist yet: no lease to hold"
+                    self.unlocked_reason = f"namespace {self.namespace!r} did not exist yet (no lease to hold)"
                 else:
                     self.lease = created
                 return None

@@ -294,7 +294,7 @@ def test_a_lease_deleted_between_create_and_read_is_created_again():
 def test_a_missing_namespace_goes_on_unlocked():
     api, clock = FakeLeaseApi(namespace_exists=False), Clock()
     with make_lock(api, clock) as lock:
-        assert "does not exist yet" in lock.unlocked_reason
+        assert lock.unlocked_reason == "namespace 'apps' did not exist yet (no lease to hold)"
     assert api.calls == [("create", "helm-engine.web")]
 
 
