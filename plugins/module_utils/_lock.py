@@ -255,7 +255,7 @@ class ReleaseLock:
     def _attempt(self) -> dict[str, t.Any] | None:
         """One try. None when the run may go on (lease taken, or no namespace to hold it in),
         else the lease another run holds."""
-        for _ in range(3):  # a lease deleted between our create and our read: try again
+        for unused_try in range(3):  # a lease deleted between our create and our read: try again
             now = self._clock()
             if self.check_only:
                 try:
