@@ -210,8 +210,6 @@ def test_a_held_lease_names_its_holder_and_an_expired_one_is_taken_over(launch, 
     assert check["error"]["kind"] == "release_locked"
     rollback = launch.run("helm_rollback", {"name": "web", "namespace": namespace, "target": "previous"})
     assert rollback["error"]["kind"] == "release_locked"
-    waited = launch.run("helm_deploy", dict(upgrade, lock_wait=2))
-    assert waited["error"]["kind"] == "release_locked" and waited["error"]["lock"]["waited_seconds"] >= 2
     assert statuses(kubectl, namespace) == {1: "deployed"}
 
     # Its holder was killed: the lease was last renewed longer ago than its duration.
@@ -220,7 +218,7 @@ def test_a_held_lease_names_its_holder_and_an_expired_one_is_taken_over(launch, 
     assert not taken.get("failed"), taken.get("msg")
     assert taken["changed"] is True and taken["release"]["revision"] == 2
     assert not lease_exists(kubectl, namespace), "the lease taken over is deleted at the end"
-    reliability.note(seconds_until_release_locked=locked["_seconds"], lock_wait_run_seconds=waited["_seconds"])
+    reliability.note(seconds_until_release_locked=locked["_seconds"])
     reliability.check_nothing_lost(kubectl, namespace, "web", before)
 
 
