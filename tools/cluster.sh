@@ -4,11 +4,13 @@
 #   tools/cluster.sh up       build missing binaries, start (or reuse) the cluster, print the kubeconfig path
 #   tools/cluster.sh down     stop every process this script started (by pid) and check no port is left
 #   tools/cluster.sh status   exit 0 when the cluster is up and ready
-#   tools/cluster.sh env      print shell exports (KUBECONFIG, HELM3, HELM4, KUBECTL)
+#   tools/cluster.sh env      print shell exports (KUBECONFIG, HELM3, HELM4, KUBECTL, the OCI registry)
 #
 # State lives in $HELM_ENGINE_CLUSTER_DIR (default: <cache>/cluster); the admin kubeconfig is
 # $HELM_ENGINE_CLUSTER_DIR/kubeconfig. Ports come from HELM_ENGINE_PORT_BASE (default 16400):
-# base+43 apiserver, +79 etcd client, +80 etcd peer, +57 controller-manager, +59 scheduler, +47 kwok.
+# base+43 apiserver, +79 etcd client, +80 etcd peer, +57 controller-manager, +59 scheduler, +47 kwok,
+# +81 the OCI registry (distribution; TLS from the cluster's CA, htpasswd auth with a random
+# password per cluster in $HELM_ENGINE_CLUSTER_DIR/registry/password, storage in .../registry/data).
 set -euo pipefail
 
 TOOLS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -21,11 +23,12 @@ ETCD_PEER_PORT=$((PORT_BASE + 80))
 KCM_PORT=$((PORT_BASE + 57))
 SCHEDULER_PORT=$((PORT_BASE + 59))
 KWOK_PORT=$((PORT_BASE + 47))
+REGISTRY_PORT=$((PORT_BASE + 81))
 SERVICE_CIDR=10.96.0.0/16
 SERVICE_FIRST_IP=10.96.0.1
 POD_CIDR=10.244.0.0/16
 NODE_NAME=kwok-node-0
-COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok registry)
 READY_TIMEOUT=${HELM_ENGINE_READY_TIMEOUT:-60}
 
 PKI=$CLUSTER_DIR/pki
@@ -44,6 +47,7 @@ port_of() {
     kube-controller-manager) echo "$KCM_PORT" ;;
     kube-scheduler) echo "$SCHEDULER_PORT" ;;
     kwok) echo "$KWOK_PORT" ;;
+    registry) echo "$REGISTRY_PORT" ;;
   esac
 }
 
@@ -164,10 +168,124 @@ node_ready() {
 }
 default_sa_exists() { kubectl_admin -n default get serviceaccount default; }
 
+# ---- the OCI registry (distribution), for oci:// charts ------------------------------------
+REGISTRY_DIR=$CLUSTER_DIR/registry
+REGISTRY_USER=helm-engine
+
+# A server certificate of its own, signed by the cluster's CA: clients trust the one ca.crt.
+generate_registry_pki() {
+  local conf=$PKI/registry-openssl.cnf
+  cat > "$conf" <<EOF
+[req]
+distinguished_name = dn
+[dn]
+[v3_server]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1, DNS:localhost
+EOF
+  (
+    cd "$PKI"
+    umask 077
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout registry.key -out registry.csr \
+      -subj "/CN=helm-engine-registry" -config "$conf" 2>/dev/null
+    openssl x509 -req -in registry.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out registry.crt -days 30 \
+      -extfile "$conf" -extensions v3_server 2>/dev/null
+    rm -f registry.csr
+  ) || die "generating the registry's certificate with openssl failed"
+}
+
+# Prints the bcrypt hash of the password read from stdin: the registry's htpasswd takes bcrypt
+# only, which openssl cannot make. Python's bcrypt package when present, else the crypt module
+# (Python < 3.13, bcrypt through libxcrypt). Cost 8, not 10+: the registry hashes on every
+# authenticated request, and the password is 32 random characters.
+bcrypt_hash() {
+  local py
+  for py in "$TOOLS_DIR/../.venv/bin/python" python3; do
+    command -v "$py" >/dev/null 2>&1 || continue
+    # shellcheck disable=SC2016  # Python source: "$2" is bcrypt's prefix, not a shell expansion
+    "$py" -W ignore -c '
+import sys
+password = sys.stdin.read()
+try:
+    import bcrypt
+    print(bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=8)).decode())
+except ImportError:
+    import crypt
+    hashed = crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=2 ** 8))
+    if not hashed or not hashed.startswith("$2"):
+        sys.exit(1)
+    print(hashed)
+' 2>/dev/null && return 0
+  done
+  return 1
+}
+
+# Config, htpasswd and the credentials (0600, in a 0700 dir); a new password on every start.
+write_registry_config() {
+  local password hashed
+  mkdir -p "$REGISTRY_DIR/data"
+  chmod 700 "$REGISTRY_DIR"
+  password=$(head -c 48 /dev/urandom | base64 | tr -d '/+=\n' | head -c 32)
+  (( ${#password} == 32 )) || die "could not generate the registry password"
+  hashed=$(printf '%s' "$password" | bcrypt_hash) \
+    || die "no bcrypt for the registry's htpasswd (Python's bcrypt package, or its crypt module before 3.13): run 'make venv' or 'pip install bcrypt', then try again"
+  (
+    umask 077
+    printf '%s\n' "$REGISTRY_USER" > "$REGISTRY_DIR/username"
+    printf '%s' "$password" > "$REGISTRY_DIR/password"
+    printf '%s:%s\n' "$REGISTRY_USER" "$hashed" > "$REGISTRY_DIR/htpasswd"
+    cat > "$REGISTRY_DIR/config.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $REGISTRY_DIR/data
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$REGISTRY_PORT
+  secret: $(head -c 48 /dev/urandom | base64 | tr -d '/+=\n' | head -c 32)
+  tls:
+    certificate: $PKI/registry.crt
+    key: $PKI/registry.key
+auth:
+  htpasswd:
+    realm: helm-engine-registry
+    path: $REGISTRY_DIR/htpasswd
+EOF
+  )
+}
+
+# Storage starts empty with the cluster, like etcd's: tests push what they pull.
+start_registry() {
+  rm -rf "$REGISTRY_DIR"
+  generate_registry_pki
+  write_registry_config
+  # Without this the registry exports its traces over OTLP to localhost:4318 and logs each failure.
+  OTEL_TRACES_EXPORTER=none start_component registry serve "$REGISTRY_DIR/config.yml"
+}
+
+# Serving: /v2/ answers 401 to a request without credentials.
+registry_ready() {
+  [[ "$(curl -sS -o /dev/null -w '%{http_code}' --cacert "$PKI/ca.crt" "https://127.0.0.1:$REGISTRY_PORT/v2/")" == "401" ]]
+}
+
+registry_env() {
+  echo "export HELM_ENGINE_REGISTRY=127.0.0.1:$REGISTRY_PORT"
+  echo "export HELM_ENGINE_REGISTRY_USERNAME=$REGISTRY_USER"
+  echo "export HELM_ENGINE_REGISTRY_PASSWORD_FILE=$REGISTRY_DIR/password"
+  echo "export HELM_ENGINE_REGISTRY_CA=$PKI/ca.crt"
+}
+
 cmd_up() {
   local started c p
   started=$(date +%s.%N)
-  "$TOOLS_DIR/toolchain.sh" build kubectl etcd kube-apiserver kube-controller-manager kube-scheduler kwok helm3 helm4
+  "$TOOLS_DIR/toolchain.sh" build kubectl etcd kube-apiserver kube-controller-manager kube-scheduler kwok helm3 helm4 registry
   mkdir -p "$CLUSTER_DIR"
   exec 8>"$CLUSTER_DIR/.lock"
   flock 8
@@ -181,7 +299,7 @@ cmd_up() {
   for c in "${COMPONENTS[@]}"; do
     for p in $(port_of "$c"); do
       if port_listening "$p"; then
-        die "$c: port 127.0.0.1:$p is already in use by another program. Stop it, or pick other ports with HELM_ENGINE_PORT_BASE=<n> (ports n+43..n+80)."
+        die "$c: port 127.0.0.1:$p is already in use by another program. Stop it, or pick other ports with HELM_ENGINE_PORT_BASE=<n> (ports n+43..n+81)."
       fi
     done
   done
@@ -189,6 +307,8 @@ cmd_up() {
   mkdir -p "$LOGS" "$PIDS"
   generate_pki
   write_kubeconfig
+  # Started first and waited for last: it needs only the CA, and starts while etcd does.
+  start_registry
 
   start_component etcd --name helm-engine-etcd --data-dir "$CLUSTER_DIR/etcd-data" \
     --listen-client-urls "http://127.0.0.1:$ETCD_CLIENT_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_CLIENT_PORT" \
@@ -243,6 +363,7 @@ EOF
   for c in kube-controller-manager kube-scheduler; do
     running_pid "$c" >/dev/null || { tail -n 15 "$LOGS/$c.log" >&2; die "$c exited (log: $LOGS/$c.log)"; }
   done
+  wait_for "the registry's /v2/ endpoint" registry registry_ready
   say "ready in $(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$started" "$(date +%s.%N)")s (logs: $LOGS)"
   say "kubeconfig: $KUBECONFIG_PATH"
 }
@@ -250,7 +371,7 @@ EOF
 stop_all() {
   local quiet=${1:-} c pid
   # Reverse start order: kwok and the controllers first, etcd last.
-  for c in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
+  for c in registry kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
     pid=$(running_pid "$c") || { rm -f "$PIDS/$c.pid"; continue; }
     kill -TERM "$pid" 2>/dev/null || true
     for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -280,6 +401,7 @@ cmd_env() {
   echo "export HELM_ENGINE_HELM3=$(bin helm3)"
   echo "export HELM_ENGINE_HELM4=$(bin helm4)"
   echo "export HELM_ENGINE_KUBECTL=$(bin kubectl)"
+  registry_env
 }
 
 case "${1:-}" in

@@ -5,7 +5,7 @@
 #   tools/toolchain.sh path NAME               print the cached path of a binary
 #   tools/toolchain.sh list                    list components, versions and cache state
 #
-# Components: helm3 helm4 etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok
+# Components: helm3 helm4 etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok registry
 # Cache: ${HELM_ENGINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/helm-engine}/bin/NAME-VERSION/NAME
 # Every binary is built in a temp dir and renamed into place, so a half-built entry never exists.
 set -euo pipefail
@@ -17,7 +17,7 @@ TOOLS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CACHE_DIR=${HELM_ENGINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/helm-engine}
 BIN_CACHE=$CACHE_DIR/bin
 LOG_DIR=$CACHE_DIR/logs
-ALL_COMPONENTS=(helm3 helm4 etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok)
+ALL_COMPONENTS=(helm3 helm4 etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok registry)
 
 die() { echo "toolchain: $*" >&2; exit 1; }
 
@@ -28,6 +28,7 @@ component_version() {
     etcd) echo "$ETCD_VERSION" ;;
     kube-apiserver|kube-controller-manager|kube-scheduler|kubectl) echo "$KUBERNETES_VERSION" ;;
     kwok) echo "$KWOK_VERSION" ;;
+    registry) echo "$REGISTRY_VERSION" ;;
     *) die "unknown component '$1' (known: ${ALL_COMPONENTS[*]})" ;;
   esac
 }
@@ -78,6 +79,7 @@ component_package() {
     etcd) echo "go.etcd.io/etcd/server/v3" ;;
     kube-apiserver|kube-controller-manager|kube-scheduler|kubectl) echo "k8s.io/kubernetes/cmd/$1" ;;
     kwok) echo "sigs.k8s.io/kwok/cmd/kwok" ;;
+    registry) echo "github.com/distribution/distribution/v3/cmd/registry" ;;
   esac
 }
 
@@ -102,6 +104,9 @@ component_ldflags() {
       echo "-s -w" ;;
     kwok)
       echo "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$version -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=$KUBERNETES_VERSION" ;;
+    registry)
+      # Without the stamp the binary reports the hand-written "vX.Y.Z+unknown".
+      echo "-s -w -X github.com/distribution/distribution/v3/version.version=$version" ;;
     etcd) echo "-s -w" ;;
   esac
 }
@@ -115,6 +120,8 @@ reported_version() {
     kubectl) "$bin" version --client -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["clientVersion"]["gitVersion"])' ;;
     kube-*) "$bin" --version | awk '{print $2}' ;;
     kwok) "$bin" --version | grep -oE 'v[0-9]+\.[0-9]+\.[0-9]+' | head -n1 ;;
+    # "<argv0> github.com/distribution/distribution/v3 vX.Y.Z"
+    registry) "$bin" --version | awk '{print $3}' ;;
   esac
 }
 

@@ -89,7 +89,31 @@ options:
   chart_version:
     description:
       - The chart version (helm C(--version)); a constraint like C(^1.2) is allowed. Defaults to the latest.
+      - For an C(oci://) chart it names a tag; a constraint is matched against the repository's
+        tags. A version or constraint that no tag matches fails with C(error.kind=chart_not_found).
     type: str
+  chart_repo_username:
+    description:
+      - The user name for the OCI registry of an C(oci://) O(chart_ref). Requires O(chart_repo_password).
+      - With these, helm reads the credentials from a temporary registry config with mode C(0600)
+        (helm C(--registry-config)), removed when the task ends; helm's own registry logins are
+        not used. Without them, helm uses what C(helm registry login) stored.
+      - Only for C(oci://) charts; for a chart repository with basic auth, add it with
+        C(helm repo add --password-stdin) and use C(chart_ref=<repo>/<chart>).
+      - Wrong credentials fail with C(error.kind=unauthorized).
+    type: str
+    aliases: [repo_username]
+  chart_repo_password:
+    description:
+      - The password (or token) for O(chart_repo_username). It never appears in argv, results,
+        diffs or logs.
+    type: str
+    aliases: [repo_password]
+  chart_ca_cert:
+    description:
+      - A CA bundle that verifies the certificate of the OCI registry or chart repository
+        (helm C(--ca-file)).
+    type: path
   release_values:
     description:
       - Values for the release, as a dictionary. They win over O(values_files) and lose to O(set_values).
@@ -250,6 +274,32 @@ options:
       - The helm process itself is stopped (SIGTERM, then SIGKILL 10 seconds later) when it runs
         longer than three times this plus 30 seconds, and the task fails with C(error.kind=timeout).
     type: raw
+  fail_fast:
+    description:
+      - While helm waits, watch the release's workloads (one list per kind every 2 seconds) and
+        stop helm as soon as the rollout definitely cannot succeed, instead of waiting out
+        O(timeout). Definite failures are a container whose image cannot be pulled
+        (C(ImagePullBackOff), C(ErrImagePull), C(InvalidImageName)) or whose configuration is
+        invalid (C(CreateContainerConfigError)), a container in C(CrashLoopBackOff) that restarted
+        O(fail_fast_restarts) times, a pod unschedulable for longer than O(fail_fast_grace), a Job
+        past its C(backoffLimit) and a Deployment past its C(progressDeadlineSeconds). A pod that
+        is merely not ready yet never counts.
+      - helm gets SIGTERM, so it marks the revision failed itself and, with C(atomic), rolls back
+        at once. The task fails with C(error.kind=rollout_failed) and C(error.resources), each
+        failing resource with its reason, recent Warning events and the log tail of a crashing
+        container, secrets redacted.
+      - Unset means on whenever helm waits (O(wait), or C(atomic) in M(ai_mesh.helm_engine.helm_deploy)).
+    type: bool
+  fail_fast_restarts:
+    description: The restart count at which a crash-looping container fails the rollout (O(fail_fast)).
+    type: int
+    default: 3
+  fail_fast_grace:
+    description:
+      - How long a pod may stay unschedulable before it fails the rollout (O(fail_fast)), as a Go
+        duration or seconds. A cluster autoscaler may need minutes to add a node.
+    type: raw
+    default: 30s
   cleanup_on_fail:
     description: Delete resources the operation created when it fails.
     type: bool

@@ -32,14 +32,17 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import (
     ChartSource,
     DeploySpec,
     HelmClient,
+    RegistryLogin,
     SetValue,
     Workspace,
+    oci_registry_host,
     run_process,
 )
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import KubeAuth, KubeClient
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._lock import KubeLeaseApi, ReleaseLock, lease_duration
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import RecoveryPolicy
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import Redactor, redact_set_expression, split_path
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._rollout import FailFastPolicy
 
 # Paired with doc_fragments/helm_engine.py (AUTH and HELM fragments); change both together.
 AUTH_ARG_SPEC: dict[str, dict[str, t.Any]] = {
@@ -76,6 +79,9 @@ OPERATION_ARG_SPEC: dict[str, dict[str, t.Any]] = {
     "wait": {"type": "bool", "default": False},
     "wait_strategy": {"type": "str", "choices": ["watcher", "legacy"]},
     "timeout": {"type": "raw"},
+    "fail_fast": {"type": "bool"},
+    "fail_fast_restarts": {"type": "int", "default": 3},
+    "fail_fast_grace": {"type": "raw", "default": "30s"},
     "cleanup_on_fail": {"type": "bool", "default": False},
     "force": {"type": "bool", "default": False},
     "disable_hook": {"type": "bool", "default": False, "aliases": ["disable_hooks"]},
@@ -90,6 +96,10 @@ CHART_ARG_SPEC: dict[str, dict[str, t.Any]] = {
     "chart_ref": {"type": "path"},
     "chart_repo_url": {"type": "str"},
     "chart_version": {"type": "str"},
+    # kubernetes.core.helm_pull's names (it has repo_username/repo_password with these aliases).
+    "chart_repo_username": {"type": "str", "aliases": ["repo_username"]},
+    "chart_repo_password": {"type": "str", "aliases": ["repo_password"], "no_log": True},
+    "chart_ca_cert": {"type": "path"},
     # no_log keeps values out of the module's syslog line; TaskContext narrows Ansible's
     # masking back to the real secrets so results stay readable.
     "release_values": {"type": "dict", "default": {}, "aliases": ["values"], "no_log": True},
@@ -114,6 +124,30 @@ CHART_ARG_SPEC: dict[str, dict[str, t.Any]] = {
 }
 
 
+def registry_login(params: dict[str, t.Any], chart_ref: str) -> RegistryLogin | None:
+    """The registry credentials of a task, validated (no side effect)."""
+    username, password = params.get("chart_repo_username"), params.get("chart_repo_password")
+    if username is None and password is None:
+        return None
+    if username is None or password is None:
+        missing = "chart_repo_username" if username is None else "chart_repo_password"
+        raise InputError("chart_repo_username and chart_repo_password go together; "
+                         f"{missing} is missing.", option=missing)
+    host = oci_registry_host(chart_ref)
+    if host is None:
+        # helm takes a chart repository's password only on its command line (--password).
+        raise InputError(
+            "chart_repo_username and chart_repo_password apply to oci:// charts only: helm would take a "
+            "chart repository's password on its command line. Add the repository with "
+            "'helm repo add --password-stdin' and use chart_ref: <repo>/<chart>.", option="chart_repo_username")
+    validate.argument(username, "chart_repo_username")
+    if ":" in username:
+        raise InputError("chart_repo_username cannot contain ':' (HTTP basic authentication).", option="chart_repo_username")
+    if not password:
+        raise InputError("chart_repo_password is empty.", option="chart_repo_password")
+    return RegistryLogin(host, username, password)
+
+
 def deploy_spec(params: dict[str, t.Any], name: str, namespace: str, timeout: float | None) -> DeploySpec:
     """The DeploySpec of a task, validated (no side effect). helm_deploy's dry run and real run
     and helm_preflight's render all come from here; options a module does not have (helm_preflight
@@ -121,6 +155,9 @@ def deploy_spec(params: dict[str, t.Any], name: str, namespace: str, timeout: fl
     p = params
     if p.get("chart_ref") is None:
         raise InputError("chart_ref is required to render the release (helm_deploy: with state=present).", option="chart_ref")
+    ca_file = validate.optional_argument(p.get("chart_ca_cert"), "chart_ca_cert")
+    if ca_file is not None and not os.path.isfile(ca_file):
+        raise InputError(f"chart_ca_cert {ca_file!r} is not a file on the host that runs the module.", option="chart_ca_cert")
     chart = ChartSource(
         validate.chart_ref(p["chart_ref"]),
         validate.url(p["chart_repo_url"], "chart_repo_url") if p.get("chart_repo_url") is not None else None,
@@ -128,7 +165,9 @@ def deploy_spec(params: dict[str, t.Any], name: str, namespace: str, timeout: fl
         bool(p.get("dependency_update")),
         plain_http=bool(p.get("plain_http")),
         insecure_skip_tls_verify=bool(p.get("insecure_skip_tls_verify")),
+        ca_file=ca_file,
     )
+    chart.login = registry_login(p, chart.ref)
     values_files = validate.values_files(p.get("values_files") or [])
     validate.values_size(p.get("release_values"), values_files)
     set_values = []
@@ -196,6 +235,16 @@ def recovery_policy(params: dict[str, t.Any], timeout: float | None) -> Recovery
     )
 
 
+def fail_fast_policy(params: dict[str, t.Any], waits: bool) -> FailFastPolicy:
+    """The fail_fast options, validated; on by default whenever helm waits."""
+    restarts = params.get("fail_fast_restarts", 3)
+    if restarts is None or restarts < 1:
+        raise InputError(f"fail_fast_restarts must be 1 or more, got {restarts}.", option="fail_fast_restarts")
+    grace = validate.duration_seconds(params.get("fail_fast_grace", "30s"), "fail_fast_grace", default=30.0, allow_zero=True)
+    enabled = params.get("fail_fast")
+    return FailFastPolicy(enabled=waits if enabled is None else bool(enabled) and waits, restarts=restarts, grace=grace or 0.0)
+
+
 class TaskContext:
     """Resources of one task: redactor, private workspace, the helm client, the kube client.
 
@@ -256,6 +305,12 @@ class TaskContext:
             if sep and self.redactor.is_sensitive(split_path(key)):
                 # The value alone can surface in a rendered resource (a ConfigMap, an env var).
                 self.redactor.add_secret(value)
+        password = params.get("chart_repo_password")
+        if password:
+            self.redactor.add_secret(password)
+            if params.get("chart_repo_username") is not None:
+                # As it sits in the registry config and in an Authorization header.
+                self.redactor.add_secret(RegistryLogin("", str(params["chart_repo_username"]), password).auth_token())
 
     def _helm_binary(self, binary_path: str | None) -> str:
         if binary_path is not None:
@@ -316,8 +371,9 @@ class TaskContext:
             ]
         if isinstance(args.get("kubeconfig"), dict):
             args["kubeconfig"] = "<redacted: inline kubeconfig>"
-        if args.get("api_key"):
-            args["api_key"] = "<redacted>"
+        for secret in ("api_key", "chart_repo_password"):
+            if args.get(secret):
+                args[secret] = "<redacted>"
         return {"module_args": args}
 
     def common_result(self) -> dict[str, t.Any]:

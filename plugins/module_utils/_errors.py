@@ -35,6 +35,7 @@ RELEASE_LOCKED = "release_locked"
 RELEASE_NOT_FOUND = "release_not_found"
 REVISION_NOT_FOUND = "revision_not_found"
 HOOK_FAILED = "hook_failed"
+ROLLOUT_FAILED = "rollout_failed"
 TIMEOUT = "timeout"
 # helm and this host
 HELM_MISSING = "helm_missing"
@@ -61,6 +62,7 @@ KINDS: tuple[str, ...] = (
     RELEASE_NOT_FOUND,
     REVISION_NOT_FOUND,
     HOOK_FAILED,
+    ROLLOUT_FAILED,
     TIMEOUT,
     HELM_MISSING,
     HELM_UNSUPPORTED,

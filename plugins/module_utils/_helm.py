@@ -12,6 +12,7 @@ kinds and redacts secrets from everything it echoes.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -19,6 +20,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 import typing as t
 from dataclasses import dataclass, field
 
@@ -57,6 +59,7 @@ DEADLINE_FACTOR = 3
 DEADLINE_MARGIN = 30.0
 VERSION_DEADLINE = 20.0  # `helm version` touches neither network nor cluster
 TERM_GRACE = 10.0
+MONITOR_INTERVAL = 2.0  # seconds between two looks at a rollout while helm waits
 
 # Ordered: the first pattern that matches names the kind. Specific causes come before the
 # generic symptoms they produce (a failed hook often ends in a deadline too; a chart registry
@@ -104,7 +107,9 @@ _ERROR_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     (CHART_NOT_FOUND, re.compile(
         r"chart .*not found|failed to download|no chart (name|version) found|path \".*\" not found|repo .* not found|"
         r"could not find protocol handler|no such file or directory.*(chart|\.tgz)|not found.*manifest|"
-        r"unable to locate chart|: not found$|manifest unknown|name unknown|invalid_reference|no matching version",
+        r"unable to locate chart|: not found$|manifest unknown|name unknown|invalid_reference|no matching version|"
+        # An OCI chart_version constraint that no tag satisfies (helm 3 "Could", helm 4 "could").
+        r"could not locate a version matching",
         re.I | re.M)),
     (RENDER_FAILED, re.compile(
         r"parse error at|template: .*: (executing|function)|execution error at|YAML parse error|"
@@ -208,6 +213,39 @@ class SetValue:
         return [f"{self.FLAGS[self.value_type]}={self.value}"]
 
 
+OCI_SCHEME = "oci://"
+
+
+@dataclass(frozen=True)
+class RegistryLogin:
+    """Credentials for the OCI registry of an ``oci://`` chart.
+
+    They reach helm as a docker-style registry config (``--registry-config``), a 0600 file in the
+    task's workspace: never argv, and never helm's own config. The file is written with the
+    credentials in it rather than by ``helm registry login --password-stdin``: into a config that
+    holds no credentials yet, helm's login stores the password in the platform's credential
+    helper (docker-credential-secretservice or -pass on Linux, when installed), where it would
+    outlive the task (oras-go ``DetectDefaultNativeStore``, which helm 3 and 4 set)."""
+
+    host: str
+    username: str
+    password: str = field(repr=False)
+
+    def auth_token(self) -> str:
+        """The ``auth`` field of the config: base64 of ``username:password`` (HTTP basic)."""
+        return base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+
+    def config_json(self) -> str:
+        return json.dumps({"auths": {self.host: {"auth": self.auth_token()}}}, sort_keys=True)
+
+
+def oci_registry_host(ref: str) -> str | None:
+    """``host[:port]`` of an ``oci://`` reference (the key helm looks credentials up by)."""
+    if not ref.startswith(OCI_SCHEME):
+        return None
+    return ref[len(OCI_SCHEME):].split("/", 1)[0] or None
+
+
 @dataclass
 class ChartSource:
     ref: str
@@ -216,6 +254,8 @@ class ChartSource:
     dependency_update: bool = False
     plain_http: bool = False
     insecure_skip_tls_verify: bool = False
+    ca_file: str | None = None
+    login: RegistryLogin | None = field(default=None, repr=False)
 
     def is_local(self) -> bool:
         return self.ref.startswith(("/", "./", "../", "~")) or os.path.exists(self.ref)
@@ -235,6 +275,9 @@ class ChartSource:
             argv.append("--plain-http")
         if self.insecure_skip_tls_verify:
             argv.append("--insecure-skip-tls-verify")
+        if self.ca_file:
+            # Verifies the chart repository's or the OCI registry's certificate (both majors).
+            argv.append(f"--ca-file={self.ca_file}")
         return argv
 
 
@@ -316,8 +359,11 @@ class HelmResult:
     stderr: str
 
 
-# (argv, deadline=seconds) -> (rc, stdout, stderr); raises HelmError(TIMEOUT) past the deadline.
+# (argv, deadline=seconds, monitor=None) -> (rc, stdout, stderr); raises HelmError(TIMEOUT) past
+# the deadline, or the monitor's error once it reports one.
 Runner = t.Callable[..., t.Tuple[int, str, str]]
+# Called every MONITOR_INTERVAL while helm runs; an error it returns ends helm (see run_process).
+Monitor = t.Callable[[], t.Optional[HelmError]]
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -331,12 +377,18 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         pass
 
 
-def run_process(argv: list[str], *, deadline: float, grace: float = TERM_GRACE) -> tuple[int, str, str]:
+def run_process(argv: list[str], *, deadline: float, grace: float = TERM_GRACE, monitor: Monitor | None = None,
+                monitor_interval: float = MONITOR_INTERVAL) -> tuple[int, str, str]:
     """Runs argv with no shell and no stdin, bounded by ``deadline`` seconds.
 
     Past the deadline its whole process group gets SIGTERM (helm then records the release as
     failed itself), and SIGKILL ``grace`` seconds later. A SIGTERM/SIGINT to this process is
-    passed on to helm the same way before this process ends."""
+    passed on to helm the same way before this process ends.
+
+    ``monitor`` is asked every ``monitor_interval`` seconds whether the operation can still
+    succeed. When it returns an error, helm gets SIGTERM and the rest of the deadline to end:
+    helm then marks the release failed and, with --atomic / --rollback-on-failure, rolls it
+    back itself. The monitor's error is raised, with helm's stderr."""
     try:
         proc = subprocess.Popen(
             argv,
@@ -355,9 +407,24 @@ def run_process(argv: list[str], *, deadline: float, grace: float = TERM_GRACE) 
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
+        out, err = _communicate(proc, deadline, grace, monitor, monitor_interval)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+
+
+def _communicate(proc: subprocess.Popen, deadline: float, grace: float, monitor: Monitor | None,
+                 interval: float) -> tuple[bytes, bytes]:
+    end = time.monotonic() + deadline
+    while True:
+        remaining = end - time.monotonic()
         try:
-            out, err = proc.communicate(timeout=deadline)
+            # communicate() may be called again after a timeout: nothing read so far is lost.
+            return proc.communicate(timeout=max(min(interval, remaining) if monitor else remaining, 0))
         except subprocess.TimeoutExpired:
+            pass
+        if time.monotonic() >= end:
             out, err = _terminate(proc, grace)
             raise HelmError(
                 TIMEOUT,
@@ -365,10 +432,13 @@ def run_process(argv: list[str], *, deadline: float, grace: float = TERM_GRACE) 
                 stderr=(err or b"").decode("utf-8", "replace")[-4000:],
                 details={"deadline_seconds": deadline},
             ) from None
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+        failure = monitor() if monitor else None
+        if failure is not None:
+            # The rest of the deadline, not the grace: an atomic rollback runs after the SIGTERM.
+            out, err = _terminate(proc, max(end - time.monotonic(), grace))
+            failure.stderr = (err or b"").decode("utf-8", "replace")[-4000:]
+            failure.rc = proc.returncode
+            raise failure
 
 
 def _terminate(proc: subprocess.Popen, grace: float) -> tuple[bytes, bytes]:
@@ -412,6 +482,7 @@ class HelmClient:
         self.deadline = deadline_for(timeout)
         self._version: HelmVersion | None = None
         self._values_paths: dict[str, str] = {}
+        self._registry_configs: dict[str, str] = {}
         self.commands: list[str] = []
         self.process_count = 0
 
@@ -436,13 +507,16 @@ class HelmClient:
         return argv
 
     def run(self, args: list[str], positionals: t.Sequence[str] = (), *, namespace: str | None = None,
-            deadline: float | None = None) -> HelmResult:
+            deadline: float | None = None, monitor: Monitor | None = None) -> HelmResult:
         argv = self.argv(args, positionals, namespace=namespace)
         shown = self.redactor.redact_argv(argv)
         self.commands.append(" ".join(shown))
         self.process_count += 1
         try:
-            rc, out, err = self._runner(argv, deadline=deadline or self.deadline)
+            if monitor is None:
+                rc, out, err = self._runner(argv, deadline=deadline or self.deadline)
+            else:
+                rc, out, err = self._runner(argv, deadline=deadline or self.deadline, monitor=monitor)
         except HelmError as exc:
             exc.command = shown
             if exc.stderr:
@@ -477,8 +551,9 @@ class HelmClient:
         return HelmError(kind, first_line, command=result.argv, rc=result.rc, stdout=self.redactor.redact_text(result.stdout),
                          stderr=stderr, details=details)
 
-    def run_json(self, args: list[str], positionals: t.Sequence[str] = (), *, namespace: str | None = None) -> t.Any:
-        result = self.run(args + ["--output=json"], positionals, namespace=namespace)
+    def run_json(self, args: list[str], positionals: t.Sequence[str] = (), *, namespace: str | None = None,
+                 monitor: Monitor | None = None) -> t.Any:
+        result = self.run(args + ["--output=json"], positionals, namespace=namespace, monitor=monitor)
         try:
             return json.loads(_json_document(result.stdout))
         except (ValueError, RecursionError) as exc:
@@ -523,6 +598,23 @@ class HelmClient:
             self._values_paths[content] = self.workspace.write_private("values.json", content)
         return self._values_paths[content]
 
+    def _registry_config(self, login: RegistryLogin) -> str:
+        """The registry credentials' 0600 file, written once per client like the values file,
+        so the dry run and the real run get the very same argv."""
+        content = login.config_json()
+        if content not in self._registry_configs:
+            if self.workspace is None:
+                raise HelmError(HELM_FAILED, "registry credentials need a workspace for their temp file")
+            self._registry_configs[content] = self.workspace.write_private("registry-config.json", content)
+        return self._registry_configs[content]
+
+    def _chart_args(self, chart: ChartSource) -> list[str]:
+        """Where the chart comes from and how to fetch it; shared by upgrade and template."""
+        argv = chart.flags()
+        if chart.login is not None:
+            argv.append(f"--registry-config={self._registry_config(chart.login)}")
+        return argv
+
     def _wait_args(self, wait: bool, wait_strategy: str | None) -> list[str]:
         if not wait:
             return []
@@ -543,7 +635,7 @@ class HelmClient:
         """(flags, positionals) of ``helm template`` for the same chart and values as
         upgrade_argv: a render that never asks the cluster (preflight's fallback when helm's
         dry run is refused reading the resources it would create)."""
-        argv = ["template"] + spec.chart.flags() + self._values_args(spec)
+        argv = ["template"] + self._chart_args(spec.chart) + self._values_args(spec)
         if not spec.skip_crds:
             argv.append("--include-crds")
         if spec.skip_schema_validation:
@@ -558,7 +650,7 @@ class HelmClient:
 
     def upgrade_argv(self, spec: DeploySpec, *, dry_run: bool) -> tuple[list[str], list[str]]:
         """(flags, positionals) of ``helm upgrade --install``."""
-        argv = ["upgrade", "--install"] + spec.chart.flags() + self._values_args(spec)
+        argv = ["upgrade", "--install"] + self._chart_args(spec.chart) + self._values_args(spec)
         if spec.create_namespace:
             argv.append("--create-namespace")
         if spec.reuse_values:
@@ -656,9 +748,10 @@ class HelmClient:
         flags, positionals = self.template_argv(spec)
         return self.run(flags, positionals, namespace=spec.namespace).stdout
 
-    def upgrade(self, spec: DeploySpec) -> dict[str, t.Any]:
+    def upgrade(self, spec: DeploySpec, monitor: Monitor | None = None) -> dict[str, t.Any]:
         flags, positionals = self.upgrade_argv(spec, dry_run=False)
-        return _release_document(self.run_json(flags, positionals, namespace=spec.namespace), self.commands[-1])
+        return _release_document(self.run_json(flags, positionals, namespace=spec.namespace, monitor=monitor),
+                                 self.commands[-1])
 
     def repo_update(self) -> None:
         """Refreshes the local repository indexes (kubernetes.core's update_repo_cache). Only
@@ -669,9 +762,9 @@ class HelmClient:
             if "no repositories" not in (exc.stderr or "").lower():
                 raise
 
-    def rollback(self, spec: RollbackSpec) -> HelmResult:
+    def rollback(self, spec: RollbackSpec, monitor: Monitor | None = None) -> HelmResult:
         flags, positionals = self.rollback_argv(spec)
-        return self.run(flags, positionals, namespace=spec.namespace)
+        return self.run(flags, positionals, namespace=spec.namespace, monitor=monitor)
 
     def uninstall(self, spec: UninstallSpec) -> HelmResult:
         flags, positionals = self.uninstall_argv(spec)

@@ -352,7 +352,7 @@ class KubeClient:
         self._client_module = client
         self.request_count = 0
 
-    def _call(self, method: str, path: str, **kwargs: t.Any) -> t.Any:
+    def _call(self, method: str, path: str, *, text: bool = False, **kwargs: t.Any) -> t.Any:
         self.request_count += 1
         try:
             response = self.api_client.call_api(
@@ -366,6 +366,8 @@ class KubeClient:
         except Exception as exc:  # ApiException, urllib3 errors: all become a stable kind
             raise api_error(exc, f"{method} {path}") from None
         raw = response[0] if isinstance(response, tuple) else response
+        if text:
+            return raw.data.decode("utf-8", errors="replace")
         try:
             return json.loads(raw.data)
         except (ValueError, RecursionError):
@@ -378,6 +380,10 @@ class KubeClient:
             if missing_ok and exc.details.get("status") == 404:
                 return None
             raise
+
+    def get_text(self, path: str, query: dict[str, str] | None = None) -> str:
+        """A plain-text read (a container's log)."""
+        return self._call("GET", path, text=True, query_params=list((query or {}).items()), header_params={"Accept": "*/*"})
 
     def release_history(self, name: str, namespace: str) -> list[Release]:
         """Every stored revision of a release, oldest first, read from helm's Secrets. The

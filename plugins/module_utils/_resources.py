@@ -130,22 +130,27 @@ class ReadinessChecker:
         return assessments
 
     def _assess(self, kind: str, live: dict[str, t.Any]) -> tuple[bool, str]:
-        if kind == "Deployment":
-            return _replicated(live, "availableReplicas")
-        if kind == "StatefulSet":
-            return _replicated(live, "readyReplicas")
-        if kind == "ReplicaSet":
-            desired = (live.get("spec") or {}).get("replicas", 1)
-            ready = (live.get("status") or {}).get("readyReplicas") or 0
-            return ready >= desired, f"{ready}/{desired} ready"
-        if kind == "DaemonSet":
-            return _daemonset(live)
-        if kind == "Job":
-            return _job(live)
-        if kind == "Pod":
-            return _pod(live)
-        if kind == "PersistentVolumeClaim":
-            return _pvc(live)
         if kind == "Service":
             return self._service(live)
-        return True, "present"
+        return readiness(kind, live)
+
+
+def readiness(kind: str, live: dict[str, t.Any]) -> tuple[bool, str]:
+    """Whether a live object of a kind with no dependents to read is ready, and a short detail."""
+    if kind == "Deployment":
+        return _replicated(live, "availableReplicas")
+    if kind == "StatefulSet":
+        return _replicated(live, "readyReplicas")
+    if kind == "ReplicaSet":
+        desired = (live.get("spec") or {}).get("replicas", 1)
+        ready = (live.get("status") or {}).get("readyReplicas") or 0
+        return ready >= desired, f"{ready}/{desired} ready"
+    if kind == "DaemonSet":
+        return _daemonset(live)
+    if kind == "Job":
+        return _job(live)
+    if kind == "Pod":
+        return _pod(live)
+    if kind == "PersistentVolumeClaim":
+        return _pvc(live)
+    return True, "present"

@@ -143,6 +143,16 @@ EXAMPLES = r"""
     atomic: true
     timeout: 5m
 
+- name: Install from an OCI registry; the password reaches helm in a 0600 file, never argv
+  ai_mesh.helm_engine.helm_deploy:
+    name: web
+    namespace: web
+    chart_ref: oci://registry.example.org/charts/web
+    chart_version: "~1.4.0"
+    chart_repo_username: deploy
+    chart_repo_password: "{{ vault_registry_token }}"
+    chart_ca_cert: /etc/pki/registry-ca.crt
+
 - name: Preview what an upgrade would change, without changing anything
   ai_mesh.helm_engine.helm_deploy:
     name: web
@@ -252,6 +262,14 @@ values_digest:
   returned: when the chart was rendered
   type: str
   sample: "sha256:9f86d08..."
+timeline:
+  description:
+    - While helm waited (O(fail_fast)), each change of a workload's state, with the seconds since
+      the watch began, C(resource) (C(Kind/name)), C(state) (V(waiting), V(ready) or V(failing)) and a C(detail).
+  returned: when helm waited on workloads
+  type: list
+  elements: dict
+  sample: [{"seconds": 0.0, "resource": "Deployment/web", "state": "waiting", "detail": "1/2 ready, 1 updated"}]
 kube_requests:
   description: How many Kubernetes API requests the task made.
   returned: always
@@ -268,7 +286,7 @@ error:
       choices: [invalid_arguments, invalid_values, kubeconfig_invalid, chart_not_found, chart_invalid,
                 registry_unreachable, render_failed, cluster_unreachable, unauthorized, forbidden,
                 kubernetes_api_error, resource_conflict, release_locked, release_not_found,
-                revision_not_found, hook_failed, timeout, helm_missing, helm_unsupported, helm_failed,
+                revision_not_found, hook_failed, rollout_failed, timeout, helm_missing, helm_unsupported, helm_failed,
                 helm_output_invalid, missing_dependency, internal_error]
     message: {description: The same as C(msg)., type: str, returned: always}
     option: {description: The option whose value was refused., type: str, returned: when an input was refused}
@@ -280,6 +298,16 @@ error:
       sample: {"lease": "helm-engine.web", "namespace": "web", "holder": "ci-7/pid-4242/1f2e3d4c", "operation": "helm_deploy",
                "since": "2026-12-02T08:00:00.123456Z", "renewed": "2026-12-02T08:01:40.000000Z", "duration_seconds": 360,
                "expires": "2026-12-02T08:07:40.000000Z", "expires_in_seconds": 342.1, "waited_seconds": 0}
+    resources:
+      description:
+        - The resources that made the rollout fail, each with C(kind), C(name), C(namespace), C(reason)
+          (C(CrashLoopBackOff), C(ImagePullBackOff), C(Unschedulable), C(BackoffLimitExceeded),
+          C(ProgressDeadlineExceeded) and the like), C(message), C(pod) and C(container) when a
+          container failed, its recent Warning C(events) and, for a crash loop, the C(logs) tail.
+        - Secrets are redacted from events and logs.
+      type: list
+      elements: dict
+      returned: when O(fail_fast) stopped helm (C(kind=rollout_failed))
   sample: {"kind": "timeout", "message": "UPGRADE FAILED: context deadline exceeded", "stderr": "..."}
 """
 
@@ -295,10 +323,11 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._common import
     TaskContext,
     argument_spec,
     deploy_spec,
+    fail_fast_policy,
     recovery_policy,
     run_manager,
 )
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import RELEASE_LOCKED, EngineError, InputError
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import RELEASE_LOCKED, ROLLOUT_FAILED, EngineError, InputError
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import (
     DeploySpec,
     UninstallSpec,
@@ -315,6 +344,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._plan import (
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import ensure_unlocked, repair_failed
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import UNINSTALLED, Release, latest
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._resources import kept_resources
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._rollout import RolloutWatcher, rollout_monitor
 
 
 class DeployManager(Manager):
@@ -334,6 +364,7 @@ class DeployManager(Manager):
         p = self.params
         if p["state"] == "present":
             self.deploy_spec = self.spec()
+            self.fail_fast = fail_fast_policy(p, waits=self.deploy_spec.wait or self.deploy_spec.atomic)
         for option in ("history_max",):
             if p[option] is not None and p[option] < 0:
                 raise InputError(f"{option} must be 0 or more, got {p[option]}.", option=option)
@@ -386,13 +417,21 @@ class DeployManager(Manager):
             result["recovery"] = repair
         if self.check_mode:
             return result
+        watcher = RolloutWatcher(self.context.kube, spec.namespace, desired.manifest, self.fail_fast,
+                                 redact=self.context.redactor.redact_text)
         try:
-            deployed = Release.from_json(self.helm.upgrade(spec))
+            deployed = Release.from_json(self.helm.upgrade(spec, monitor=rollout_monitor(watcher)))
         except EngineError as exc:
             # What was attempted, for the caller and the audit log, next to what it left.
             exc.extra.update(action=plan.action, reasons=plan.reasons, changes=plan.summary())
             self.attach_state_after_failure(exc, spec, before=current, recovered=bool(recovery or repair))
+            if watcher.timeline:
+                exc.extra["timeline"] = watcher.timeline
+            if exc.kind == ROLLOUT_FAILED:
+                exc.msg = self.rollout_failed_message(exc, spec, before=current)
             raise
+        if watcher.timeline:
+            result["timeline"] = watcher.timeline
         result["release"] = deployed.summary()
         result["status"] = self.core_status(deployed)
         result["hooks"] = [h.summary() for h in deployed.hooks if h.phase]
@@ -413,6 +452,16 @@ class DeployManager(Manager):
         if after is not None:
             exc.extra["release"] = after.summary()
             exc.extra["hooks"] = [h.summary() for h in after.hooks if h.phase]
+
+    @staticmethod
+    def rollout_failed_message(exc: EngineError, spec: DeploySpec, *, before: Release | None) -> str:
+        """Says what helm left after it was stopped: with atomic, the previous revision again."""
+        after = exc.extra.get("release") or {}
+        if spec.atomic and before is not None and after.get("status") == "deployed" and after.get("revision") != before.revision:
+            return f"{exc.msg} helm was stopped and rolled back: revision {after['revision']} deploys revision {before.revision} again."
+        if spec.atomic and before is None:
+            return f"{exc.msg} helm was stopped and uninstalled the release it was installing."
+        return f"{exc.msg} helm was stopped; revision {after.get('revision', '?')} is {after.get('status', 'unknown')}."
 
     # ---- state=absent ------------------------------------------------------------------
 

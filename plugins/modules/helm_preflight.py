@@ -186,7 +186,7 @@ error:
       choices: [invalid_arguments, invalid_values, kubeconfig_invalid, chart_not_found, chart_invalid,
                 registry_unreachable, render_failed, cluster_unreachable, unauthorized, forbidden,
                 kubernetes_api_error, resource_conflict, release_locked, release_not_found,
-                revision_not_found, hook_failed, timeout, helm_missing, helm_unsupported, helm_failed,
+                revision_not_found, hook_failed, rollout_failed, timeout, helm_missing, helm_unsupported, helm_failed,
                 helm_output_invalid, missing_dependency, internal_error]
     message: {description: The same as C(msg)., type: str, returned: always}
     problems: {description: How many problems were found., type: int, returned: when checks found problems}

@@ -155,7 +155,7 @@ error:
       choices: [invalid_arguments, invalid_values, kubeconfig_invalid, chart_not_found, chart_invalid,
                 registry_unreachable, render_failed, cluster_unreachable, unauthorized, forbidden,
                 kubernetes_api_error, resource_conflict, release_locked, release_not_found,
-                revision_not_found, hook_failed, timeout, helm_missing, helm_unsupported, helm_failed,
+                revision_not_found, hook_failed, rollout_failed, timeout, helm_missing, helm_unsupported, helm_failed,
                 helm_output_invalid, missing_dependency, internal_error]
     message: {description: The same as C(msg)., type: str, returned: always}
     option: {description: The option whose value was refused., type: str, returned: when an input was refused}
@@ -167,6 +167,21 @@ error:
       sample: {"lease": "helm-engine.web", "namespace": "web", "holder": "ci-7/pid-4242/1f2e3d4c", "operation": "helm_deploy",
                "since": "2026-12-02T08:00:00.123456Z", "renewed": "2026-12-02T08:01:40.000000Z", "duration_seconds": 360,
                "expires": "2026-12-02T08:07:40.000000Z", "expires_in_seconds": 342.1, "waited_seconds": 0}
+    resources:
+      description:
+        - The resources that made the rollback's rollout fail, each with C(kind), C(name), C(namespace),
+          C(reason), C(message), C(pod) and C(container) when a container failed, its recent Warning
+          C(events) and, for a crash loop, the C(logs) tail; secrets redacted.
+      type: list
+      elements: dict
+      returned: when O(fail_fast) stopped helm (C(kind=rollout_failed))
+timeline:
+  description:
+    - While helm waited (O(fail_fast)), each change of a workload's state, with the seconds since
+      the watch began, C(resource), C(state) (V(waiting), V(ready) or V(failing)) and a C(detail).
+  returned: when helm waited on workloads
+  type: list
+  elements: dict
 """
 
 import typing as t
@@ -179,6 +194,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._common import
     Manager,
     TaskContext,
     argument_spec,
+    fail_fast_policy,
     recovery_policy,
     run_manager,
 )
@@ -193,6 +209,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import R
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._plan import plan_rollback
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import claim_stale
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import FAILED, UNINSTALLED, Release, last_good, latest
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._rollout import RolloutWatcher, rollout_monitor
 
 
 class RollbackManager(Manager):
@@ -208,6 +225,7 @@ class RollbackManager(Manager):
             raise InputError(f"revision must be 1 or more, got {revision} (helm's 0, 'the previous one', is target=previous).", option="revision")
         if self.params["history_max"] is not None and self.params["history_max"] < 0:
             raise InputError(f"history_max must be 0 or more, got {self.params['history_max']}.", option="history_max")
+        self.fail_fast = fail_fast_policy(self.params, waits=self.params["wait"])
 
     def prepare(self) -> None:
         self.context.helm.version  # noqa: B018 - detect helm before anything changes
@@ -248,6 +266,9 @@ class RollbackManager(Manager):
         if not plan.changed or self.check_mode:
             return result
         timeout = self.context.timeout
+        # The rollout to watch is the target's: a rollback deploys its manifest again.
+        watcher = RolloutWatcher(self.context.kube, namespace, target.manifest, self.fail_fast,
+                                 redact=self.context.redactor.redact_text)
         try:
             self.context.helm.rollback(
                 RollbackSpec(
@@ -261,11 +282,16 @@ class RollbackManager(Manager):
                     force=self.params["force"],
                     disable_hooks=self.params["disable_hook"],
                     history_max=self.params["history_max"],
-                )
+                ),
+                monitor=rollout_monitor(watcher),
             )
         except EngineError as exc:
             self.attach_state_after_failure(exc, current, recovered=bool(recovery))
+            if watcher.timeline:
+                exc.extra["timeline"] = watcher.timeline
             raise
+        if watcher.timeline:
+            result["timeline"] = watcher.timeline
         after = latest(self.context.kube.release_history(name, namespace))
         if after is not None:
             result["release"] = after.summary()

@@ -142,7 +142,12 @@ hooks:
   type: list
   elements: dict
 resources:
-  description: Each resource of the latest revision with C(present), C(ready) and a C(detail).
+  description:
+    - Each resource of the latest revision with C(present), C(ready) and a C(detail).
+    - A workload that is not ready because it definitely fails (the same judgement as
+      O(ai_mesh.helm_engine.helm_deploy#module:fail_fast), with its default thresholds) also has
+      C(reason) (C(CrashLoopBackOff), C(ImagePullBackOff), C(Unschedulable), ...), C(message),
+      its recent Warning C(events), and C(pod) and C(container) when a container fails.
   returned: when the release exists
   type: list
   elements: dict
@@ -178,7 +183,7 @@ error:
       choices: [invalid_arguments, invalid_values, kubeconfig_invalid, chart_not_found, chart_invalid,
                 registry_unreachable, render_failed, cluster_unreachable, unauthorized, forbidden,
                 kubernetes_api_error, resource_conflict, release_locked, release_not_found,
-                revision_not_found, hook_failed, timeout, helm_missing, helm_unsupported, helm_failed,
+                revision_not_found, hook_failed, rollout_failed, timeout, helm_missing, helm_unsupported, helm_failed,
                 helm_output_invalid, missing_dependency, internal_error]
     message: {description: The same as C(msg)., type: str, returned: always}
     option: {description: The option whose value was refused., type: str, returned: when an input was refused}
@@ -197,8 +202,9 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._common import
 )
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import RELEASE_NOT_FOUND, TIMEOUT, EngineError, InputError
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import pending_info
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import DEPLOYED, UNINSTALLED, latest
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import DEPLOYED, UNINSTALLED, Release, latest
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._resources import ReadinessChecker
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._rollout import WORKLOAD_KINDS, FailFastPolicy, RolloutWatcher
 
 # kubernetes.core.helm_info's release_state filter (helm list's state flags).
 RELEASE_STATES = ("all", "deployed", "failed", "pending", "superseded", "uninstalled", "uninstalling")
@@ -229,6 +235,23 @@ class StatusManager(Manager):
             return True
         return status in wanted or ("pending" in wanted and status.startswith("pending-"))
 
+    def explain(self, current: Release, resources: list[dict[str, t.Any]]) -> None:
+        """Adds the fail-fast diagnosis (reason, events) to workloads that are not ready: what a
+        deploy that failed fast reported, readable again right after. A failed look adds nothing."""
+        self.context.redactor.add_values(current.config)
+        watcher = RolloutWatcher(self.context.kube, current.namespace, current.manifest, FailFastPolicy(),
+                                 redact=self.context.redactor.redact_text)
+        try:
+            failures = watcher.poll()
+        except EngineError:
+            return
+        for failure in failures:
+            for entry in resources:
+                if (entry["kind"], entry["name"]) == (failure.kind, failure.name) and "reason" not in entry:
+                    entry.update(reason=failure.reason, message=failure.message, events=failure.events)
+                    if failure.container:
+                        entry.update(pod=failure.pod, container=failure.container)
+
     def snapshot(self) -> dict[str, t.Any]:
         name, namespace = self.context.name, self.context.namespace
         history = self.context.kube.release_history(name, namespace)
@@ -237,6 +260,8 @@ class StatusManager(Manager):
             return {"exists": False, "healthy": False, "summary": f"release {namespace}/{name} does not exist"}
         resources = ReadinessChecker(self.context.kube).check(current) if current.status != UNINSTALLED else []
         not_ready = [r for r in resources if not r["ready"]]
+        if any(r["kind"] in WORKLOAD_KINDS for r in not_ready):
+            self.explain(current, resources)
         healthy = current.status == DEPLOYED and not not_ready
         summary = f"{current.status}, revision {current.revision} ({current.chart_ref}): {len(resources) - len(not_ready)}/{len(resources)} resources ready"
         if not_ready:

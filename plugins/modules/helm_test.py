@@ -133,7 +133,7 @@ error:
       choices: [invalid_arguments, invalid_values, kubeconfig_invalid, chart_not_found, chart_invalid,
                 registry_unreachable, render_failed, cluster_unreachable, unauthorized, forbidden,
                 kubernetes_api_error, resource_conflict, release_locked, release_not_found,
-                revision_not_found, hook_failed, timeout, helm_missing, helm_unsupported, helm_failed,
+                revision_not_found, hook_failed, rollout_failed, timeout, helm_missing, helm_unsupported, helm_failed,
                 helm_output_invalid, missing_dependency, internal_error]
     message: {description: The same as C(msg)., type: str, returned: always}
     option: {description: The option whose value was refused., type: str, returned: when an input was refused}

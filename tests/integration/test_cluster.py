@@ -61,6 +61,16 @@ apiVersion: v1
 kind: Pod
 metadata: {name: keeps-running, labels: {helm-engine.test/test-fail: "true"}}
 spec: {containers: [{name: c, image: registry.local/app:1}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: crash-loops, labels: {helm-engine.test/crash: "true"}}
+spec: {containers: [{name: c, image: registry.local/app:1}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: cannot-pull, labels: {helm-engine.test/image: unpullable}}
+spec: {containers: [{name: c, image: registry.local/missing:1}]}
 """
 
 
@@ -96,7 +106,18 @@ def test_kwok_stages_drive_readiness_and_jobs(kubectl, namespace):
     ready = [c for c in pod["status"]["conditions"] if c["type"] == "Ready"]
     assert pod["status"]["phase"] == "Running"
     assert ready and ready[0]["status"] == "False"
-    assert pod["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    # A failing readiness probe: the container runs, it is just never ready (not a crash).
+    assert "running" in pod["status"]["containerStatuses"][0]["state"]
+    assert pod["status"]["containerStatuses"][0]["restartCount"] == 0
+
+    def container(name: str) -> dict:
+        return (get_json(kubectl, "-n", namespace, "pod", name).get("status", {}).get("containerStatuses") or [{}])[0]
+
+    # The crash marker restarts the container again and again; the image marker never pulls.
+    assert wait_until(lambda: container("crash-loops").get("restartCount", 0) >= 3), container("crash-loops")
+    assert container("crash-loops")["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    assert wait_until(lambda: container("cannot-pull").get("state", {}).get("waiting", {}).get("reason") == "ImagePullBackOff")
+    assert get_json(kubectl, "-n", namespace, "pod", "cannot-pull")["status"]["phase"] == "Pending"
     # Bare restartPolicy Never pods (helm test pods) complete, or fail with the marker;
     # a pod that restarts (Always) ignores the marker and keeps running.
     def phase(name: str) -> str:
@@ -178,7 +199,7 @@ def listening(port: int) -> bool:
 def test_cluster_up_reuse_down_leaves_nothing(tmp_path, cluster):
     state = tmp_path / "cluster"
     base = free_port_base()
-    ports = [base + 43, base + 79, base + 80, base + 57, base + 59, base + 47]
+    ports = [base + 43, base + 79, base + 80, base + 57, base + 59, base + 47, base + 81]
     started = time.monotonic()
     up = cluster_cmd("up", state, base)
     warm_start = time.monotonic() - started
@@ -187,11 +208,21 @@ def test_cluster_up_reuse_down_leaves_nothing(tmp_path, cluster):
         assert warm_start < 30, f"warm start took {warm_start:.1f}s"
         assert (state / "kubeconfig").exists()
         pids = {p.stem: int(p.read_text()) for p in (state / "pids").glob("*.pid")}
-        assert set(pids) == {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"}
+        assert set(pids) == {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "registry"}
         assert all(listening(p) for p in ports)
         again = cluster_cmd("up", state, base)
         assert again.returncode == 0 and "reusing" in again.stdout
         assert {p.stem: int(p.read_text()) for p in (state / "pids").glob("*.pid")} == pids
+        # The registry: its credentials are private files, and status needs it running.
+        exported = dict(line.removeprefix("export ").split("=", 1) for line in cluster_cmd("env", state, base).stdout.splitlines())
+        assert exported["HELM_ENGINE_REGISTRY"] == f"127.0.0.1:{base + 81}"
+        assert exported["HELM_ENGINE_REGISTRY_CA"] == str(state / "pki" / "ca.crt")
+        for secret in (Path(exported["HELM_ENGINE_REGISTRY_PASSWORD_FILE"]), state / "registry" / "htpasswd"):
+            assert oct(secret.stat().st_mode & 0o777) == "0o600", secret
+        assert len(Path(exported["HELM_ENGINE_REGISTRY_PASSWORD_FILE"]).read_text()) == 32
+        os.kill(pids["registry"], 9)
+        time.sleep(0.2)
+        assert cluster_cmd("status", state, base).returncode != 0, "status must fail without the registry"
     finally:
         down = cluster_cmd("down", state, base)
     assert down.returncode == 0, down.stderr

@@ -29,6 +29,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
     RELEASE_NOT_FOUND,
     RENDER_FAILED,
     RESOURCE_CONFLICT,
+    ROLLOUT_FAILED,
     TIMEOUT,
     UNAUTHORIZED,
     EngineError,
@@ -785,6 +786,52 @@ def test_run_process_kills_a_process_that_ignores_sigterm(started):
     assert process.returncode == -signal.SIGKILL
     assert 2.0 <= elapsed < 4.0
     assert group_is_gone(process.pid)
+
+
+# Like helm with --atomic: on SIGTERM it rolls back (takes a moment), then exits 1.
+ROLLS_BACK_ON_SIGTERM = (
+    "import signal, sys, time\n"
+    "def cancelled(*_):\n"
+    "    time.sleep(0.5)\n"
+    "    sys.stderr.write('UPGRADE FAILED: rolled back: context canceled')\n"
+    "    sys.exit(1)\n"
+    "signal.signal(signal.SIGTERM, cancelled)\n"
+    "time.sleep(30)\n"
+)
+
+
+def test_a_monitor_that_reports_a_failure_ends_helm_gently(started):
+    calls = []
+
+    def monitor():
+        calls.append(time.monotonic())
+        return HelmError(ROLLOUT_FAILED, "doomed") if len(calls) == 2 else None
+
+    begin = time.monotonic()
+    with pytest.raises(HelmError) as caught:
+        run_process([sys.executable, "-c", ROLLS_BACK_ON_SIGTERM], deadline=60, grace=0.2, monitor=monitor,
+                    monitor_interval=0.2)
+    elapsed = time.monotonic() - begin
+    assert caught.value.kind == ROLLOUT_FAILED and caught.value.msg == "doomed"
+    # SIGTERM, then helm's own time to roll back: longer than the grace, far less than the deadline.
+    assert caught.value.stderr == "UPGRADE FAILED: rolled back: context canceled"
+    assert caught.value.rc == 1
+    assert len(calls) == 2 and 0.8 <= elapsed < 5
+    [process] = started
+    assert process.returncode == 1 and group_is_gone(process.pid)
+
+
+def test_a_quiet_monitor_changes_nothing():
+    calls = []
+    rc, out, _err = run_process([sys.executable, "-c", "import time; time.sleep(0.5); print('done')"], deadline=10,
+                                monitor=lambda: calls.append(1), monitor_interval=0.1)
+    assert (rc, out) == (0, "done\n") and len(calls) >= 2
+
+
+def test_the_deadline_holds_with_a_monitor(started):
+    with pytest.raises(HelmError) as caught:
+        run_process(["sleep", "30"], deadline=0.6, grace=0.5, monitor=lambda: None, monitor_interval=0.2)
+    assert caught.value.kind == TIMEOUT
 
 
 def test_run_process_missing_binary_is_helm_missing(tmp_path):
