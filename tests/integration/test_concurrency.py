@@ -332,8 +332,8 @@ def check_snapshot(snapshot: dict[str, t.Any], previous_revision: int) -> None:
 
 @pytest.mark.reliability("concurrency", "helm_status polled while helm_deploy upgrades with wait")
 def test_status_polled_during_an_upgrade_is_always_consistent(launch, kubectl, namespace, reliability):
-    launch.run("helm_deploy", deploy_args(namespace, release_values={"message": "one", "replicaCount": 4}))
-    upgrade = launch.start("helm_deploy", deploy_args(namespace, release_values={"message": "two", "replicaCount": 4}))
+    launch.run("helm_deploy", deploy_args(namespace, release_values={"message": "one"}))
+    upgrade = launch.start("helm_deploy", deploy_args(namespace, release_values={"message": "two"}))
     snapshots: list[dict[str, t.Any]] = []
     while upgrade.proc.poll() is None:
         snapshots.append(launch.run("helm_status", {"name": "web", "namespace": namespace}))
