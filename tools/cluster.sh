@@ -5,6 +5,9 @@
 #   tools/cluster.sh down     stop every process this script started (by pid) and check no port is left
 #   tools/cluster.sh status   exit 0 when the cluster is up and ready
 #   tools/cluster.sh env      print shell exports (KUBECONFIG, HELM3, HELM4, KUBECTL, the OCI registry)
+#   tools/cluster.sh stop C   stop one component C (etcd, kube-apiserver, ...) of a running cluster
+#   tools/cluster.sh kill C   the same with SIGKILL at once: a crash
+#   tools/cluster.sh start C  start C again with the arguments `up` gave it, wait until it serves
 #
 # State lives in $HELM_ENGINE_CLUSTER_DIR (default: <cache>/cluster); the admin kubeconfig is
 # $HELM_ENGINE_CLUSTER_DIR/kubeconfig. Ports come from HELM_ENGINE_PORT_BASE (default 16400):
@@ -282,6 +285,51 @@ registry_env() {
   echo "export HELM_ENGINE_REGISTRY_CA=$PKI/ca.crt"
 }
 
+# One function per component, shared by `up` and `start`: a component restarted alone gets the
+# very arguments it had (etcd keeps its data dir, the API server its certificates).
+start_etcd() {
+  start_component etcd --name helm-engine-etcd --data-dir "$CLUSTER_DIR/etcd-data" \
+    --listen-client-urls "http://127.0.0.1:$ETCD_CLIENT_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_CLIENT_PORT" \
+    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster "helm-engine-etcd=http://127.0.0.1:$ETCD_PEER_PORT" \
+    --unsafe-no-fsync --quota-backend-bytes 2147483648 --log-level warn
+  wait_for "etcd health" etcd etcd_healthy
+}
+
+start_kube_apiserver() {
+  start_component kube-apiserver --etcd-servers "http://127.0.0.1:$ETCD_CLIENT_PORT" \
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
+    --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" --client-ca-file "$PKI/ca.crt" \
+    --authorization-mode RBAC --service-cluster-ip-range "$SERVICE_CIDR" \
+    --service-account-issuer https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
+    --endpoint-reconciler-type none --allow-privileged=true --profiling=false --v=1
+  wait_for "/readyz" kube-apiserver apiserver_ready
+}
+
+start_kube_controller_manager() {
+  start_component kube-controller-manager --kubeconfig "$KUBECONFIG_PATH" \
+    --authentication-kubeconfig "$KUBECONFIG_PATH" --authorization-kubeconfig "$KUBECONFIG_PATH" \
+    --bind-address 127.0.0.1 --secure-port "$KCM_PORT" --leader-elect=false \
+    --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
+    --cluster-signing-cert-file "$PKI/ca.crt" --cluster-signing-key-file "$PKI/ca.key" \
+    --service-cluster-ip-range "$SERVICE_CIDR" --cluster-cidr "$POD_CIDR" --allocate-node-cidrs=false \
+    --concurrent-deployment-syncs 10 --concurrent-replicaset-syncs 10 --concurrent-job-syncs 10 \
+    --profiling=false --v=1
+}
+
+start_kube_scheduler() {
+  start_component kube-scheduler --kubeconfig "$KUBECONFIG_PATH" \
+    --authentication-kubeconfig "$KUBECONFIG_PATH" --authorization-kubeconfig "$KUBECONFIG_PATH" \
+    --bind-address 127.0.0.1 --secure-port "$SCHEDULER_PORT" --leader-elect=false --profiling=false --v=1
+}
+
+start_kwok() {
+  start_component kwok --kubeconfig "$KUBECONFIG_PATH" --config "$TOOLS_DIR/cluster/kwok-stages.yaml" \
+    --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
+    --server-address "127.0.0.1:$KWOK_PORT" --node-port "$KWOK_PORT" --cidr 10.244.0.1/16 --node-ip 127.0.0.1
+}
+
 cmd_up() {
   local started c p
   started=$(date +%s.%N)
@@ -310,38 +358,11 @@ cmd_up() {
   # Started first and waited for last: it needs only the CA, and starts while etcd does.
   start_registry
 
-  start_component etcd --name helm-engine-etcd --data-dir "$CLUSTER_DIR/etcd-data" \
-    --listen-client-urls "http://127.0.0.1:$ETCD_CLIENT_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_CLIENT_PORT" \
-    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
-    --initial-cluster "helm-engine-etcd=http://127.0.0.1:$ETCD_PEER_PORT" \
-    --unsafe-no-fsync --quota-backend-bytes 2147483648 --log-level warn
-  wait_for "etcd health" etcd etcd_healthy
-
-  start_component kube-apiserver --etcd-servers "http://127.0.0.1:$ETCD_CLIENT_PORT" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
-    --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" --client-ca-file "$PKI/ca.crt" \
-    --authorization-mode RBAC --service-cluster-ip-range "$SERVICE_CIDR" \
-    --service-account-issuer https://kubernetes.default.svc.cluster.local \
-    --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
-    --endpoint-reconciler-type none --allow-privileged=true --profiling=false --v=1
-  wait_for "/readyz" kube-apiserver apiserver_ready
-
-  start_component kube-controller-manager --kubeconfig "$KUBECONFIG_PATH" \
-    --authentication-kubeconfig "$KUBECONFIG_PATH" --authorization-kubeconfig "$KUBECONFIG_PATH" \
-    --bind-address 127.0.0.1 --secure-port "$KCM_PORT" --leader-elect=false \
-    --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
-    --cluster-signing-cert-file "$PKI/ca.crt" --cluster-signing-key-file "$PKI/ca.key" \
-    --service-cluster-ip-range "$SERVICE_CIDR" --cluster-cidr "$POD_CIDR" --allocate-node-cidrs=false \
-    --concurrent-deployment-syncs 10 --concurrent-replicaset-syncs 10 --concurrent-job-syncs 10 \
-    --profiling=false --v=1
-
-  start_component kube-scheduler --kubeconfig "$KUBECONFIG_PATH" \
-    --authentication-kubeconfig "$KUBECONFIG_PATH" --authorization-kubeconfig "$KUBECONFIG_PATH" \
-    --bind-address 127.0.0.1 --secure-port "$SCHEDULER_PORT" --leader-elect=false --profiling=false --v=1
-
-  start_component kwok --kubeconfig "$KUBECONFIG_PATH" --config "$TOOLS_DIR/cluster/kwok-stages.yaml" \
-    --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
-    --server-address "127.0.0.1:$KWOK_PORT" --node-port "$KWOK_PORT" --cidr 10.244.0.1/16 --node-ip 127.0.0.1
+  start_etcd
+  start_kube_apiserver
+  start_kube_controller_manager
+  start_kube_scheduler
+  start_kwok
 
   kubectl_admin apply -f - >/dev/null <<EOF
 apiVersion: v1
@@ -368,16 +389,27 @@ EOF
   say "kubeconfig: $KUBECONFIG_PATH"
 }
 
+# Stops one component (by its pid file): SIGTERM, SIGKILL after 5 s; with "kill", SIGKILL at
+# once (a crash: no graceful shutdown, open connections reset).
+stop_one() {
+  local c=$1 quiet=${2:-} how=${3:-term} pid
+  pid=$(running_pid "$c") || { rm -f "$PIDS/$c.pid"; return 0; }
+  if [[ "$how" == kill ]]; then
+    kill -KILL "$pid" 2>/dev/null || true
+  else
+    kill -TERM "$pid" 2>/dev/null || true
+  fi
+  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; sleep 0.2; fi
+  rm -f "$PIDS/$c.pid"
+  [[ -n "$quiet" ]] || say "stopped $c (pid $pid)"
+}
+
 stop_all() {
-  local quiet=${1:-} c pid
+  local quiet=${1:-} c
   # Reverse start order: kwok and the controllers first, etcd last.
   for c in registry kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
-    pid=$(running_pid "$c") || { rm -f "$PIDS/$c.pid"; continue; }
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; sleep 0.2; fi
-    rm -f "$PIDS/$c.pid"
-    [[ -n "$quiet" ]] || say "stopped $c (pid $pid)"
+    stop_one "$c" "$quiet"
   done
 }
 
@@ -404,10 +436,51 @@ cmd_env() {
   registry_env
 }
 
+# The components stop, kill and start accept: the control plane and kwok. (The registry starts
+# with fresh storage and credentials, so restarting it alone is not the same registry.)
+RESTARTABLE=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+
+restartable() {
+  local c
+  for c in "${RESTARTABLE[@]}"; do [[ "$c" == "${1:-}" ]] && return 0; done
+  die "cannot stop or start '${1:-}' alone (one of: ${RESTARTABLE[*]})"
+}
+
+# Fault injection on a running cluster: one component stopped (gracefully, or killed: a crash),
+# or started again with the arguments `up` gave it (its state, certificates and ports are
+# kept). `start` waits until etcd is healthy or the API server ready; it refuses a component
+# that is already running.
+cmd_stop() {
+  restartable "${1:-}"
+  exec 8>"$CLUSTER_DIR/.lock"
+  flock 8
+  running_pid "$1" >/dev/null || die "$1 is not running"
+  stop_one "$1" "" "${2:-term}"
+  local p
+  for p in $(port_of "$1"); do
+    ! port_listening "$p" || die "port $p ($1) is still listening after stopping it"
+  done
+}
+
+cmd_start() {
+  restartable "${1:-}"
+  [[ -d "$PIDS" && -f "$KUBECONFIG_PATH" ]] || die "no cluster in $CLUSTER_DIR: run up first"
+  exec 8>"$CLUSTER_DIR/.lock"
+  flock 8
+  ! running_pid "$1" >/dev/null || die "$1 is already running"
+  local started
+  started=$(date +%s.%N)
+  "start_${1//-/_}"
+  say "started $1 in $(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$started" "$(date +%s.%N)")s"
+}
+
 case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
+  stop) cmd_stop "${2:-}" term ;;
+  kill) cmd_stop "${2:-}" kill ;;
+  start) cmd_start "${2:-}" ;;
   status) if cluster_ready; then say "up ($KUBECONFIG_PATH)"; else say "not running"; exit 1; fi ;;
   env) cmd_env ;;
-  *) die "usage: $0 up | down | status | env" ;;
+  *) die "usage: $0 up | down | status | env | stop COMPONENT | kill COMPONENT | start COMPONENT" ;;
 esac

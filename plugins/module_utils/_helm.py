@@ -16,8 +16,10 @@ import base64
 import json
 import os
 import re
+import select
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import time
@@ -60,6 +62,8 @@ DEADLINE_MARGIN = 30.0
 VERSION_DEADLINE = 20.0  # `helm version` touches neither network nor cluster
 TERM_GRACE = 10.0
 MONITOR_INTERVAL = 2.0  # seconds between two looks at a rollout while helm waits
+# How often a running helm's caller checks that someone still reads its result.
+ABANDON_POLL = 1.0
 
 # Ordered: the first pattern that matches names the kind. Specific causes come before the
 # generic symptoms they produce (a failed hook often ends in a deadline too; a chart registry
@@ -377,18 +381,99 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         pass
 
 
+def stdout_abandoned(fd: int = 1) -> bool:
+    """True once nothing can read this process's standard output any more.
+
+    ansible-core (2.19, local connection) does not signal a module whose task hits its
+    ``timeout:`` keyword: the worker process raises in its ``communicate()`` and exits, and the
+    module (``sh -c`` -> python -> helm, reparented to init) would run on to helm's own
+    ``--timeout``. The worker held the only read end of the module's stdout pipe, so its exit
+    is visible here without writing anything: poll() reports POLLERR on a pipe's write end that
+    has no reader left (POLLHUP on a socket whose peer is gone). A file, a tty or /dev/null
+    never counts as abandoned."""
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return False
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+        return False
+    poller = select.poll()
+    poller.register(fd, 0)  # POLLERR and POLLHUP are reported without being asked for
+    return any(events & (select.POLLERR | select.POLLHUP) for _fd, events in poller.poll(0))
+
+
+def _parent_pid(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return int(handle.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _cmdline(pid: int) -> bytes | None:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def ansible_worker(pid: int | None = None) -> tuple[int, int] | None:
+    """(worker, its parent) when the process ``pid`` (this one) runs under an ansible worker.
+
+    An ansible worker is a fork of ansible-playbook (same command line) that calls setsid(), so
+    it leads the session of the modules it starts through the local connection. None when the
+    session leader is not such a fork (ssh, become, a module run by hand, a test)."""
+    pid = pid or os.getpid()
+    try:
+        leader = os.getsid(pid)
+    except OSError:
+        return None
+    parent = _parent_pid(leader)
+    command = _cmdline(leader)
+    if leader == pid or not parent or not command or _cmdline(parent) != command:
+        return None
+    # python3 /usr/bin/ansible-playbook ... (or ansible, ansible-console, ansible-pull's playbook)
+    if not any(os.path.basename(arg).startswith(b"ansible") for arg in command.split(b"\0")[:2]):
+        return None
+    return leader, parent
+
+
+_UNSET: t.Any = object()
+_worker: t.Any = _UNSET
+
+
+def run_abandoned() -> bool:
+    """True once nobody will read this module's result: its stdout has no reader (a task
+    timeout: the worker exited), or the ansible worker that started it lost its ansible-playbook
+    (SIGKILLed: the worker lives on, reading the module, but can report to no one). The worker
+    is looked up once, on the first call, while its ansible-playbook is expected alive."""
+    global _worker
+    if stdout_abandoned():
+        return True
+    if _worker is _UNSET:
+        _worker = ansible_worker()
+    return _worker is not None and _parent_pid(_worker[0]) != _worker[1]
+
+
 def run_process(argv: list[str], *, deadline: float, grace: float = TERM_GRACE, monitor: Monitor | None = None,
-                monitor_interval: float = MONITOR_INTERVAL) -> tuple[int, str, str]:
+                monitor_interval: float = MONITOR_INTERVAL, abandoned: t.Callable[[], bool] = run_abandoned,
+                poll: float = ABANDON_POLL) -> tuple[int, str, str]:
     """Runs argv with no shell and no stdin, bounded by ``deadline`` seconds.
 
     Past the deadline its whole process group gets SIGTERM (helm then records the release as
     failed itself), and SIGKILL ``grace`` seconds later. A SIGTERM/SIGINT to this process is
-    passed on to helm the same way before this process ends.
+    passed on to helm the same way before this process ends, and so is the moment nobody
+    will read this process's result any more (``abandoned``, checked every ``poll`` seconds:
+    a task timeout or a SIGKILLed ansible-playbook abandons the module without a signal);
+    this process then exits, and starts no helm once abandoned.
 
     ``monitor`` is asked every ``monitor_interval`` seconds whether the operation can still
     succeed. When it returns an error, helm gets SIGTERM and the rest of the deadline to end:
     helm then marks the release failed and, with --atomic / --rollback-on-failure, rolls it
     back itself. The monitor's error is raised, with helm's stderr."""
+    if abandoned():
+        raise SystemExit(128 + signal.SIGPIPE)  # nobody would read the result: start nothing
     try:
         proc = subprocess.Popen(
             argv,
@@ -407,7 +492,7 @@ def run_process(argv: list[str], *, deadline: float, grace: float = TERM_GRACE, 
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        out, err = _communicate(proc, deadline, grace, monitor, monitor_interval)
+        out, err = _communicate(proc, deadline, grace, monitor, monitor_interval, abandoned, poll)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -415,15 +500,20 @@ def run_process(argv: list[str], *, deadline: float, grace: float = TERM_GRACE, 
 
 
 def _communicate(proc: subprocess.Popen, deadline: float, grace: float, monitor: Monitor | None,
-                 interval: float) -> tuple[bytes, bytes]:
+                 interval: float, abandoned: t.Callable[[], bool], poll: float) -> tuple[bytes, bytes]:
     end = time.monotonic() + deadline
+    next_look = time.monotonic() + interval
+    step = min(poll, interval) if monitor else poll
     while True:
         remaining = end - time.monotonic()
         try:
             # communicate() may be called again after a timeout: nothing read so far is lost.
-            return proc.communicate(timeout=max(min(interval, remaining) if monitor else remaining, 0))
+            return proc.communicate(timeout=max(min(step, remaining), 0))
         except subprocess.TimeoutExpired:
             pass
+        if abandoned():
+            _terminate(proc, grace)
+            raise SystemExit(128 + signal.SIGPIPE) from None
         if time.monotonic() >= end:
             out, err = _terminate(proc, grace)
             raise HelmError(
@@ -432,7 +522,10 @@ def _communicate(proc: subprocess.Popen, deadline: float, grace: float, monitor:
                 stderr=(err or b"").decode("utf-8", "replace")[-4000:],
                 details={"deadline_seconds": deadline},
             ) from None
-        failure = monitor() if monitor else None
+        if monitor is None or time.monotonic() < next_look:
+            continue
+        next_look = time.monotonic() + interval
+        failure = monitor()
         if failure is not None:
             # The rest of the deadline, not the grace: an atomic rollback runs after the SIGTERM.
             out, err = _terminate(proc, max(end - time.monotonic(), grace))

@@ -324,8 +324,12 @@ class KubeClient:
     classes cost more time than the request on the status hot path."""
 
     # Connect and read timeouts of one request: an API server that is down or hung fails the
-    # task in bounded time instead of hanging it.
+    # task in bounded time instead of hanging it. The connect timeout also bounds the TLS
+    # handshake, all a frozen API server (its port open, nothing answering) lets through.
     REQUEST_TIMEOUT = (5, 30)
+    # Attempts after the first, for a request that could not connect or got no answer. Left
+    # to urllib3 (3 retries) a frozen API server costs 4 connect timeouts (20 s) per request.
+    RETRIES = 1
 
     def __init__(self, kubeconfig: str | None, context: str | None) -> None:
         try:
@@ -337,18 +341,20 @@ class KubeClient:
                 "The 'kubernetes' Python library is required on the host that runs this module (pip install kubernetes).",
             ) from exc
         try:
+            configuration = client.Configuration()
             if kubeconfig is None:
-                configuration = client.Configuration()
                 config.load_incluster_config(client_configuration=configuration)
-                self.api_client = client.ApiClient(configuration)
             else:
-                self.api_client = config.new_client_from_config(config_file=kubeconfig, context=context)
+                config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
+            # Before the ApiClient exists: its connection pool reads retries once, when it is
+            # built (set afterwards, as this client once did, it changes nothing).
+            configuration.retries = self.RETRIES
+            self.api_client = client.ApiClient(configuration)
         except (ConfigException, OSError, TypeError, ValueError, KeyError, AttributeError) as exc:
             # The shape was checked already; what is left is content the client cannot use
             # (an unreadable certificate file, a broken exec plugin, bad base64).
             reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
             raise KubeError(KUBECONFIG_INVALID, f"Could not load the kubeconfig: {reason}") from None
-        self.api_client.configuration.retries = 1
         self._client_module = client
         self.request_count = 0
 

@@ -236,7 +236,8 @@ class RolloutWatcher:
     evidence (Warning events, log tails) is only read once a failure is found."""
 
     def __init__(self, kube: KubeClient, namespace: str, manifest: str, policy: FailFastPolicy,
-                 redact: t.Callable[[str], str] = lambda text: text) -> None:
+                 redact: t.Callable[[str], str] = lambda text: text, timeout: float | None = None) -> None:
+        self.timeout = timeout  # helm's wait, for the time left in the timeline
         self.kube = kube
         self.namespace = namespace
         self.policy = policy
@@ -312,8 +313,11 @@ class RolloutWatcher:
                 detail = failing[key]
             if self._last_state.get(key) != (state, detail):
                 self._last_state[key] = (state, detail)
-                self.timeline.append({"seconds": round(time.monotonic() - self._started, 1),
-                                      "resource": f"{key[0]}/{key[1]}", "state": state, "detail": detail})
+                elapsed = time.monotonic() - self._started
+                step = {"seconds": round(elapsed, 1), "resource": f"{key[0]}/{key[1]}", "state": state, "detail": detail}
+                if self.timeout:
+                    step["seconds_left"] = round(max(self.timeout - elapsed, 0.0), 1)
+                self.timeline.append(step)
 
     def add_evidence(self, failures: list[Failure]) -> None:
         """Recent Warning events of each failing object and the log tail of failing containers."""

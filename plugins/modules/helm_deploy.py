@@ -265,7 +265,8 @@ values_digest:
 timeline:
   description:
     - While helm waited (O(fail_fast)), each change of a workload's state, with the seconds since
-      the watch began, C(resource) (C(Kind/name)), C(state) (V(waiting), V(ready) or V(failing)) and a C(detail).
+      the watch began, C(resource) (C(Kind/name)), C(state) (V(waiting), V(ready) or V(failing)), a C(detail)
+      and C(seconds_left) of helm's O(timeout).
   returned: when helm waited on workloads
   type: list
   elements: dict
@@ -329,6 +330,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._common import
 )
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import RELEASE_LOCKED, ROLLOUT_FAILED, EngineError, InputError
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import (
+    DEFAULT_HELM_TIMEOUT,
     DeploySpec,
     UninstallSpec,
 )
@@ -418,7 +420,8 @@ class DeployManager(Manager):
         if self.check_mode:
             return result
         watcher = RolloutWatcher(self.context.kube, spec.namespace, desired.manifest, self.fail_fast,
-                                 redact=self.context.redactor.redact_text)
+                                 redact=self.context.redactor.redact_text,
+                                 timeout=self.context.timeout or DEFAULT_HELM_TIMEOUT)
         try:
             deployed = Release.from_json(self.helm.upgrade(spec, monitor=rollout_monitor(watcher)))
         except EngineError as exc:

@@ -205,7 +205,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
     EngineError,
     InputError,
 )
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import RollbackSpec
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import DEFAULT_HELM_TIMEOUT, RollbackSpec
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._plan import plan_rollback
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import claim_stale
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import FAILED, UNINSTALLED, Release, last_good, latest
@@ -268,7 +268,8 @@ class RollbackManager(Manager):
         timeout = self.context.timeout
         # The rollout to watch is the target's: a rollback deploys its manifest again.
         watcher = RolloutWatcher(self.context.kube, namespace, target.manifest, self.fail_fast,
-                                 redact=self.context.redactor.redact_text)
+                                 redact=self.context.redactor.redact_text,
+                                 timeout=self.context.timeout or DEFAULT_HELM_TIMEOUT)
         try:
             self.context.helm.rollback(
                 RollbackSpec(

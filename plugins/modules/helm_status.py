@@ -68,6 +68,14 @@ options:
     description: Fail with C(error.kind=release_not_found) when the release does not exist; otherwise report C(exists=false).
     type: bool
     default: false
+  fail_fast:
+    description:
+      - With O(wait_for=healthy), stop polling as soon as a workload definitely fails (a crash loop
+        past 3 restarts, an image that cannot be pulled, a pod unschedulable for 30 seconds, a Job
+        past its backoffLimit, a Deployment past its progress deadline) and fail with
+        C(error.kind=rollout_failed) and C(error.resources), instead of polling until O(timeout).
+    type: bool
+    default: true
 seealso:
   - module: ai_mesh.helm_engine.helm_deploy
   - module: ai_mesh.helm_engine.helm_rollback
@@ -200,7 +208,13 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._common import
     argument_spec,
     run_manager,
 )
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import RELEASE_NOT_FOUND, TIMEOUT, EngineError, InputError
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import (
+    RELEASE_NOT_FOUND,
+    ROLLOUT_FAILED,
+    TIMEOUT,
+    EngineError,
+    InputError,
+)
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import pending_info
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import DEPLOYED, UNINSTALLED, Release, latest
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._resources import ReadinessChecker
@@ -309,6 +323,17 @@ class StatusManager(Manager):
             })
             if self.reached(snapshot, wait_for):
                 return self.finish(dict(snapshot, timeline=timeline))
+            failing = [r for r in snapshot.get("resources") or [] if r.get("reason")]
+            if wait_for == "healthy" and failing and self.params["fail_fast"]:
+                error = EngineError(
+                    ROLLOUT_FAILED,
+                    "Release cannot become healthy: " + "; ".join(
+                        f"{r['kind']}/{r['name']}" + (f" container {r['container']}" if r.get("container") else "")
+                        + f": {r['reason']} ({r['message']})" for r in failing) + ".",
+                    details={"resources": failing},
+                )
+                error.extra.update(dict(snapshot, timeline=timeline, changed=False))
+                raise error
             if time.monotonic() >= deadline:
                 error = EngineError(TIMEOUT, f"Release did not become {wait_for} within {self.timeout:g}s: {snapshot['summary']}")
                 error.extra.update(dict(snapshot, timeline=timeline, changed=False))
@@ -338,6 +363,7 @@ def main() -> None:
             fail_on_missing={"type": "bool", "default": False},
             release_state={"type": "list", "elements": "str", "default": []},
             get_all_values={"type": "bool", "default": False},
+            fail_fast={"type": "bool", "default": True},
         ),
         supports_check_mode=True,
     )

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
+import socket
 import subprocess
 import sys
 import typing as t
@@ -28,6 +30,37 @@ REPO = Path(__file__).resolve().parents[2]
 TOOLS = REPO / "tools"
 CHARTS = REPO / "tests" / "charts"
 COLLECTIONS = REPO / "build" / "collections"
+
+
+# Ports tools/cluster.sh uses above its port base (apiserver, kwok, controllers, etcd, registry).
+CLUSTER_PORT_OFFSETS = (43, 47, 57, 59, 79, 80, 81)
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_base() -> int:
+    """A port base whose cluster ports are all free now, for a private cluster: a fixed one
+    could belong to other work on the same machine."""
+    rng = random.Random()
+    for _ in range(500):
+        base = rng.randrange(20000, 60000, 100)
+        if all(port_is_free(base + offset) for offset in CLUSTER_PORT_OFFSETS):
+            return base
+    raise RuntimeError("no free port base for a private cluster between 20000 and 60000")
+
+
+def closed_port() -> int:
+    """A loopback port nobody listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def _cluster_env() -> dict[str, str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CHARTS, TOOLS
+from conftest import CHARTS, TOOLS, free_port_base
 
 WORKLOADS = """
 apiVersion: apps/v1
@@ -182,10 +182,6 @@ def test_helm_lifecycle_on_the_cluster(helm, kubeconfig, kubectl, namespace):
 
 # ---- start/stop hygiene, on a second cluster with its own ports and state dir -------------
 
-def free_port_base() -> int:
-    return 17400 + (os.getpid() % 50) * 100
-
-
 def cluster_cmd(command: str, state: Path, port_base: int, check: bool = False) -> subprocess.CompletedProcess:
     env = dict(os.environ, HELM_ENGINE_CLUSTER_DIR=str(state), HELM_ENGINE_PORT_BASE=str(port_base))
     return subprocess.run([str(TOOLS / "cluster.sh"), command], capture_output=True, text=True, env=env, check=check)
@@ -233,7 +229,7 @@ def test_cluster_up_reuse_down_leaves_nothing(tmp_path, cluster):
 
 
 def test_port_taken_names_the_component(tmp_path, cluster):
-    base = free_port_base() + 10
+    base = free_port_base()
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", base + 43))
         blocker.listen(1)

@@ -124,3 +124,19 @@ def test_a_rollback_to_a_doomed_revision_fails_fast(run_module, namespace):
     assert time.monotonic() - started < FAIL_FAST_LIMIT
     assert failed["error"]["kind"] == "rollout_failed"
     assert failed["error"]["resources"][0]["reason"] == "CrashLoopBackOff"
+
+
+def test_status_waiting_for_healthy_fails_fast_with_the_cause(run_module, namespace):
+    run_module("helm_deploy", deploy_args(namespace, release_values={"unpullableImage": True, "replicaCount": 1},
+                                          wait=False))
+    started = time.monotonic()
+    failed = run_module("helm_status", {"name": "web", "namespace": namespace, "wait_for": "healthy", "timeout": "5m"},
+                        expect_failure=True)
+    assert time.monotonic() - started < FAIL_FAST_LIMIT
+    assert failed["error"]["kind"] == "rollout_failed"
+    assert [r["reason"] for r in failed["error"]["resources"]] == ["ImagePullBackOff"]
+    assert failed["timeline"] and failed["changed"] is False
+    # Without fail_fast it polls until its timeout, as before.
+    slow = run_module("helm_status", {"name": "web", "namespace": namespace, "wait_for": "healthy", "timeout": "3s",
+                                      "fail_fast": False}, expect_failure=True)
+    assert slow["error"]["kind"] == "timeout"

@@ -142,6 +142,31 @@ def test_upgrade_that_never_becomes_ready_is_rolled_back(role, run_module, helm,
     assert_rolled_back_to(run_module, helm, kubeconfig, namespace, 1, {"replicaCount": 2})
 
 
+def test_a_crash_looping_upgrade_fails_fast_with_its_cause_and_is_rolled_back(role, run_module, helm, kubeconfig,
+                                                                              namespace):
+    import time
+
+    role(helm_release_values={"replicaCount": 2})
+    started = time.monotonic()
+    # helm waits with a 5 minute timeout; fail-fast ends the wait once the restarts reach 3.
+    failed = role("-v", helm_release_values={"replicaCount": 2, "podLabels": {"helm-engine.test/crash": "true"}},
+                  helm_release_wait=True, helm_release_timeout="5m", expect_failure=True)
+    assert time.monotonic() - started < 90, "the role waited out the timeout"
+    msg = failed["msg"]
+    assert "step deploy failed (rollout_failed)" in msg and "CrashLoopBackOff" in msg, msg
+    assert "container web" in msg and "last events: " in msg, msg
+    assert "revision 1 restored" in msg, msg
+    assert_rolled_back_to(run_module, helm, kubeconfig, namespace, 1, {"replicaCount": 2})
+
+
+def test_progress_is_one_line_per_step_with_v(role):
+    quiet = role()
+    assert "readiness: " not in quiet["stdout"]
+    verbose = role("-v")
+    assert "\"msg\": \"deploy: no change, revision 1 in " in verbose["stdout"], verbose["stdout"][verbose["stdout"].find("Progress"):][:1500]
+    assert '"msg": "readiness: deployed, revision 1' in verbose["stdout"], verbose["stdout"][-3000:]
+
+
 def test_failing_chart_test_is_rolled_back(role, run_module, helm, kubeconfig, namespace):
     role(helm_release_values={"replicaCount": 2})
     failed = role(helm_release_values={"replicaCount": 2, "tests": {"podLabels": {"helm-engine.test/test-fail": "true"}}},

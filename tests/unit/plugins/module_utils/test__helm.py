@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import stat
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -840,6 +842,202 @@ def test_run_process_missing_binary_is_helm_missing(tmp_path):
         run_process([missing, "version"], deadline=10)
     assert caught.value.kind == HELM_MISSING
     assert missing in caught.value.msg
+
+
+def test_stdout_abandoned_once_a_pipe_has_no_reader(tmp_path):
+    read_end, write_end = os.pipe()
+    try:
+        assert _helm.stdout_abandoned(write_end) is False
+        os.close(read_end)
+        assert _helm.stdout_abandoned(write_end) is True
+    finally:
+        os.close(write_end)
+
+
+def test_stdout_abandoned_once_a_socket_peer_is_gone():
+    ours, theirs = socket.socketpair()
+    with ours:
+        assert _helm.stdout_abandoned(ours.fileno()) is False
+        theirs.close()
+        assert _helm.stdout_abandoned(ours.fileno()) is True
+
+
+def test_stdout_is_never_abandoned_when_it_is_a_file_or_dev_null_or_closed(tmp_path):
+    with open(tmp_path / "out", "w") as file, open(os.devnull, "w") as devnull:
+        assert _helm.stdout_abandoned(file.fileno()) is False
+        assert _helm.stdout_abandoned(devnull.fileno()) is False
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    os.close(write_end)
+    assert _helm.stdout_abandoned(write_end) is False  # a closed fd is no evidence
+
+
+def test_run_process_starts_nothing_once_abandoned(started):
+    with pytest.raises(SystemExit) as caught:
+        run_process(["sleep", "30"], deadline=10, abandoned=lambda: True)
+    assert caught.value.code == 128 + signal.SIGPIPE
+    assert started == []
+
+
+def test_run_process_stops_the_process_when_abandoned_mid_run(started):
+    handlers = {sig: signal.getsignal(sig) for sig in SIGNALS}
+    checks = []
+
+    def abandoned() -> bool:
+        checks.append(time.monotonic())
+        return len(checks) > 3  # the check before the start, then two polls, then gone
+
+    begin = time.monotonic()
+    with pytest.raises(SystemExit) as caught:
+        run_process(["sleep", "30"], deadline=60, grace=2, abandoned=abandoned, poll=0.1)
+    assert caught.value.code == 128 + signal.SIGPIPE
+    assert time.monotonic() - begin < 2.0
+    [process] = started
+    assert process.returncode == -signal.SIGTERM  # SIGTERM (helm marks the release failed), not SIGKILL
+    assert group_is_gone(process.pid)
+    assert {sig: signal.getsignal(sig) for sig in SIGNALS} == handlers
+
+
+def test_run_process_watches_for_abandonment_and_the_monitor_together(started):
+    looks = []
+
+    def monitor():
+        looks.append(time.monotonic())
+        return None
+
+    checks = []
+
+    def abandoned() -> bool:
+        checks.append(time.monotonic())
+        return time.monotonic() - checks[0] > 0.5
+
+    with pytest.raises(SystemExit):
+        run_process(["sleep", "30"], deadline=60, grace=2, monitor=monitor, monitor_interval=0.2,
+                    abandoned=abandoned, poll=0.05)
+    assert 1 <= len(looks) <= 3  # every monitor_interval, not at every abandonment check
+    assert len(checks) > len(looks)
+    assert started[0].returncode == -signal.SIGTERM and group_is_gone(started[0].pid)
+
+
+def test_run_process_keeps_the_deadline_while_polling(started):
+    with pytest.raises(HelmError) as caught:
+        run_process(["sleep", "30"], deadline=0.35, grace=0.5, abandoned=lambda: False, poll=0.1)
+    assert caught.value.kind == TIMEOUT
+    assert started[0].returncode == -signal.SIGTERM
+
+
+ORPHANED_MODULE = """
+import sys
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import run_process
+run_process([sys.executable, "-c", sys.argv[1]], deadline=60, grace=5, poll=0.2)
+"""
+FAKE_HELM = """
+import os, signal, sys, time
+def term(signum, frame):
+    open(os.environ["MARK"], "a").write("SIGTERM")
+    sys.exit(1)
+signal.signal(signal.SIGTERM, term)
+open(os.environ["MARK"], "w").write(str(os.getpid()) + " ")
+time.sleep(30)
+"""
+
+
+def test_a_module_whose_reader_exits_sigterms_helm_and_exits(tmp_path):
+    """What a task timeout does under ansible-core 2.19: the worker that reads the module's
+    stdout exits without a signal. The module must notice, SIGTERM helm and end."""
+    mark = tmp_path / "mark"
+    root = str(Path(_helm.__file__).parents[5])
+    env = dict(os.environ, MARK=str(mark), PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    module = subprocess.Popen([sys.executable, "-c", ORPHANED_MODULE, FAKE_HELM], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, env=env)
+    deadline = time.monotonic() + 20
+    while not mark.exists() or not mark.read_text().strip():
+        assert module.poll() is None and time.monotonic() < deadline, "the fake helm never started"
+        time.sleep(0.05)
+    helm_pid = int(mark.read_text().split()[0])
+    module.stdout.close()  # the reader is gone
+    begin = time.monotonic()
+    assert module.wait(timeout=10) == 128 + signal.SIGPIPE
+    assert time.monotonic() - begin < 3.0
+    assert mark.read_text().endswith("SIGTERM")
+    assert group_is_gone(helm_pid)
+
+
+FAKE_ANSIBLE_PLAYBOOK = """
+import os, subprocess, sys, time
+worker = os.fork()
+if worker == 0:  # the worker: a fork of ansible-playbook that leads its own session
+    os.setsid()
+    module = subprocess.Popen([sys.executable, sys.argv[1], sys.argv[2]], stdout=subprocess.PIPE)
+    module.communicate()  # it keeps reading the module whatever happens to ansible-playbook
+    os._exit(0)
+time.sleep(60)
+"""
+
+
+def test_a_module_whose_ansible_playbook_was_sigkilled_sigterms_helm_and_exits(tmp_path):
+    """ansible-playbook SIGKILLed: its worker survives and still reads the module's stdout, but
+    the worker's parent is gone. The module must notice that too, SIGTERM helm and end."""
+    mark = tmp_path / "mark"
+    script = tmp_path / "module.py"
+    script.write_text(ORPHANED_MODULE)
+    root = str(Path(_helm.__file__).parents[5])
+    env = dict(os.environ, MARK=str(mark), PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    fake = tmp_path / "bin" / "ansible-playbook"
+    fake.parent.mkdir()
+    fake.write_text(FAKE_ANSIBLE_PLAYBOOK)
+    main = subprocess.Popen([sys.executable, str(fake), str(script), FAKE_HELM],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        deadline = time.monotonic() + 20
+        while not mark.exists() or not mark.read_text().strip():
+            assert main.poll() is None and time.monotonic() < deadline, "the fake helm never started"
+            time.sleep(0.05)
+        helm_pid = int(mark.read_text().split()[0])
+        time.sleep(1.0)  # several polls with ansible-playbook alive: nothing happens
+        assert not mark.read_text().endswith("SIGTERM") and not group_is_gone(helm_pid)
+        main.kill()
+        main.wait()
+        deadline = time.monotonic() + 5
+        while not group_is_gone(helm_pid):
+            assert time.monotonic() < deadline, "helm outlived its ansible-playbook"
+            time.sleep(0.05)
+        assert mark.read_text().endswith("SIGTERM")
+    finally:
+        if main.poll() is None:
+            main.kill()
+            main.wait()
+
+
+def test_ansible_worker_is_the_session_leader_forked_from_ansible_playbook(tmp_path):
+    """The marker is found only when the session leader and its parent share a command line
+    naming ansible; this test process runs under no ansible worker."""
+    script = tmp_path / "probe.py"
+    script.write_text(
+        "import json, os, sys\n"
+        "from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import ansible_worker\n"
+        "sys.stdout.write(json.dumps([ansible_worker(), os.getsid(0), os.getppid()]))\n")
+    root = str(Path(_helm.__file__).parents[5])
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    fork_and_probe = (
+        "import os, subprocess, sys\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        "    sys.stdout.write(subprocess.run([sys.executable, sys.argv[1]], capture_output=True, text=True).stdout)\n"
+        "    sys.stdout.flush()\n"
+        "    os._exit(0)\n"
+        "os.wait()\n"
+    )
+    (tmp_path / "bin").mkdir()
+    found = {}
+    for name in ("ansible-playbook", "some-other-tool"):
+        (tmp_path / "bin" / name).write_text(fork_and_probe)
+        out = subprocess.run([sys.executable, str(tmp_path / "bin" / name), str(script)], capture_output=True,
+                             text=True, env=env, check=True).stdout
+        found[name] = json.loads(out)
+    worker, sid, parent = found["ansible-playbook"]
+    assert worker is not None and worker[0] == sid == parent
+    assert found["some-other-tool"][0] is None
 
 
 # ---- test_argv -----------------------------------------------------------------------------

@@ -1,13 +1,18 @@
 # Copyright (c) ai_mesh.helm_engine contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""KubeAuth resolves the kubeconfig helm and the client share. No cluster is contacted."""
+"""KubeAuth resolves the kubeconfig helm and the client share; KubeClient gives up on an API
+server that is down or frozen in bounded time. No cluster is contacted (sockets on 127.0.0.1
+stand in for a dead API server)."""
 
 from __future__ import annotations
 
 import copy
 import os
+import socket
 import stat
+import threading
+import time
 
 import pytest
 import yaml
@@ -18,10 +23,11 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
     INVALID_ARGUMENTS,
     KUBECONFIG_INVALID,
     KUBERNETES_API,
+    TIMEOUT,
     UNAUTHORIZED,
     EngineError,
 )
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import KubeAuth, api_error, path_segment
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import KubeAuth, KubeClient, api_error, path_segment
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import Redactor
 
 SERVER = "https://127.0.0.1:6443"
@@ -437,3 +443,73 @@ def test_from_params():
     assert (auth.kubeconfig, auth.context, auth.host, auth.api_key, auth.ca_cert, auth.validate_certs) == (
         "/k", "c", "h", "a", "/ca", False,
     )
+
+
+# ---- KubeClient: bounded time against an API server that is down or frozen --------------
+
+
+@pytest.fixture
+def frozen_api_server():
+    """A port that accepts TCP connections and never answers (a SIGSTOPped API server: the
+    kernel completes the handshake, nothing reads). Yields (port, accepted connections)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                return
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1], accepted
+    listener.close()
+    for conn in accepted:
+        conn.close()
+
+
+def kubeconfig_for_port(tmp_path, port: int) -> str:
+    config = copy.deepcopy(KUBECONFIG)
+    config["clusters"][0]["cluster"] = {"server": f"https://127.0.0.1:{port}", "insecure-skip-tls-verify": True}
+    path = tmp_path / "kubeconfig-port.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def test_client_retries_once_at_most(tmp_path):
+    client = KubeClient(kubeconfig_for_port(tmp_path, 1), None)
+    # urllib3 would retry 3 times; the pool is built with the client, so it must carry ours.
+    retries = client.api_client.rest_client.pool_manager.connection_pool_kw["retries"]
+    assert getattr(retries, "total", retries) == KubeClient.RETRIES == 1
+
+
+def test_frozen_api_server_fails_after_two_connect_timeouts(tmp_path, frozen_api_server, monkeypatch):
+    port, accepted = frozen_api_server
+    monkeypatch.setattr(KubeClient, "REQUEST_TIMEOUT", (0.3, 0.3))
+    client = KubeClient(kubeconfig_for_port(tmp_path, port), None)
+    began = time.monotonic()
+    with pytest.raises(EngineError) as caught:
+        client.get_json("/api/v1/namespaces/apps/secrets")
+    took = time.monotonic() - began
+    assert caught.value.kind == TIMEOUT
+    assert "did not answer in time" in caught.value.msg
+    assert len(accepted) == 2, "one attempt and one retry"
+    assert took < 3, took
+
+
+def test_closed_port_is_cluster_unreachable_at_once(tmp_path):
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # bound then closed: nothing listens there
+    client = KubeClient(kubeconfig_for_port(tmp_path, port), None)
+    began = time.monotonic()
+    with pytest.raises(EngineError) as caught:
+        client.get_json("/api/v1/namespaces/apps/secrets")
+    assert caught.value.kind == CLUSTER_UNREACHABLE
+    assert "Connection refused" in caught.value.msg
+    assert time.monotonic() - began < 2

@@ -174,8 +174,12 @@ def test_watcher_lists_once_per_kind_and_gathers_redacted_evidence():
     ]
     kube = FakeKube({"deployments": [deployment()], "pods": [crashing], "replicasets": RS, "events": events},
                     logs="boom: password s3cr3t-value rejected\n")
-    watcher = RolloutWatcher(kube, "ns", MANIFEST, POLICY, redact=lambda text: text.replace("s3cr3t-value", "********"))
+    watcher = RolloutWatcher(kube, "ns", MANIFEST, POLICY, redact=lambda text: text.replace("s3cr3t-value", "********"),
+                             timeout=300)
     [failure] = watcher.poll(NOW)
+    [step] = watcher.timeline
+    assert (step["resource"], step["state"], step["detail"]) == ("Deployment/web", "failing", "CrashLoopBackOff")
+    assert 299 <= step["seconds_left"] <= 300
     assert kube.paths[:3] == ["/apis/apps/v1/namespaces/ns/deployments", "/api/v1/namespaces/ns/pods",
                               "/apis/apps/v1/namespaces/ns/replicasets"]
     assert failure.events == [{"reason": "BackOff", "message": "Back-off restarting failed container, token=********",
