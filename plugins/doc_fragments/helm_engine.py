@@ -223,10 +223,32 @@ options:
     type: raw
   lock_wait:
     description:
-      - How long to wait for a pending revision to finish or become stale before failing with
+      - How long to wait, in all, for the release's lock to be free (another run of
+        M(ai_mesh.helm_engine.helm_deploy) or M(ai_mesh.helm_engine.helm_rollback) holds it) and
+        for a pending revision to finish or become stale, before failing with
         C(release_locked), as a Go duration or seconds. V(0) fails at once.
     type: raw
     default: 0
+notes:
+  - One run at a time per release. The module holds the Lease C(helm-engine.<name>)
+    (coordination.k8s.io/v1) in the release's namespace from before any recovery to the end of
+    the operation, renews it while helm runs, and deletes it at the end, on failure too. Another
+    run of M(ai_mesh.helm_engine.helm_deploy) or M(ai_mesh.helm_engine.helm_rollback) on the same
+    release meanwhile fails at once with C(error.kind=release_locked), and C(error.lock) names
+    the holder (host, process), its operation and since when it holds the lock; or it waits up
+    to O(lock_wait).
+  - A run that is killed leaves a lease that expires O(stale_pending_after) after its last
+    renewal (at least 5 seconds); the next run then takes it over, and recovers the pending
+    revision the killed run left.
+  - Check mode takes no lock, but fails with C(release_locked) when another run holds it, as
+    the real run would. An identity that may not read leases can still preview.
+  - The identity needs C(get), C(create), C(update) and C(delete) on C(leases) of API group
+    C(coordination.k8s.io) in the release's namespace; without them the run fails with
+    C(forbidden) before anything changes.
+  - When the namespace does not exist yet (O(ai_mesh.helm_engine.helm_deploy#module:create_namespace)),
+    there is nowhere to keep the lease and the run goes on without it; helm's own checks then
+    refuse a concurrent run, also as C(release_locked). Plain helm and other tools do not know
+    the lease; helm's pending-revision check guards against them.
 """
 
     # Options of operations that change a release, shared by helm_deploy and helm_rollback.

@@ -10,6 +10,7 @@ exceptions into results."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import time
 import traceback
@@ -27,6 +28,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
     HELM_MISSING,
     INTERNAL_ERROR,
     INVALID_ARGUMENTS,
+    RELEASE_LOCKED,
     EngineError,
     HelmError,
 )
@@ -42,6 +44,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import (
     run_process,
 )
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import KubeAuth, KubeClient
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._lock import KubeLeaseApi, ReleaseLock, lease_duration
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import RecoveryPolicy
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import Redactor, redact_set_expression
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._rollout import FailFastPolicy
@@ -454,6 +457,10 @@ class Manager:
     ``prepare`` (detect helm, check version-dependent options), then ``execute`` (recover,
     render, act) and return the result. A rejected input can never follow a change."""
 
+    # The managers that change a release name themselves here: they hold the release's lock
+    # (a Lease, see _lock.py) from before recovery to the end of their operation.
+    lock_operation: str | None = None
+
     def __init__(self, context: TaskContext) -> None:
         self.context = context
         self.module = context.module
@@ -472,7 +479,26 @@ class Manager:
     def run(self) -> dict[str, t.Any]:
         self.validate()
         self.prepare()
-        return self.execute()
+        if self.lock_operation is None:
+            return self.execute()
+        policy: RecoveryPolicy = getattr(self, "policy", None) or recovery_policy(self.params, self.context.timeout)
+        # Check mode takes no lock, but reads it: a run the real one would refuse is refused.
+        lock = ReleaseLock(
+            KubeLeaseApi(self.context.kube), self.context.name, self.context.namespace,
+            operation=self.lock_operation, duration=lease_duration(policy.stale_after),
+            wait=policy.lock_wait, check_only=self.check_mode,
+        )
+        with lock:
+            # One lock_wait in all: what the lease took is not waited again for a pending revision.
+            self.policy = dataclasses.replace(policy, lock_wait=max(0.0, policy.lock_wait - lock.waited))
+            try:
+                return self.execute()
+            except EngineError as exc:
+                if exc.kind == RELEASE_LOCKED and lock.unlocked_reason and not lock.check_only:
+                    # helm's own words for a concurrent run ("release: already exists") say little.
+                    exc.msg = (f"Another run changed release {self.context.namespace}/{self.context.name} at the same "
+                               f"time (helm: {exc.msg}); it ran without the release's lock: {lock.unlocked_reason}.")
+                raise
 
 
 def build_result(context: TaskContext, fields: dict[str, t.Any]) -> dict[str, t.Any]:

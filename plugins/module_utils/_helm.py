@@ -74,7 +74,12 @@ _FLAG_REFUSED = re.compile(r'invalid argument "[^"]*" for "--([\w-]+)" flag')
 
 _ERROR_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     (INVALID_ARGUMENTS, _FLAG_REFUSED),
-    (RELEASE_LOCKED, re.compile(r"another operation \(install/upgrade/rollback\) is in progress", re.I)),
+    # Another run got there first: its revision is pending, or it created the revision Secret
+    # this helm was about to create (storage AlreadyExists), or its install made the name taken.
+    (RELEASE_LOCKED, re.compile(
+        r"another operation \(install/upgrade/rollback\) is in progress|(^|: )release: already exists|"
+        r"cannot re-use a name that is still in use",
+        re.I | re.M)),
     (HOOK_FAILED, re.compile(
         r"(pre|post)-(install|upgrade|rollback|delete) hooks? failed|hook execution failed|failed (pre|post)-\w+|"
         r"job .* failed|BackoffLimitExceeded|DeadlineExceeded.*job",

@@ -448,6 +448,13 @@ class KubeClient:
             header_params={"Accept": "application/json", "Content-Type": "application/json"},
         )
 
+    def write_json(self, method: str, path: str, body: dict[str, t.Any]) -> t.Any:
+        """A write of a whole object: POST (create), PUT (replace), DELETE (with DeleteOptions)."""
+        return self._call(
+            method, path, body=body,
+            header_params={"Accept": "application/json", "Content-Type": "application/json"},
+        )
+
     def mark_release_failed(self, release: Release, description: str) -> None:
         """Rewrites a stuck revision as failed, as helm itself does when it is interrupted
         gently (SIGTERM), so the history says what happened instead of pending forever."""

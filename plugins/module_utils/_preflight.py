@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import typing as t
+from datetime import datetime, timezone
 from dataclasses import dataclass, field, replace
 
 try:
@@ -36,6 +37,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
 )
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._manifest import parse_manifest
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import path_segment
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._lock import KubeLeaseApi, holder_of, is_expired, lease_name
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import RecoveryPolicy, pending_info
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import Release, latest
 
@@ -300,6 +302,28 @@ class Preflight:
                           status=404, option="namespace")
 
     def check_lock(self) -> bool:
+        """True when the latest revision is pending-*. Also a problem: another run of
+        helm_deploy or helm_rollback holding the release's lock (its Lease)."""
+        pending = self.check_pending()
+        self.check_lease()
+        return pending
+
+    def check_lease(self) -> None:
+        """Read-only. A lease the identity may not read is not reported here: the rbac check
+        covers the chart's kinds, and the deploy itself names the rights it lacks."""
+        try:
+            lease = KubeLeaseApi(self.kube).get(self.spec.namespace, lease_name(self.spec.release))
+        except EngineError:
+            return
+        now = datetime.now(timezone.utc)
+        if lease is None or is_expired(lease, now):
+            return
+        info = holder_of(lease, now)
+        self._problem("lock", RELEASE_LOCKED,
+                      f"release {self.spec.namespace}/{self.spec.release} is locked by another run: {info['holder']} "
+                      f"({info['operation']}) holds Lease {info['lease']} since {info['since']}.", lock=info)
+
+    def check_pending(self) -> bool:
         """True when the latest revision is pending-*. Read-only: what helm_deploy's recovery
         would decide, without marking or rolling back anything."""
         try:

@@ -292,6 +292,13 @@ error:
     message: {description: The same as C(msg)., type: str, returned: always}
     option: {description: The option whose value was refused., type: str, returned: when an input was refused}
     stderr: {description: "helm's stderr, secrets redacted.", type: str, returned: when helm failed}
+    lock:
+      description: With C(release_locked) because another run holds the release's lock, who holds it and since when.
+      type: dict
+      returned: when the release's lock is held by another run
+      sample: {"lease": "helm-engine.web", "namespace": "web", "holder": "ci-7/pid-4242/1f2e3d4c", "operation": "helm_deploy",
+               "since": "2026-12-02T08:00:00.123456Z", "renewed": "2026-12-02T08:01:40.000000Z", "duration_seconds": 360,
+               "expires": "2026-12-02T08:07:40.000000Z", "expires_in_seconds": 342.1, "waited_seconds": 0}
     resources:
       description:
         - The resources that made the rollout fail, each with C(kind), C(name), C(namespace), C(reason)
@@ -321,7 +328,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._common import
     recovery_policy,
     run_manager,
 )
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import ROLLOUT_FAILED, EngineError, InputError
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import RELEASE_LOCKED, ROLLOUT_FAILED, EngineError, InputError
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import (
     DEFAULT_HELM_TIMEOUT,
     DeploySpec,
@@ -344,6 +351,8 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._rollout impor
 
 class DeployManager(Manager):
     """Decides with one server-side dry run, then acts with the same argv minus --dry-run."""
+
+    lock_operation = "helm_deploy"
 
     def __init__(self, context: TaskContext) -> None:
         super().__init__(context)
@@ -440,7 +449,8 @@ class DeployManager(Manager):
             exc.extra["changed"] = recovered
             return
         moved = (after.revision, after.status) != (before.revision, before.status) if after and before else after is not None and after.status != UNINSTALLED
-        exc.extra["changed"] = bool(moved or recovered)
+        # helm refuses a locked release before it writes anything: whatever moved, another run moved.
+        exc.extra["changed"] = bool((moved and exc.kind != RELEASE_LOCKED) or recovered)
         exc.extra["previous_revision"] = before.revision if before else None
         if after is not None:
             exc.extra["release"] = after.summary()

@@ -14,7 +14,8 @@ description:
     mode or not; check mode runs every check too.
   - C(cluster) the API server answers C(/version); C(helm) helm is present and supported;
     C(namespace) the namespace exists, or O(create_namespace) is set; C(lock) the release is not
-    C(pending-*) with another helm possibly at work (read-only, with helm_deploy's recovery rules);
+    C(pending-*) with another helm possibly at work (read-only, with helm_deploy's recovery rules),
+    and no other run of helm_deploy or helm_rollback holds its lock (the Lease C(helm-engine.<name>));
     C(render) the chart renders with the values, server-side, with the very argv helm_deploy's dry
     run uses, so the chart's C(values.schema.json) is applied; C(crds) every rendered kind is served
     by the cluster or its CustomResourceDefinition ships in the chart's C(crds/); C(rbac) the

@@ -160,6 +160,13 @@ error:
     message: {description: The same as C(msg)., type: str, returned: always}
     option: {description: The option whose value was refused., type: str, returned: when an input was refused}
     stderr: {description: "helm's stderr, secrets redacted.", type: str, returned: when helm failed}
+    lock:
+      description: With C(release_locked) because another run holds the release's lock, who holds it and since when.
+      type: dict
+      returned: when the release's lock is held by another run
+      sample: {"lease": "helm-engine.web", "namespace": "web", "holder": "ci-7/pid-4242/1f2e3d4c", "operation": "helm_deploy",
+               "since": "2026-12-02T08:00:00.123456Z", "renewed": "2026-12-02T08:01:40.000000Z", "duration_seconds": 360,
+               "expires": "2026-12-02T08:07:40.000000Z", "expires_in_seconds": 342.1, "waited_seconds": 0}
     resources:
       description:
         - The resources that made the rollback's rollout fail, each with C(kind), C(name), C(namespace),
@@ -206,6 +213,8 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._rollout impor
 
 
 class RollbackManager(Manager):
+    lock_operation = "helm_rollback"
+
     def __init__(self, context: TaskContext) -> None:
         super().__init__(context)
         self.policy = recovery_policy(self.params, context.timeout)

@@ -118,6 +118,13 @@ def test_unsupported_versions(text):
     "stderr, kind",
     [
         ("Error: UPGRADE FAILED: another operation (install/upgrade/rollback) is in progress", RELEASE_LOCKED),
+        # Two runs at once, measured on helm 3.22 and 4.3: the loser's create of the revision
+        # Secret meets the winner's (first install, and upgrade), or the name is taken meanwhile.
+        ("Error: release: already exists", RELEASE_LOCKED),
+        ("Error: UPGRADE FAILED: release: already exists", RELEASE_LOCKED),
+        ("Error: INSTALLATION FAILED: cannot re-use a name that is still in use", RELEASE_LOCKED),
+        # A resource that already exists is a conflict, not a lock.
+        ('Error: INSTALLATION FAILED: configmaps "web-config" already exists', RESOURCE_CONFLICT),
         (
             'Error: Kubernetes cluster unreachable: Get "https://127.0.0.1:1/version": '
             "dial tcp 127.0.0.1:1: connect: connection refused",

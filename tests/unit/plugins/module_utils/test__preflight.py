@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import typing as t
+from datetime import datetime, timezone
 
 import pytest
 
@@ -70,8 +71,9 @@ def release(manifest: str = MANIFEST, crds: bool = True) -> dict[str, t.Any]:
 
 class FakeKube:
     def __init__(self, *, denied: set[tuple[str, str]] = frozenset(), live: dict | None = None,
-                 namespace: bool = True, version_error: Exception | None = None) -> None:
+                 namespace: bool = True, version_error: Exception | None = None, lease: dict | None = None) -> None:
         self.denied = denied
+        self.lease = lease
         self.live = live or {}
         self.namespace = namespace
         self.version_error = version_error
@@ -83,6 +85,10 @@ class FakeKube:
             if self.version_error:
                 raise self.version_error
             return {"gitVersion": "v1.36.3"}
+        if path == "/apis/coordination.k8s.io/v1/namespaces/apps/leases/helm-engine.web":
+            if isinstance(self.lease, Exception):
+                raise self.lease
+            return self.lease
         if path.startswith("/api/v1/namespaces/"):
             return {"metadata": {"name": "apps"}} if self.namespace else None
         raise AssertionError(path)
@@ -233,3 +239,19 @@ def test_release_from_template_splits_hooks_and_keeps_crds():
     assert [h["events"] for h in doc["hooks"]] == [["pre-install"]]
     assert ("widgets.example/v1", "Widget") in shipped_crds(doc, skip_crds=False)
     assert {o.kind for o in rendered_objects(doc, "apps")} == {"CustomResourceDefinition", "ConfigMap", "Deployment", "Widget", "Job"}
+
+
+def test_a_lease_held_by_another_run_is_a_release_locked_problem():
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    lease = {"metadata": {"name": "helm-engine.web", "annotations": {"helm-engine.ai-mesh.io/operation": "helm_deploy"}},
+             "spec": {"holderIdentity": "ci-7/pid-1/ab", "acquireTime": now, "renewTime": now, "leaseDurationSeconds": 300}}
+    report = run(FakeKube(lease=lease))
+    (problem,) = report["problems"]
+    assert (problem["check"], problem["kind"]) == ("lock", "release_locked")
+    assert "ci-7/pid-1/ab (helm_deploy) holds Lease helm-engine.web since" in problem["message"]
+    assert problem["lock"]["holder"] == "ci-7/pid-1/ab"
+    # Expired (its holder was killed): the deploy would take it over.
+    expired = dict(lease, spec=dict(lease["spec"], renewTime="2020-01-01T00:00:00.000000Z"))
+    assert run(FakeKube(lease=expired))["passed"]
+    # Not readable by this identity: not a lock problem (the deploy names the missing rights).
+    assert run(FakeKube(lease=KubeError(FORBIDDEN, "GET leases: forbidden (403)", details={"status": 403})))["passed"]

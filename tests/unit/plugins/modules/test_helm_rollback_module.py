@@ -59,6 +59,13 @@ class FakeKube:
             if item["version"] == release.revision:
                 item["info"]["status"] = "failed"
 
+    # The release lock (a Lease) is always free here; test__lock.py covers the lock itself.
+    def get_json(self, path: str, query: t.Any = None, *, missing_ok: bool = False) -> t.Any:
+        return None
+
+    def write_json(self, method: str, path: str, body: dict[str, t.Any]) -> t.Any:
+        return dict(body, metadata=dict(body.get("metadata") or {}, uid="lease-uid", resourceVersion="1"))
+
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch):
