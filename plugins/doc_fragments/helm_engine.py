@@ -242,9 +242,10 @@ notes:
     revision the killed run left.
   - Check mode takes no lock, but fails with C(release_locked) when another run holds it, as
     the real run would. An identity that may not read leases can still preview.
-  - The identity needs C(get), C(create), C(update) and C(delete) on C(leases) of API group
-    C(coordination.k8s.io) in the release's namespace; without them the run fails with
-    C(forbidden) before anything changes.
+  - The identity should have C(get), C(create), C(update) and C(delete) on C(leases) of API group
+    C(coordination.k8s.io) in the release's namespace. Without them (RBAC written for helm
+    alone) the run goes on without the lock, with a warning; helm's own checks then refuse a
+    concurrent run, as C(release_locked), once it started helm.
   - When the namespace does not exist yet (O(ai_mesh.helm_engine.helm_deploy#module:create_namespace)),
     there is nowhere to keep the lease and the run goes on without it; helm's own checks then
     refuse a concurrent run, also as C(release_locked). Plain helm and other tools do not know

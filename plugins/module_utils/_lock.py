@@ -273,6 +273,13 @@ class ReleaseLock:
                 created = self.api.create(self.namespace, self._body(now, acquired=now, transitions=0))
             except LeaseConflict:
                 pass
+            except KubeError as exc:
+                if exc.kind != FORBIDDEN:
+                    raise
+                # RBAC written for helm alone has no leases: run as helm would, guarded only by
+                # helm's own checks (a concurrent run still ends in release_locked), and say so.
+                self.unlocked_reason = f"the identity may not create leases ({RBAC_HINT} is needed)"
+                return None
             else:
                 if created is None:
                     self.unlocked_reason = f"namespace {self.namespace!r} did not exist yet (no lease to hold)"

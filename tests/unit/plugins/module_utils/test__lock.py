@@ -328,9 +328,19 @@ def test_check_mode_with_an_identity_that_may_not_read_leases_previews_anyway():
 
     with make_lock(Forbidden(), Clock(), check_only=True) as lock:
         assert lock.unlocked_reason == "the identity may not read leases"
-    # A real run needs the lease: no lock, no deploy.
+    # RBAC written for helm alone: a real run goes on without the lease, and says why.
+    with make_lock(Forbidden(), Clock()) as lock:
+        assert lock.lease is None
+        assert lock.unlocked_reason.startswith("the identity may not create leases (get, create, update and delete")
+
+
+def test_other_api_errors_when_taking_the_lock_fail_the_run():
+    class Broken(FakeLeaseApi):
+        def create(self, namespace: str, body: dict[str, t.Any]) -> dict[str, t.Any] | None:
+            raise KubeError(KUBERNETES_API, "POST leases: 500", details={"status": 500})
+
     with pytest.raises(KubeError):
-        make_lock(Forbidden(), Clock()).acquire()
+        make_lock(Broken(), Clock()).acquire()
 
 
 # ---- renewing ------------------------------------------------------------------------------
