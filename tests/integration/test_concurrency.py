@@ -349,3 +349,41 @@ def test_status_polled_during_an_upgrade_is_always_consistent(launch, kubectl, n
     seen = [f"{s['release']['revision']}:{s['release_status']}" for s in snapshots]
     reliability.note(snapshots=len(snapshots), states_seen=sorted(set(seen), key=seen.index),
                      upgrade_seconds=upgraded["_seconds"])
+
+
+def namespace_deployer_kubeconfig(kubectl, kubeconfig: str, namespace: str, tmp_path: Path) -> Path:
+    """A ServiceAccount that may change what helm and the sample chart need in `namespace`,
+    written as RBAC for helm alone: no leases."""
+    import yaml
+
+    kubectl("create", "namespace", namespace)
+    kubectl("-n", namespace, "create", "serviceaccount", "deployer")
+    kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "helm-only"},
+        "rules": [{"apiGroups": ["", "apps", "batch", "discovery.k8s.io"], "resources": ["*"], "verbs": ["*"]}],
+    }))
+    kubectl("-n", namespace, "create", "rolebinding", "helm-only", "--role=helm-only", f"--serviceaccount={namespace}:deployer")
+    token = kubectl("-n", namespace, "create", "token", "deployer", "--duration=10m").stdout.strip()
+    admin = yaml.safe_load(Path(kubeconfig).read_text())["clusters"][0]["cluster"]
+    path = tmp_path / "deployer.kubeconfig"
+    path.touch(mode=0o600)
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "deployer",
+        "clusters": [{"name": "local", "cluster": {"server": admin["server"], "certificate-authority": admin["certificate-authority"]}}],
+        "users": [{"name": "deployer", "user": {"token": token}}],
+        "contexts": [{"name": "deployer", "context": {"cluster": "local", "user": "deployer"}}],
+    }))
+    return path
+
+
+def test_rbac_without_leases_deploys_without_the_lock_and_says_so(run_module, kubectl, kubeconfig, namespace, tmp_path):
+    deployer = str(namespace_deployer_kubeconfig(kubectl, kubeconfig, namespace, tmp_path))
+    args = deploy_args(namespace, kubeconfig=deployer, create_namespace=False, release_values={"message": "no lease"})
+    done = run_module("helm_deploy", args)
+    assert done["changed"] is True and done["release"]["status"] == "deployed"
+    assert any("ran without its lock: the identity may not create leases" in w for w in done.get("warnings", [])), done
+    assert configmap(kubectl, namespace)["MESSAGE"] == "no lease"
+    again = run_module("helm_deploy", args)
+    assert again["changed"] is False
+    rolled = run_module("helm_rollback", {"name": "web", "namespace": namespace, "kubeconfig": deployer, "revision": 1})
+    assert rolled["changed"] is False  # already at revision 1's content
