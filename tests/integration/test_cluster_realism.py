@@ -10,8 +10,9 @@ charts shaped like third-party ones and check what helm's wait and helm_status o
   is left Pending by the scheduler, as on a real node;
 - the API server reaches the fake kubelet (kwok) for pod logs through the node's Hostname
   address, localhost, never through its InternalIP (TEST-NET-1, nothing listens there);
-- a StatefulSet with OrderedReady pods rolls from the highest ordinal and stops at the first pod
-  that does not become Ready, and its PodDisruptionBudget then refuses an eviction.
+- a StatefulSet with OrderedReady pods creates pod-1 only once pod-0 is Ready, rolls from the
+  highest ordinal and stops at the first pod that does not become Ready, and its
+  PodDisruptionBudget then refuses an eviction.
 """
 
 from __future__ import annotations
@@ -149,12 +150,17 @@ def test_pod_logs_come_through_loopback_not_the_node_ip(run_module, helm, kubeco
 
 
 @pytest.mark.reliability("cluster realism", "OrderedReady StatefulSet upgraded to pods that never get Ready, under a PodDisruptionBudget")
-def test_ordered_statefulset_rollout_stops_at_the_first_unready_pod(run_module, helm, cluster, kubectl, namespace,
-                                                                    reliability):
+def test_ordered_statefulset_rollout_stops_at_the_first_unready_pod(run_module, helm, kubeconfig, cluster, kubectl,
+                                                                    namespace, reliability):
     args = {"name": "db", "namespace": namespace, "create_namespace": True, "chart_ref": ORDERED_STORE,
             "wait": True, "timeout": "60s"}
     started = time.monotonic()
     run_module("helm_deploy", args)
+    # Beside it (plain helm, no wait), a StatefulSet whose pod-0 never gets Ready: OrderedReady
+    # creates pod-1 only once pod-0 is Ready, so pod-1 must never appear while this test runs.
+    subprocess.run([helm, "install", "stalled", ORDERED_STORE, "--namespace", namespace, "--kubeconfig", kubeconfig,
+                    "--set", "replicas=2,podDisruptionBudget.enabled=false",
+                    "--set-string", "podLabels.helm-engine\\.test/ready=false"], check=True, capture_output=True)
     reliability.note(seconds_to_deployed=round(time.monotonic() - started, 2))
     status = run_module("helm_status", {"name": "db", "namespace": namespace})
     assert status["healthy"] is True, status["summary"]
@@ -201,4 +207,6 @@ def test_ordered_statefulset_rollout_stops_at_the_first_unready_pod(run_module, 
     assert evicted.returncode != 0 and "disruption budget" in evicted.stderr, evicted.stderr
     assert pods(kubectl, namespace, "app.kubernetes.io/instance=db")["db-store-0"]["metadata"]["uid"] == \
         first["db-store-0"]["metadata"]["uid"]
+    stalled = pods(kubectl, namespace, "app.kubernetes.io/instance=stalled")
+    assert list(stalled) == ["stalled-store-0"] and not is_ready(stalled["stalled-store-0"])
     reliability.check_nothing_lost(kubectl, namespace, "db", before)
