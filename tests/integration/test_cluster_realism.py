@@ -150,8 +150,8 @@ def test_pod_logs_come_through_loopback_not_the_node_ip(run_module, helm, kubeco
 
 
 @pytest.mark.reliability("cluster realism", "OrderedReady StatefulSet upgraded to pods that never get Ready, under a PodDisruptionBudget")
-def test_ordered_statefulset_rollout_stops_at_the_first_unready_pod(run_module, helm, kubeconfig, cluster, kubectl,
-                                                                    namespace, reliability):
+def test_ordered_statefulset_rollout_stops_at_the_first_unready_pod(run_module, helm, kubeconfig, kubectl, namespace,
+                                                                    reliability):
     args = {"name": "db", "namespace": namespace, "create_namespace": True, "chart_ref": ORDERED_STORE,
             "wait": True, "timeout": "60s"}
     started = time.monotonic()
@@ -176,11 +176,7 @@ def test_ordered_statefulset_rollout_stops_at_the_first_unready_pod(run_module, 
     broken = run_module("helm_deploy", dict(args, release_values={"podLabels": NOT_READY, "config": {"broken": True}},
                                             timeout="6s"), expect_failure=True)
     reliability.note(seconds_to_failure=round(time.monotonic() - started, 2))
-    # helm 3 waits until its timeout; helm 4's watcher gives up as soon as a pod crash-loops.
-    if helm == cluster["HELM_ENGINE_HELM4"]:
-        assert broken["error"]["kind"] == "helm_failed" and "pods have failed" in broken["msg"], broken["msg"]
-    else:
-        assert broken["error"]["kind"] == "timeout", broken["msg"]
+    assert broken["error"]["kind"] == "timeout", broken["msg"]
 
     # The rollout replaced db-store-2 (highest ordinal first) and waits for it; 0 and 1 still run
     # the old template, Ready.
