@@ -324,10 +324,29 @@ start_kube_scheduler() {
     --bind-address 127.0.0.1 --secure-port "$SCHEDULER_PORT" --leader-elect=false --profiling=false --v=1
 }
 
+# The fake node's InternalIP is 192.0.2.10 (TEST-NET-1, RFC 5737): never routed, so no packet
+# can leave the machine, and not loopback, which EndpointSlices refuse (hostNetwork pods get
+# the node's IP). kwok's server, which the API server calls for logs, exec and port-forward,
+# listens on 127.0.0.1 only and is reached through the node's Hostname address, localhost
+# (kwok-stages.yaml). Every container's log is the one line of kwok/container.log.
 start_kwok() {
-  start_component kwok --kubeconfig "$KUBECONFIG_PATH" --config "$TOOLS_DIR/cluster/kwok-stages.yaml" \
+  mkdir -p "$CLUSTER_DIR/kwok"
+  printf '%s stdout F %s\n' "$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)" \
+    "kwok plays the kubelet on this cluster: no container runs, this line stands for its log" \
+    > "$CLUSTER_DIR/kwok/container.log"
+  cat > "$CLUSTER_DIR/kwok/logs.yaml" <<EOF
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterLogs
+metadata:
+  name: every-container
+spec:
+  logs:
+  - logsFile: $CLUSTER_DIR/kwok/container.log
+EOF
+  start_component kwok --kubeconfig "$KUBECONFIG_PATH" \
+    --config "$TOOLS_DIR/cluster/kwok-stages.yaml" --config "$CLUSTER_DIR/kwok/logs.yaml" \
     --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
-    --server-address "127.0.0.1:$KWOK_PORT" --node-port "$KWOK_PORT" --cidr 10.244.0.1/16 --node-ip 127.0.0.1
+    --server-address "127.0.0.1:$KWOK_PORT" --node-port "$KWOK_PORT" --cidr 10.244.0.1/16 --node-ip 192.0.2.10
 }
 
 cmd_up() {

@@ -161,8 +161,9 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release impor
 
 # helm 3 still runs hooks of the old "test-success" event as tests.
 TEST_EVENTS = ("test", "test-success")
-# helm prints "POD LOGS: <pod>" before each pod's logs (helm 3 and 4, pkg/cmd/release_testing.go).
-_POD_LOGS = re.compile(r"^POD LOGS: (\S+)\s*$", re.M)
+# helm 3 prints "POD LOGS: <pod>" before each pod's logs, helm 4 "POD LOGS: <pod> (<container>)"
+# before each container's (pkg/action/release_testing.go GetPodLogs).
+_POD_LOGS = re.compile(r"^POD LOGS: (\S+)(?: \([^()\n]*\))?[ \t]*$", re.M)
 # helm fails the whole command when it cannot read a pod's logs, after the tests ran.
 _LOGS_UNAVAILABLE = re.compile(r"unable to get (pod )?logs", re.I)
 FAILED_PHASE = "Failed"
@@ -170,13 +171,14 @@ SUCCEEDED_PHASE = "Succeeded"
 
 
 def parse_logs(stdout: str | None) -> dict[str, str]:
-    """The per-pod sections ``helm test --logs`` prints after the release summary."""
+    """The per-pod sections ``helm test --logs`` prints after the release summary; the
+    sections of one pod's containers (helm 4) are joined in the order helm printed them."""
     text = stdout or ""
     marks = list(_POD_LOGS.finditer(text))
-    logs = {}
+    logs: dict[str, str] = {}
     for index, mark in enumerate(marks):
         end = marks[index + 1].start() if index + 1 < len(marks) else len(text)
-        logs[mark.group(1)] = text[mark.end():end].strip("\n") + "\n"
+        logs[mark.group(1)] = logs.get(mark.group(1), "") + text[mark.end():end].strip("\n") + "\n"
     return logs
 
 

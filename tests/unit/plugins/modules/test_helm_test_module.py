@@ -13,6 +13,12 @@ def test_parse_logs_splits_per_pod():
     assert parse_logs(stdout) == {"web-test-a": "ok a\nline 2\n", "web-test-b": "ok b\n"}
 
 
+def test_parse_logs_of_helm_4_names_each_container():
+    stdout = ("NAME: web\nPhase:          Succeeded\n\nPOD LOGS: web-test-a (check)\nok a\n\n"
+              "POD LOGS: web-test-a (sidecar)\nside\n\nPOD LOGS: web-test-b (check)\nok b\n\n")
+    assert parse_logs(stdout) == {"web-test-a": "ok a\nside\n", "web-test-b": "ok b\n"}
+
+
 def test_parse_logs_without_logs():
     assert parse_logs("NAME: web\nPhase: Succeeded\n") == {}
     assert parse_logs(None) == {}
