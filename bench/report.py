@@ -313,6 +313,36 @@ def count_table(samples: list[Sample], helm: str, kind: str) -> list[str]:
     return _table(["operation", "contender"] + [f"N={n}: API requests / helm processes" for n in sizes], rows)
 
 
+def breakdown_table(samples: list[Sample], helm: str) -> list[str]:
+    """Where a play's time goes, from the timed rounds on the demo chart: Ansible's own floor (a
+    one-ping play and its module process), the module process beyond a ping's, and for ours
+    the Python start-up and imports (module process minus the reported duration)."""
+    floor = summarize(samples, helm, "demo", "ping", "ansible")
+    if floor["wall"] is None:
+        return []
+    rows = []
+    for op in OPS:
+        for c in ("kcore", "ours"):
+            s = summarize(samples, helm, "demo", op, c)
+            if s["wall"] is None:
+                continue
+            play, proc = s["wall"].median, (s["process"].median if s["process"] else None)
+            outside = play - proc if proc is not None else None
+            beyond = proc - floor["process"].median if proc is not None and floor["process"] else None
+            startup = proc - s["module"].median if c == "ours" and proc is not None and s["module"] else None
+            rows.append([OP_NAMES[op], CONTENDER_NAMES[c], f"{play:.2f} s",
+                         "n/a" if outside is None else f"{outside:.2f} s",
+                         "n/a" if proc is None else f"{proc:.2f} s",
+                         "n/a" if beyond is None else f"{beyond:.2f} s",
+                         "" if startup is None else f"{startup:.2f} s",
+                         f"{s['module'].median:.2f} s" if c == "ours" and s["module"] else ""])
+    header = ["operation", "contender", "play", "play outside the module process", "module process",
+              "module process beyond a ping's", "start-up and imports (ours)", "in-module (ours)"]
+    return [f"{helm}: Ansible's floor is {fmt_seconds(floor['wall'])} for a one-ping play, of which the ping's module"
+            f" process is {fmt_seconds(floor['process'])} (medians of the timed rounds).", "",
+            *_table(header, rows)]
+
+
 def targets_table(targets: list[Target]) -> list[str]:
     rows = []
     for tg in targets:
@@ -371,8 +401,13 @@ def render(run: dict[str, t.Any]) -> str:
                 if counts:
                     lines += [*counts, ""]
     profile = run.get("profile") or []
-    if profile:
-        lines += ["## Where the time goes", "", *profile, ""]
+    breakdowns = [line for h in helms for line in (breakdown_table(samples, h) + [""])]
+    if profile or any(breakdowns):
+        lines += ["## Where the time goes", ""]
+        lines += [*run.get("analysis", []), ""] if run.get("analysis") else []
+        lines += ["### The play, split", "", *breakdowns]
+        if profile:
+            lines += ["### Inside our module process (cProfile)", "", *profile, ""]
     notes = run.get("notes") or []
     if notes:
         lines += ["## Notes", "", *[f"- {n}" for n in notes], ""]

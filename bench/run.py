@@ -2,11 +2,16 @@
 local cluster, helm 3 and helm 4; writes bench/RESULTS.md (and the raw samples as JSON).
 
 Settings (environment):
-  BENCH_ROUNDS=5            timed rounds on the demo chart (A B C interleaved per operation)
+  BENCH_ROUNDS=3            timed rounds on the demo chart (A B C interleaved per operation)
   BENCH_RESOURCES=10,100,500  resources in one release (generated chart); empty: none
   BENCH_SCALES=1,10,50      releases in one play (generated chart of 10 ConfigMaps); empty: none
   BENCH_SCALE_ROUNDS=1      timed rounds per scale point
-  BENCH_COUNT=1             one extra round per scenario that counts helm processes and API requests
+  BENCH_SCALE_OPS=install,noop,status,uninstall   operations at the releases scale
+  BENCH_COUNT=1             one extra round that counts helm processes and API requests, for the
+                            demo chart and the smallest and largest resource counts
+  BENCH_COUNT_RELEASES=0    the same for the releases scale
+  BENCH_BUDGET_MIN=21       scale points that would end the run past this many minutes are skipped
+                            (and named in RESULTS.md)
   BENCH_FORKS=10            Ansible forks (and raw helm's parallel commands) for several releases
   BENCH_HELMS=helm3,helm4
   BENCH_PROFILE=1           cProfile our no-op and status
@@ -130,6 +135,28 @@ def run_scenario(bench: harness.Bench, scenario: harness.Scenario, contenders: t
         bench.cleanup(scenario, contenders)
 
 
+def estimate(took: dict[tuple[str, str], tuple[int, float, int]], helm: str, scenario: harness.Scenario) -> float:
+    """Seconds a scale point will take, from the largest smaller point of the same kind already
+    run (for releases, at first, the 10-resource release, which is one release of that chart),
+    proportional to the operations run and growing with size as N^0.5 for resources (each play
+    has a large fixed cost) and linearly for releases (each is a module process on 2 cores)."""
+    kind, _, size_text = scenario.name.partition("-")
+    if kind == "demo":
+        return 0.0
+    size = int(size_text)
+    known = sorted(v for (h, name), v in took.items() if h == helm and name.startswith(kind + "-") and v[0] < size)
+    if known:
+        last_size, seconds, last_ops = known[-1]
+    elif kind == "releases" and (helm, "resources-10") in took:
+        _, seconds, last_ops = took[(helm, "resources-10")]
+        last_size = 1
+    else:
+        return 0.0
+    ops = len(scenario.ops) * (2 if scenario.counting else 1)
+    exponent = 1.0 if kind == "releases" else 0.5
+    return seconds * (size / max(last_size, 1)) ** exponent * ops / max(last_ops, 1)
+
+
 def main() -> int:
     if len(sys.argv) == 3 and sys.argv[1] == "--report":
         run = json.loads(Path(sys.argv[2]).read_text())
@@ -137,7 +164,7 @@ def main() -> int:
         return 0
     started = time.monotonic()
     machine = harness.machine()
-    rounds = int(os.environ.get("BENCH_ROUNDS", "5"))
+    rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
     scale_rounds = int(os.environ.get("BENCH_SCALE_ROUNDS", "1"))
     resources = [int(x) for x in env_list("BENCH_RESOURCES", "10,100,500")]
     scales = [int(x) for x in env_list("BENCH_SCALES", "1,10,50")]
@@ -146,7 +173,7 @@ def main() -> int:
     do_profile = os.environ.get("BENCH_PROFILE", "1") == "1"
     scale_ops = tuple(op for op in report.OPS if op in env_list("BENCH_SCALE_OPS", "install,noop,status,uninstall"))
     count_releases = os.environ.get("BENCH_COUNT_RELEASES", "0") == "1"
-    budget = float(os.environ.get("BENCH_BUDGET_MIN", "22"))
+    budget = float(os.environ.get("BENCH_BUDGET_MIN", "21"))
     output = Path(os.environ.get("BENCH_OUTPUT", harness.BENCH / "RESULTS.md"))
     samples_path = Path(os.environ.get("BENCH_SAMPLES", harness.REPO / "build" / "bench" / "samples.json"))
     command = " ".join(f"{k}={os.environ[k]}" for k in sorted(os.environ) if k.startswith("BENCH_")) or "defaults"
@@ -171,27 +198,45 @@ def main() -> int:
                                   counting)]
     for n in resources:
         chart = harness.generated_chart(workdir / "charts", n)
+        # Requests are counted at the smallest and largest size (enough to see how they grow).
         scenarios.append(harness.Scenario(f"resources-{n}", chart, {}, {"revision": "two"}, 1, scale_rounds, report.OPS,
-                                          counting))
+                                          counting and n in (min(resources), max(resources))))
     ten = harness.generated_chart(workdir / "charts", 10)
     for n in scales:
         if n == 1 and 10 in resources:
             continue  # the same run as resources-10: its samples are copied below
         scenarios.append(harness.Scenario(f"releases-{n}", ten, {}, {"revision": "two"}, n, scale_rounds, scale_ops,
                                           counting and count_releases))
+    # Most telling first: if the time budget runs out, the points left out are middle and
+    # largest sizes, never the demo chart or the extremes of the resource scale.
+    def priority(scenario: harness.Scenario) -> tuple[int, int]:
+        kind, _, size = scenario.name.partition("-")
+        size_n = int(size or 0)
+        if kind == "demo":
+            return (0, 0)
+        if kind == "resources" and size_n in (min(resources), max(resources)):
+            return (1, size_n)
+        return (2, size_n)
+    scenarios.sort(key=priority)
     try:
         # Scenario by scenario, both helm majors each: if the time budget runs out, what is
         # left out is the largest scale points, for both majors alike.
+        took: dict[tuple[str, str], tuple[int, float, int]] = {}  # (helm, scenario) -> (size, seconds, ops run)
         for scenario in scenarios:
             for bench in benches:
                 spent = (time.monotonic() - started) / 60
-                if spent > budget:
-                    notes.append(f"{bench.helm.label} {scenario.name}: skipped, the run had used {spent:.1f} of its"
-                                 f" {budget:g} min budget (BENCH_BUDGET_MIN).")
+                guess = estimate(took, bench.helm.label, scenario) / 60
+                if spent + guess > budget:
+                    notes.append(f"{bench.helm.label} {scenario.name}: skipped: {spent:.1f} min spent, about {guess:.1f}"
+                                 f" more needed, over the {budget:g} min budget (BENCH_BUDGET_MIN).")
                     log(notes[-1])
                     continue
                 if scenario.rounds > 0:
+                    t0 = time.monotonic()
                     run_scenario(bench, scenario, CONTENDERS, samples)
+                    size = scenario.name.partition("-")[2]
+                    took[(bench.helm.label, scenario.name)] = (int(size or 1), time.monotonic() - t0,
+                                                               len(scenario.ops) * (2 if scenario.counting else 1))
         if 1 in scales and 10 in resources:
             samples += [dict(s, scenario="releases-1") for s in samples if s["scenario"] == "resources-10"]
         for bench in benches:
@@ -234,7 +279,13 @@ def static_notes() -> list[str]:
     path = harness.BENCH / "NOTES.md"
     if not path.exists():
         return []
-    return [line[2:] for line in path.read_text().splitlines() if line.startswith("- ")]
+    notes: list[str] = []
+    for line in path.read_text().splitlines():
+        if line.startswith("- "):
+            notes.append(line[2:].strip())
+        elif line.startswith("  ") and notes:
+            notes[-1] += " " + line.strip()
+    return notes
 
 
 if __name__ == "__main__":
