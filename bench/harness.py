@@ -349,20 +349,24 @@ class Bench:
 
 
 def run_module(module: str, args: dict[str, t.Any], workdir: Path, *, check: bool = False,
-               profile_to: Path | None = None) -> dict[str, t.Any]:
+               profile_to: Path | None = None, importtime_to: Path | None = None) -> dict[str, t.Any]:
     """One of our modules run directly (what AnsiballZ does, minus the packaging), optionally
-    under cProfile."""
+    under cProfile or with Python's import timing (-X importtime, written to a file)."""
     payload = {"ANSIBLE_MODULE_ARGS": dict(args, _ansible_check_mode=check, _ansible_tmpdir=str(workdir),
                                            _ansible_remote_tmp=str(workdir))}
     args_file = workdir / "module-args.json"
     args_file.write_text(json.dumps(payload))
     argv = [sys.executable]
+    if importtime_to is not None:
+        argv += ["-X", "importtime"]
     if profile_to is not None:
         argv += ["-m", "cProfile", "-o", str(profile_to)]
     argv += [str(REPO / "plugins" / "modules" / f"{module}.py"), str(args_file)]
     env = dict(os.environ, PYTHONPATH=str(COLLECTIONS))
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=workdir, check=False)
     args_file.unlink()
+    if importtime_to is not None:
+        importtime_to.write_text(proc.stderr)
     try:
         return json.loads(proc.stdout)
     except ValueError:

@@ -43,9 +43,27 @@ def summarize(profile: Path, top: int = 12) -> dict[str, t.Any]:
     return {"total": total, "categories": categories, "ours": ours, "self": self_time}
 
 
+def imports_by_package(importtime_log: str, top: int = 8) -> list[tuple[str, float]]:
+    """Seconds of import (own time of each module, -X importtime) per top-level package."""
+    totals: dict[str, float] = {}
+    for line in importtime_log.splitlines():
+        match = re.match(r"import time:\s+(\d+) \|\s+\d+ \|\s*(\S+)", line)
+        if match:
+            name = match[2]
+            if name.startswith("ansible_collections."):
+                package = ".".join(name.split(".")[:3])
+            elif name.startswith("ansible."):
+                package = ".".join(name.split(".")[:2])
+            else:
+                package = name.split(".")[0]
+            totals[package] = totals.get(package, 0.0) + int(match[1]) / 1e6
+    return sorted(totals.items(), key=lambda kv: -kv[1])[:top]
+
+
 def profile_ops(cluster: harness.Cluster, helm: harness.Helm, workdir: Path, run_id: str) -> dict[str, dict[str, t.Any]]:
     """Install the demo chart with our module, then profile a no-op and a status (a warm-up
-    run of each first, so the disk cache is warm as in a playbook's steady state)."""
+    run of each first, with import timing, so the disk cache is warm as in a playbook's steady
+    state)."""
     ns = f"bench-{run_id}-{helm.label[-1]}-profile"
     common = {"name": "prof", "namespace": ns, "binary_path": helm.binary, "kubeconfig": cluster.kubeconfig}
     deploy = dict(common, chart_ref=str(harness.DEMO_CHART), release_values=harness.DEMO_V1, create_namespace=True,
@@ -56,7 +74,8 @@ def profile_ops(cluster: harness.Cluster, helm: harness.Helm, workdir: Path, run
         if first.get("failed"):
             raise RuntimeError(f"profiling: install failed: {first.get('msg')}")
         for op, module, args in (("no-op deploy", "helm_deploy", deploy), ("status", "helm_status", common)):
-            harness.run_module(module, args, workdir)
+            importtime = workdir / f"{helm.label}-{module}.importtime"
+            harness.run_module(module, args, workdir, importtime_to=importtime)
             target = workdir / f"{helm.label}-{module}.prof"
             result = harness.run_module(module, args, workdir, profile_to=target)
             summary = summarize(target)
@@ -64,6 +83,7 @@ def profile_ops(cluster: harness.Cluster, helm: harness.Helm, workdir: Path, run
             summary["helm_processes"] = result.get("helm_processes")
             summary["kube_requests"] = result.get("kube_requests")
             summary["changed"] = result.get("changed")
+            summary["imports"] = imports_by_package(importtime.read_text())
             out[op] = summary
     finally:
         cluster.kubectl_run("delete", "namespace", ns, "--wait=false", "--ignore-not-found")
@@ -86,6 +106,12 @@ def markdown(profiles: dict[str, dict[str, dict[str, t.Any]]], detail_helm: str)
             cells = [f"{sec:.3f} s ({sec / s['total'] * 100:.0f}%)" for _, sec in s["categories"]]
             lines.append(f"| {helm_label} | {op} | {s['total']:.3f} s | " + " | ".join(cells)
                          + f" | {s['helm_processes']} | {s['kube_requests']} | {s['duration']} s |")
+    lines += ["", "Imports by package (`python -X importtime`, own time of each module summed; the warm-up run):", "",
+              "| helm | operation | packages, slowest first |", "|---|---|---|"]
+    for helm_label, ops in sorted(profiles.items()):
+        for op, s in ops.items():
+            lines.append(f"| {helm_label} | {op} | " + ", ".join(f"{pkg} {sec:.3f} s" for pkg, sec in s.get("imports", []))
+                         + " |")
     detail = profiles.get(detail_helm) or {}
     for op, s in detail.items():
         lines += ["", f"{detail_helm}, {op}: our functions by cumulative time", "",
