@@ -271,9 +271,8 @@ def scale_table(samples: list[Sample], helm: str, kind: str) -> list[str]:
     sizes = scales(samples, helm, kind)
     if not sizes:
         return []
-    header = ["operation", "contender"] + [f"N={n}" for n in sizes] + ["growth N^k (largest two)"]
-    if kind == "resources":
-        header.insert(-1, "ours in-module per size")
+    header = ["operation", "contender"] + [f"N={n}" for n in sizes] + ["ours in-module per size (median per release)",
+                                                                       "growth N^k (largest two)"]
     rows = []
     for op in OPS:
         for c in CONTENDERS:
@@ -288,9 +287,8 @@ def scale_table(samples: list[Sample], helm: str, kind: str) -> list[str]:
             if not points and not any("failed" in x for x in cells):
                 continue
             k = growth_exponent(points)
-            row = [OP_NAMES[op], CONTENDER_NAMES[c]] + cells + ["n/a" if k is None else f"{k:.2f}"]
-            if kind == "resources":
-                row.insert(-1, " / ".join(inner) if c == "ours" else "")
+            row = [OP_NAMES[op], CONTENDER_NAMES[c]] + cells + [" / ".join(inner) if c == "ours" else "",
+                                                                "n/a" if k is None else f"{k:.2f}"]
             rows.append(row)
     return _table(header, rows)
 
