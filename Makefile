@@ -20,7 +20,7 @@ help:
 	@echo "make ee-context    the collection tarball and an ansible-builder build context in build/ee"
 	@echo "make cluster-up    start (or reuse) the local cluster; cluster-down stops it"
 	@echo "make toolchain     build the cluster binaries into the cache (first time: about 10 minutes)"
-	@echo "make bench         speed figures on the local cluster"
+	@echo "make bench         raw helm, kubernetes.core and this collection side by side; writes bench/RESULTS.md"
 
 $(VENV_STAMP): requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -104,9 +104,13 @@ test: venv collection lint sanity test-ansible-2.17
 demo: venv collection
 	tools/demo.sh
 
-# Speed figures on the local cluster (helm 3 and helm 4); prints JSON.
+# Speed figures: raw helm, kubernetes.core 6.6.0 and this collection side by side on the local
+# cluster, helm 3 and helm 4; rewrites bench/RESULTS.md (about 22 minutes; settings at the top of
+# bench/run.py). A quick run: BENCH_ROUNDS=1 BENCH_RESOURCES=10 BENCH_SCALES= make bench.
+# HELM_ENGINE_CLUSTER_DIR and HELM_ENGINE_PORT_BASE select a private cluster, started (and
+# stopped afterwards) when it is not up, so the figures are not shared with other users' tests.
 bench: venv collection
-	tools/with-cluster.sh $(VENV)/bin/python tools/bench.py
+	tools/with-cluster.sh $(VENV)/bin/python -m bench.run
 
 clean:
 	rm -rf build tests/output

@@ -44,9 +44,9 @@ command=$1; shift
 args=()
 if [[ "$command" == sanity ]]; then
   # Not collection content, so not sanity-tested: the pytest suites (pytest runs them; ansible-test
-  # units runs tests/unit) and the developer tools (shellcheck in `make lint`), none of them
-  # shipped; and the charts' templates, which are Go templates that only look like YAML.
-  args+=(--exclude tests/integration/ --exclude tests/unit/ --exclude tools/
+  # units runs tests/unit), the developer tools (shellcheck in `make lint`) and the benchmark,
+  # none of them shipped; and the charts' templates, which are Go templates that only look like YAML.
+  args+=(--exclude tests/integration/ --exclude tests/unit/ --exclude tools/ --exclude bench/
          --exclude examples/monitoring-web-service/helm-chart/templates/ --exclude tests/charts/)
 fi
 "$BIN/ansible-test" "$command" --local --python "$python_version" --color no "${args[@]}" "$@"

@@ -19,7 +19,7 @@ LEFT_BEHIND = [
     "ai_mesh-helm_engine-0.1.0.tar.gz", "changelogs/.plugin-cache.yaml", "molecule/default/.cache/x",
     ".cache/x", "playbooks/demo.retry", "plugins/modules/helm_deploy.py.swp", "docs/notes.md~", "audit.log",
 ]
-DEV_ONLY = (".ci/", "tools/", "tests/unit/", "tests/integration/", "tests/packaging/", "molecule/", "changelogs/fragments/",
+DEV_ONLY = (".ci/", "tools/", "bench/", "tests/unit/", "tests/integration/", "tests/packaging/", "molecule/", "changelogs/fragments/",
             "Makefile", "requirements-dev.txt", "execution-environment.yml", ".gitignore", ".ansible-lint")
 
 
