@@ -172,11 +172,34 @@ def holder_of(lease: dict[str, t.Any], now: datetime) -> dict[str, t.Any]:
     }
 
 
+def holder_is_gone(identity: str) -> bool:
+    """True when the holder was a process on this host that no longer runs: a run killed with
+    SIGKILL (a task timeout, a killed ansible-playbook) need not block the next run on this
+    controller until its lease expires. Holders on other hosts are never judged."""
+    host, _, rest = identity.partition("/pid-")
+    pid_text = rest.split("/", 1)[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True  # our pid, another identity: an earlier process that had this pid
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # it exists (another user's process)
+    return False
+
+
 def is_expired(lease: dict[str, t.Any], now: datetime) -> bool:
-    """A lease without a holder, or not renewed within its duration, is free. One that cannot
-    be read (no times, no duration) counts as held: it expires only by its own word."""
+    """A lease without a holder, held by a process of this host that is gone, or not renewed
+    within its duration, is free. One that cannot be read (no times, no duration) counts as
+    held: it expires only by its own word."""
     spec = lease.get("spec") or {}
     if not spec.get("holderIdentity"):
+        return True
+    if holder_is_gone(str(spec["holderIdentity"])):
         return True
     renewed = parse_time(spec.get("renewTime") or spec.get("acquireTime"))
     duration = spec.get("leaseDurationSeconds")

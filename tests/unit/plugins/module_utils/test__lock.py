@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import copy
 import time
 import typing as t
@@ -438,3 +439,19 @@ def test_kube_lease_api_maps_refusals():
     with pytest.raises(KubeError) as raised:
         KubeLeaseApi(FakeKube(status_error(500))).create("apps", {})  # type: ignore[arg-type]
     assert raised.value.kind == KUBERNETES_API
+
+
+def test_a_holder_process_of_this_host_that_is_gone_frees_the_lease():
+    import socket
+    import subprocess
+    import sys
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    host = socket.gethostname()
+    fresh = {"renewTime": micro_time(T0), "leaseDurationSeconds": 600}
+    assert is_expired({"spec": dict(fresh, holderIdentity=f"{host}/pid-{gone.pid}/dead")}, T0) is True
+    # Alive here, or on another host: held until it expires.
+    assert is_expired({"spec": dict(fresh, holderIdentity=f"{host}/pid-{os.getppid()}/live")}, T0) is False
+    assert is_expired({"spec": dict(fresh, holderIdentity=f"elsewhere/pid-{gone.pid}/dead")}, T0) is False
+    assert is_expired({"spec": dict(fresh, holderIdentity="not an identity of ours")}, T0) is False
