@@ -176,7 +176,7 @@ def holder_is_gone(identity: str) -> bool:
     """True when the holder was a process on this host that no longer runs: a run killed with
     SIGKILL (a task timeout, a killed ansible-playbook) need not block the next run on this
     controller until its lease expires. Holders on other hosts are never judged."""
-    host, _, rest = identity.partition("/pid-")
+    host, unused_sep, rest = identity.partition("/pid-")
     pid_text = rest.split("/", 1)[0]
     if host != socket.gethostname() or not pid_text.isdigit():
         return False
