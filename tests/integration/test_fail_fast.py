@@ -22,6 +22,8 @@ DOOMED = {
     "image pull": ({"unpullableImage": True}, "ImagePullBackOff", {}),
     "unschedulable": ({"nodeSelector": {"helm-engine.test/no-such-node": "true"}}, "Unschedulable",
                       {"fail_fast_grace": "3s"}),
+    # Pods that never get ready (no crash): the Deployment controller itself gives up.
+    "progress deadline": ({"notReady": True, "progressDeadlineSeconds": 5}, "ProgressDeadlineExceeded", {}),
 }
 
 
@@ -50,11 +52,13 @@ def test_a_doomed_upgrade_fails_fast_and_rolls_back(case, run_module, helm, kube
     [resource] = [r for r in failed["error"]["resources"] if r["reason"] == reason][:1]
     assert (resource["kind"], resource["name"]) == ("Deployment", "web-web")
     assert f"Deployment/web-web" in failed["msg"] and reason in failed["msg"]
-    if case != "unschedulable":
+    if case in ("crash loop", "image pull"):
         assert resource["container"] == "web" and resource["pod"].startswith("web-web-")
-    else:
+    elif case == "unschedulable":
         assert "didn't match" in resource["message"] or "node" in resource["message"]
         assert any(e["reason"] == "FailedScheduling" for e in resource["events"]), resource["events"]
+    else:
+        assert "timed out progressing" in resource["message"], resource
     if case == "crash loop":
         assert "kwok plays the kubelet" in resource["logs"]  # the crashing container's log tail
 
