@@ -69,8 +69,15 @@ running_pid() {
 
 kubectl_admin() { "$(bin kubectl)" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
 
+# What the running cluster was started from: this script, the kwok Stages and the versions. A
+# cluster started by another checkout (older Stages, another node address) is not reused.
+config_fingerprint() {
+  cat "$TOOLS_DIR/cluster.sh" "$TOOLS_DIR/cluster/kwok-stages.yaml" "$TOOLS_DIR/versions.env" | sha256sum | cut -d' ' -f1
+}
+
 cluster_ready() {
   local c
+  [[ "$(cat "$CLUSTER_DIR/fingerprint" 2>/dev/null)" == "$(config_fingerprint)" ]] || return 1
   for c in "${COMPONENTS[@]}"; do running_pid "$c" >/dev/null || return 1; done
   [[ "$(kubectl_admin get --raw /readyz 2>/dev/null)" == "ok" ]] || return 1
   [[ "$(kubectl_admin get node "$NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" == "True" ]]
@@ -370,7 +377,7 @@ cmd_up() {
       fi
     done
   done
-  rm -rf "$CLUSTER_DIR/etcd-data" "$PKI" "$LOGS" "$PIDS"
+  rm -rf "$CLUSTER_DIR/etcd-data" "$PKI" "$LOGS" "$PIDS" "$CLUSTER_DIR/fingerprint"
   mkdir -p "$LOGS" "$PIDS"
   generate_pki
   write_kubeconfig
@@ -404,6 +411,7 @@ EOF
     running_pid "$c" >/dev/null || { tail -n 15 "$LOGS/$c.log" >&2; die "$c exited (log: $LOGS/$c.log)"; }
   done
   wait_for "the registry's /v2/ endpoint" registry registry_ready
+  config_fingerprint > "$CLUSTER_DIR/fingerprint"
   say "ready in $(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$started" "$(date +%s.%N)")s (logs: $LOGS)"
   say "kubeconfig: $KUBECONFIG_PATH"
 }

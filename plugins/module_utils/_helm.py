@@ -43,6 +43,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
     RELEASE_NOT_FOUND,
     RENDER_FAILED,
     RESOURCE_CONFLICT,
+    ROLLOUT_FAILED,
     TIMEOUT,
     UNAUTHORIZED,
     HelmError,
@@ -84,6 +85,9 @@ _ERROR_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
         r"(pre|post)-(install|upgrade|rollback|delete) hooks? failed|hook execution failed|failed (pre|post)-\w+|"
         r"job .* failed|BackoffLimitExceeded|DeadlineExceeded.*job",
         re.I)),
+    # helm 4's kstatus waiter reporting a workload that failed for good (a Deployment past its
+    # progress deadline), after hooks: the same verdict fail-fast gives, reached by helm first.
+    (ROLLOUT_FAILED, re.compile(r"not ready\. status: Failed, message: ", re.I)),
     (REGISTRY_UNREACHABLE, re.compile(
         r"is not a valid chart repository or cannot be reached|failed to do request: \w+ \"[^\"]*\"|"
         r"(Get|Head|Post) \"[^\"]*(/v2/|index\.yaml|\.tgz)[^\"]*\": (dial tcp|.*connection refused|.*no such host|.*i/o timeout|.*tls:|.*x509)",

@@ -346,7 +346,11 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._plan import (
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import ensure_unlocked, repair_failed
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import UNINSTALLED, Release, latest
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._resources import kept_resources
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._rollout import RolloutWatcher, rollout_monitor
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._rollout import (
+    RolloutWatcher,
+    resources_from_helm,
+    rollout_monitor,
+)
 
 
 class DeployManager(Manager):
@@ -431,7 +435,10 @@ class DeployManager(Manager):
             if watcher.timeline:
                 exc.extra["timeline"] = watcher.timeline
             if exc.kind == ROLLOUT_FAILED:
-                exc.msg = self.rollout_failed_message(exc, spec, before=current)
+                stopped = "resources" in exc.details  # fail-fast stopped helm; else helm's waiter gave up
+                if not stopped:
+                    exc.details["resources"] = resources_from_helm(exc.stderr or exc.msg)
+                exc.msg = self.rollout_failed_message(exc, spec, before=current, stopped=stopped)
             raise
         if watcher.timeline:
             result["timeline"] = watcher.timeline
@@ -457,14 +464,15 @@ class DeployManager(Manager):
             exc.extra["hooks"] = [h.summary() for h in after.hooks if h.phase]
 
     @staticmethod
-    def rollout_failed_message(exc: EngineError, spec: DeploySpec, *, before: Release | None) -> str:
-        """Says what helm left after it was stopped: with atomic, the previous revision again."""
+    def rollout_failed_message(exc: EngineError, spec: DeploySpec, *, before: Release | None, stopped: bool) -> str:
+        """Says what helm left after it was stopped (or gave up): with atomic, the previous revision again."""
         after = exc.extra.get("release") or {}
+        what = "helm was stopped" if stopped else "helm gave up"
         if spec.atomic and before is not None and after.get("status") == "deployed" and after.get("revision") != before.revision:
-            return f"{exc.msg} helm was stopped and rolled back: revision {after['revision']} deploys revision {before.revision} again."
+            return f"{exc.msg} {what} and rolled back: revision {after['revision']} deploys revision {before.revision} again."
         if spec.atomic and before is None:
-            return f"{exc.msg} helm was stopped and uninstalled the release it was installing."
-        return f"{exc.msg} helm was stopped; revision {after.get('revision', '?')} is {after.get('status', 'unknown')}."
+            return f"{exc.msg} {what} and uninstalled the release it was installing."
+        return f"{exc.msg} {what}; revision {after.get('revision', '?')} is {after.get('status', 'unknown')}."
 
     # ---- state=absent ------------------------------------------------------------------
 

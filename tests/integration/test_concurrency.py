@@ -381,7 +381,8 @@ def test_rbac_without_leases_deploys_without_the_lock_and_says_so(run_module, ku
     args = deploy_args(namespace, kubeconfig=deployer, create_namespace=False, release_values={"message": "no lease"})
     done = run_module("helm_deploy", args)
     assert done["changed"] is True and done["release"]["status"] == "deployed"
-    assert any("ran without its lock: the identity may not create leases" in w for w in done.get("warnings", [])), done
+    # ansible-core 2.19 returns warnings as structured events when a module runs by itself.
+    assert "ran without its lock: the identity may not create leases" in json.dumps(done.get("warnings")), done.get("warnings")
     assert configmap(kubectl, namespace)["MESSAGE"] == "no lease"
     again = run_module("helm_deploy", args)
     assert again["changed"] is False

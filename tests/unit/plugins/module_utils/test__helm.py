@@ -200,6 +200,12 @@ def test_unsupported_versions(text):
             "mapping values are not allowed in this context",
             CHART_INVALID,
         ),
+        # helm 4's waiter found a workload failed for good (the verdict fail-fast would give).
+        ("Error: UPGRADE FAILED: release web failed, and has been rolled back due to rollback-on-failure being set: "
+         "resource Deployment/apps/web-web not ready. status: Failed, message: Progress deadline exceeded", ROLLOUT_FAILED),
+        # ... but a hook Job that failed stays a hook failure.
+        ("Error: UPGRADE FAILED: pre-upgrade hooks failed: resource Job/apps/migrate not ready. status: Failed, "
+         "message: Job has reached the specified backoff limit", HOOK_FAILED),
         ("Error: something nobody has seen before", HELM_FAILED),
         ("", HELM_FAILED),
     ],

@@ -5,7 +5,7 @@ import datetime
 import pytest
 
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._rollout import (
-    FailFastPolicy, RolloutWatcher, current_pods, diagnose, rollout_monitor, summarize,
+    FailFastPolicy, RolloutWatcher, current_pods, diagnose, resources_from_helm, rollout_monitor, summarize,
 )
 
 NOW = datetime.datetime(2026, 1, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
@@ -213,3 +213,13 @@ def test_no_monitor_when_fail_fast_is_off_or_nothing_to_watch():
     assert rollout_monitor(RolloutWatcher(kube, "ns", MANIFEST, FailFastPolicy(enabled=False))) is None
     assert rollout_monitor(RolloutWatcher(kube, "ns", "", POLICY)) is None
     assert kube.paths == []
+
+
+def test_helm_4s_waiter_verdict_becomes_error_resources():
+    stderr = ('level=WARN msg="upgrade failed"\nError: UPGRADE FAILED: release web failed, and has been rolled back due to '
+              'rollback-on-failure being set: resource Deployment/apps/web-web not ready. status: Failed, message: '
+              'Progress deadline exceeded\n')
+    assert resources_from_helm(stderr) == [{"kind": "Deployment", "namespace": "apps", "name": "web-web",
+                                            "reason": "ProgressDeadlineExceeded", "message": "Progress deadline exceeded",
+                                            "events": []}]
+    assert resources_from_helm("Error: context deadline exceeded") == []
