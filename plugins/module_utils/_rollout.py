@@ -388,16 +388,16 @@ def rollout_monitor(watcher: RolloutWatcher) -> t.Callable[[], HelmError | None]
     return check
 
 
-_HELM_WAIT_FAILED = re.compile(r"resource (\w+)/([^/\s]+)/(\S+) not ready\. status: Failed, message: ([^\n]+)")
+_HELM_WAIT_FAILED = re.compile(r"resource (\w+)/([^/\s]+)/(\S+) not ready\. status: Failed, message: ([^\n\"]+)")
 
 
 def resources_from_helm(stderr: str) -> list[dict[str, t.Any]]:
     """The failing resources helm 4's waiter named ("resource Deployment/ns/web not ready.
     status: Failed, message: Progress deadline exceeded"), in error.resources' shape."""
-    found = []
+    found: dict[tuple[str, str, str], dict[str, t.Any]] = {}  # helm 4 says it in its log line and its error
     for kind, namespace, name, message in _HELM_WAIT_FAILED.findall(stderr or ""):
         message = message.strip().rstrip(".")
         reason = "ProgressDeadlineExceeded" if "progress deadline" in message.lower() else "Failed"
-        found.append({"kind": kind, "namespace": namespace, "name": name, "reason": reason, "message": message,
-                      "events": []})
-    return found
+        found.setdefault((kind, namespace, name), {"kind": kind, "namespace": namespace, "name": name, "reason": reason,
+                                                   "message": message, "events": []})
+    return list(found.values())

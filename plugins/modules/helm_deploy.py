@@ -437,7 +437,11 @@ class DeployManager(Manager):
             if exc.kind == ROLLOUT_FAILED:
                 stopped = "resources" in exc.details  # fail-fast stopped helm; else helm's waiter gave up
                 if not stopped:
-                    exc.details["resources"] = resources_from_helm(exc.stderr or exc.msg)
+                    resources = resources_from_helm(exc.stderr or exc.msg)
+                    exc.details["resources"] = resources
+                    if resources:  # the same words as fail-fast's verdict; helm's own are in error.stderr
+                        exc.msg = "The rollout cannot succeed: " + "; ".join(
+                            f"{r['kind']}/{r['name']}: {r['reason']} ({r['message']})" for r in resources) + "."
                 exc.msg = self.rollout_failed_message(exc, spec, before=current, stopped=stopped)
             raise
         if watcher.timeline:

@@ -216,7 +216,8 @@ def test_no_monitor_when_fail_fast_is_off_or_nothing_to_watch():
 
 
 def test_helm_4s_waiter_verdict_becomes_error_resources():
-    stderr = ('level=WARN msg="upgrade failed"\nError: UPGRADE FAILED: release web failed, and has been rolled back due to '
+    stderr = ('level=WARN msg="upgrade failed" error="resource Deployment/apps/web-web not ready. status: Failed, '
+              'message: Progress deadline exceeded"\nError: UPGRADE FAILED: release web failed, and has been rolled back due to '
               'rollback-on-failure being set: resource Deployment/apps/web-web not ready. status: Failed, message: '
               'Progress deadline exceeded\n')
     assert resources_from_helm(stderr) == [{"kind": "Deployment", "namespace": "apps", "name": "web-web",
