@@ -476,11 +476,19 @@ class Manager:
     def execute(self) -> dict[str, t.Any]:
         raise NotImplementedError
 
+    def settled_without_lock(self) -> dict[str, t.Any] | None:
+        """A locking manager's result when it can tell, changing nothing, that there is
+        nothing to do: a no-op then costs no lock requests. None: take the lock, execute."""
+        return None
+
     def run(self) -> dict[str, t.Any]:
         self.validate()
         self.prepare()
         if self.lock_operation is None:
             return self.execute()
+        settled = self.settled_without_lock()
+        if settled is not None:
+            return settled
         policy: RecoveryPolicy = getattr(self, "policy", None) or recovery_policy(self.params, self.context.timeout)
         # Check mode takes no lock, but reads it: a run the real one would refuse is refused.
         lock = ReleaseLock(

@@ -48,6 +48,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
     UNAUTHORIZED,
     HelmError,
 )
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._inputs import INPUTS_LABEL
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import Redactor
 
 # Oldest helm 3 with --dry-run=server and -o json on upgrade.
@@ -336,6 +337,11 @@ class DeploySpec:
     take_ownership: bool = False
     post_renderer: str | None = None
     post_renderer_args: list[str] = field(default_factory=list)
+    # The digest of the render inputs, stored with the revision (see _inputs.py). helm merges
+    # labels into the previous revision's: without a digest, one the previous revision carries
+    # is removed ("null"), or a later run could match inputs this revision did not come from.
+    inputs_digest: str | None = None
+    drop_inputs_label: bool = False
 
 
 @dataclass
@@ -681,10 +687,19 @@ class HelmClient:
 
     @property
     def version(self) -> HelmVersion:
-        """Detected once per client (one task): every flag choice below reads it."""
+        """Detected once per binary: every flag choice below reads it. The answer is kept in
+        the user's cache, keyed by the binary's identity (path, inode, size, mtime), so a
+        replaced or rebuilt helm is asked again."""
         if self._version is None:
-            result = self.run(["version", "--template={{.Version}}"], deadline=VERSION_DEADLINE)
-            version = HelmVersion.parse(result.stdout)
+            key = _binary_key(self.binary)
+            cached = _read_version_cache().get(key) if key else None
+            if cached:
+                version = HelmVersion.parse(cached)
+            else:
+                result = self.run(["version", "--template={{.Version}}"], deadline=VERSION_DEADLINE)
+                version = HelmVersion.parse(result.stdout)
+                if key:
+                    _remember_version(key, version.raw)
             version.check_supported()
             self._version = version
         return self._version
@@ -786,6 +801,8 @@ class HelmClient:
         if spec.post_renderer:
             argv.append(f"--post-renderer={spec.post_renderer}")
             argv += [f"--post-renderer-args={a}" for a in spec.post_renderer_args]
+        if spec.inputs_digest or spec.drop_inputs_label:
+            argv.append(f"--labels={INPUTS_LABEL}={spec.inputs_digest or 'null'}")
         argv += self._wait_args(spec.wait or spec.atomic, spec.wait_strategy)
         if spec.wait_for_jobs and (spec.wait or spec.atomic):
             argv.append("--wait-for-jobs")
@@ -886,6 +903,56 @@ class HelmClient:
         """Runs the release's tests; a failed test is a HelmError like any failed helm."""
         flags, positionals = self.test_argv(spec)
         return self.run(flags, positionals, namespace=spec.namespace)
+
+
+# ---- the helm version cache ----------------------------------------------------------------
+
+VERSION_CACHE_ENTRIES = 32
+
+
+def version_cache_path() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "ai_mesh.helm_engine", "helm-versions.json")
+
+
+def _binary_key(binary: str) -> str | None:
+    try:
+        path = os.path.realpath(binary)
+        info = os.stat(path)
+    except OSError:
+        return None
+    return f"{path}|{info.st_dev}|{info.st_ino}|{info.st_size}|{info.st_mtime_ns}"
+
+
+def _read_version_cache() -> dict[str, str]:
+    try:
+        with open(version_cache_path(), encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)} if isinstance(data, dict) else {}
+
+
+def _remember_version(key: str, raw: str) -> None:
+    """Best effort, atomic (parallel forks write it too); a read-only home only costs the
+    ``helm version`` process next time."""
+    path = version_cache_path()
+    entries = _read_version_cache()
+    entries.pop(key, None)
+    entries[key] = raw
+    kept = dict(list(entries.items())[-VERSION_CACHE_ENTRIES:])
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".helm-versions.")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(kept, handle)
+            os.replace(temp, path)
+        except BaseException:
+            os.unlink(temp)
+            raise
+    except OSError:
+        pass
 
 
 def _release_document(document: t.Any, command: str) -> dict[str, t.Any]:

@@ -13,9 +13,12 @@ temp file that merges the overrides (host, api_key, ca_cert, validate_certs, a d
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import os
 import re
+import sys
+import types
 import typing as t
 from dataclasses import dataclass, field
 from urllib.parse import quote
@@ -58,6 +61,69 @@ _RELATIVE_PATH_KEYS = {"clusters": ("certificate-authority",), "users": ("client
 _KUBECONFIG_MAX_BYTES = 4 * 1024 * 1024
 # A label value (the selector's right-hand side must be one, or it reshapes the selector).
 _LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+
+
+USER_AGENT = "ai_mesh.helm_engine"
+
+
+@dataclass(frozen=True)
+class KubernetesClientParts:
+    """The parts of the kubernetes package this client uses: its kubeconfig loaders (every
+    auth method they know: tokens, certificates, exec plugins, OIDC) and its REST layer."""
+
+    Configuration: t.Any
+    RESTClientObject: t.Any
+    ConfigException: type[Exception]
+    load_kube_config: t.Callable[..., t.Any]
+    load_incluster_config: t.Callable[..., t.Any]
+
+
+def _real_api_client(*args: t.Any, **kwargs: t.Any) -> t.Any:
+    """Stands in for ``kubernetes.client.ApiClient`` while the light import runs; only OIDC
+    discovery calls it, and pays for the full import then."""
+    from kubernetes.client.api_client import ApiClient  # pylint: disable=import-outside-toplevel
+
+    return ApiClient(*args, **kwargs)
+
+
+def load_kubernetes_client() -> KubernetesClientParts:
+    """Imports the kubeconfig loaders and the REST layer without ``kubernetes/__init__``.
+
+    The package's ``__init__`` imports every API class and about 700 model classes (0.5 s and
+    more, most of a status task), none of which this client uses: it sends REST requests and
+    reads the JSON itself. The two package modules are stood in for while the needed
+    submodules import, then removed again, so a later ``import kubernetes`` in the same
+    process (tests, a plugin) gets the whole real package with these same submodules."""
+    if "kubernetes.client.api_client" in sys.modules:  # already paid for: use it
+        stand_ins: dict[str, types.ModuleType] = {}
+    else:
+        spec = importlib.util.find_spec("kubernetes")
+        if spec is None or not spec.submodule_search_locations:
+            raise ImportError("kubernetes")
+        root = list(spec.submodule_search_locations)
+        stand_ins = {}
+        for name, path in (("kubernetes", root), ("kubernetes.client", [os.path.join(p, "client") for p in root])):
+            if name not in sys.modules:
+                module = types.ModuleType(name)
+                module.__path__ = path
+                stand_ins[name] = module
+    try:
+        sys.modules.update(stand_ins)
+        if "kubernetes.client" in stand_ins:
+            from kubernetes.client import configuration as configuration_module  # pylint: disable=import-outside-toplevel
+
+            stand_ins["kubernetes.client"].Configuration = configuration_module.Configuration  # type: ignore[attr-defined]
+            stand_ins["kubernetes.client"].ApiClient = _real_api_client  # type: ignore[attr-defined]
+        from kubernetes.client.configuration import Configuration  # pylint: disable=import-outside-toplevel
+        from kubernetes.client.rest import RESTClientObject  # pylint: disable=import-outside-toplevel
+        from kubernetes.config.config_exception import ConfigException  # pylint: disable=import-outside-toplevel
+        from kubernetes.config.incluster_config import load_incluster_config  # pylint: disable=import-outside-toplevel
+        from kubernetes.config.kube_config import load_kube_config  # pylint: disable=import-outside-toplevel
+    finally:
+        for name, module in stand_ins.items():
+            if sys.modules.get(name) is module:
+                del sys.modules[name]
+    return KubernetesClientParts(Configuration, RESTClientObject, ConfigException, load_kube_config, load_incluster_config)
 
 
 def path_segment(value: str) -> str:
@@ -355,55 +421,70 @@ class KubeClient:
 
     def __init__(self, kubeconfig: str | None, context: str | None) -> None:
         try:
-            from kubernetes import client, config
-            from kubernetes.config.config_exception import ConfigException
+            kubernetes = load_kubernetes_client()
         except ImportError as exc:
             raise KubeError(
                 MISSING_DEPENDENCY,
                 "The 'kubernetes' Python library is required on the host that runs this module (pip install kubernetes).",
             ) from exc
         try:
-            configuration = client.Configuration()
+            configuration = kubernetes.Configuration()
             if kubeconfig is None:
-                config.load_incluster_config(client_configuration=configuration)
+                kubernetes.load_incluster_config(client_configuration=configuration)
             else:
-                config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
-            # Before the ApiClient exists: its connection pool reads retries once, when it is
-            # built (set afterwards, as this client once did, it changes nothing).
+                kubernetes.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
+            # Before the pool exists: it reads retries once, when it is built (set afterwards,
+            # as this client once did, it changes nothing).
             configuration.retries = self.RETRIES
-            self.api_client = client.ApiClient(configuration)
-        except (ConfigException, OSError, TypeError, ValueError, KeyError, AttributeError) as exc:
+            self.rest = kubernetes.RESTClientObject(configuration)
+        except (kubernetes.ConfigException, OSError, TypeError, ValueError, KeyError, AttributeError) as exc:
             # The shape was checked already; what is left is content the client cannot use
             # (an unreadable certificate file, a broken exec plugin, bad base64).
             reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
             raise KubeError(KUBECONFIG_INVALID, f"Could not load the kubeconfig: {reason}") from None
-        self._client_module = client
+        self.configuration = configuration
         self.request_count = 0
 
-    def _call(self, method: str, path: str, *, text: bool = False, **kwargs: t.Any) -> t.Any:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        text: bool = False,
+        query: dict[str, str] | None = None,
+        body: t.Any = None,
+        content_type: str = "application/json",
+    ) -> t.Any:
         self.request_count += 1
+        headers = {"Accept": "*/*" if text else "application/json", "User-Agent": USER_AGENT}
+        if body is not None:
+            headers["Content-Type"] = content_type
         try:
-            response = self.api_client.call_api(
-                path,
+            # The refresh hook (exec plugins, token files) runs here, as ApiClient would run it.
+            token = self.configuration.get_api_key_with_prefix("BearerToken", alias="authorization")
+            if token:
+                headers["authorization"] = token
+            response = self.rest.request(
                 method,
-                auth_settings=["BearerToken"],
+                self.configuration.host + path,
+                query_params=list((query or {}).items()),
+                headers=headers,
+                body=body,
                 _preload_content=False,
                 _request_timeout=self.REQUEST_TIMEOUT,
-                **kwargs,
             )
         except Exception as exc:  # ApiException, urllib3 errors: all become a stable kind
             raise api_error(exc, f"{method} {path}") from None
-        raw = response[0] if isinstance(response, tuple) else response
         if text:
-            return raw.data.decode("utf-8", errors="replace")
+            return response.data.decode("utf-8", errors="replace")
         try:
-            return json.loads(raw.data)
+            return json.loads(response.data)
         except (ValueError, RecursionError):
             raise KubeError(KUBERNETES_API, f"{method} {path}: the API server answered with something that is not JSON.") from None
 
     def get_json(self, path: str, query: dict[str, str] | None = None, *, missing_ok: bool = False) -> t.Any:
         try:
-            return self._call("GET", path, query_params=list((query or {}).items()), header_params={"Accept": "application/json"})
+            return self._call("GET", path, query=query)
         except KubeError as exc:
             if missing_ok and exc.details.get("status") == 404:
                 return None
@@ -411,7 +492,7 @@ class KubeClient:
 
     def get_text(self, path: str, query: dict[str, str] | None = None) -> str:
         """A plain-text read (a container's log)."""
-        return self._call("GET", path, text=True, query_params=list((query or {}).items()), header_params={"Accept": "*/*"})
+        return self._call("GET", path, text=True, query=query)
 
     def release_history(self, name: str, namespace: str) -> list[Release]:
         """Every stored revision of a release, oldest first, read from helm's Secrets. The
@@ -431,29 +512,21 @@ class KubeClient:
                 continue
             # The API base64-encodes Secret data; helm's payload inside is base64 again.
             release = Release.from_json(decode_storage(base64.b64decode(payload)))
+            release.labels = dict((item.get("metadata") or {}).get("labels") or {})
             if release.name == name and (release.namespace or namespace) == namespace:
                 releases.append(release)
         return sorted(releases, key=lambda r: r.revision)
 
     def patch_json(self, path: str, body: dict[str, t.Any]) -> t.Any:
-        return self._call(
-            "PATCH", path, body=body,
-            header_params={"Accept": "application/json", "Content-Type": "application/merge-patch+json"},
-        )
+        return self._call("PATCH", path, body=body, content_type="application/merge-patch+json")
 
     def post_json(self, path: str, body: dict[str, t.Any]) -> t.Any:
         """A POST whose answer is the point (a SelfSubjectAccessReview), never a write of a resource."""
-        return self._call(
-            "POST", path, body=body,
-            header_params={"Accept": "application/json", "Content-Type": "application/json"},
-        )
+        return self._call("POST", path, body=body)
 
     def write_json(self, method: str, path: str, body: dict[str, t.Any]) -> t.Any:
         """A write of a whole object: POST (create), PUT (replace), DELETE (with DeleteOptions)."""
-        return self._call(
-            method, path, body=body,
-            header_params={"Accept": "application/json", "Content-Type": "application/json"},
-        )
+        return self._call(method, path, body=body)
 
     def mark_release_failed(self, release: Release, description: str) -> None:
         """Rewrites a stuck revision as failed, as helm itself does when it is interrupted
@@ -466,6 +539,18 @@ class KubeClient:
         self.patch_json(
             f"/api/v1/namespaces/{path_segment(release.namespace)}/secrets/{path_segment(secret)}",
             {"metadata": {"labels": {"status": "failed"}}, "data": {"release": payload}},
+        )
+
+    def server_version(self) -> str:
+        """The API server's gitVersion (what a chart sees as .Capabilities.KubeVersion)."""
+        return str((self.get_json("/version") or {}).get("gitVersion") or "")
+
+    def label_revision(self, release: Release, key: str, value: str) -> None:
+        """Sets one label on a revision's storage Secret; its content stays as helm wrote it."""
+        secret = storage_secret_name(release.name, release.revision)
+        self.patch_json(
+            f"/api/v1/namespaces/{path_segment(release.namespace)}/secrets/{path_segment(secret)}",
+            {"metadata": {"labels": {key: value}}},
         )
 
     def namespace_exists(self, namespace: str) -> bool:

@@ -98,6 +98,9 @@ class Release:
     first_deployed: str | None = None
     notes: str = field(default="", repr=False)
     raw: dict[str, t.Any] = field(default_factory=dict, repr=False)
+    # The labels of the revision's storage Secret (helm keeps custom labels there, not in
+    # the JSON); empty when the release was not read from its Secret.
+    labels: dict[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_json(cls, data: dict[str, t.Any]) -> Release:

@@ -259,9 +259,29 @@ status:
     release_values: {description: The same as C(values) (kubernetes.core 6.3+)., type: dict, returned: always}
 values_digest:
   description: sha256 of the canonical JSON of the user-supplied values the release has (or would have) after the task.
-  returned: when the chart was rendered
+  returned: with O(state=present)
   type: str
   sample: "sha256:9f86d08..."
+rendered:
+  description:
+    - Whether helm rendered the chart (a server-side dry run) to decide. V(false) when the deployed
+      revision carries the digest of this task's render inputs (RV(inputs_digest)), so a render
+      would give what is deployed.
+  returned: with O(state=present)
+  type: bool
+  sample: false
+inputs_digest:
+  description:
+    - Digest of everything the render depends on (every file of the chart, every values source, the
+      options that change what renders, the helm and Kubernetes versions), stored as the label
+      C(helm-engine.ai-mesh.io/inputs) of the revision's storage Secret.
+    - V(null) when the inputs cannot be pinned and the chart is always rendered. That is the case for a
+      chart from a repository or registry, O(dependency_update), O(post_renderer), O(reuse_values),
+      O(reset_then_reuse_values), a C(file) item of O(set_values), and templates that read the live
+      cluster (C(lookup), C(.Capabilities.APIVersions)).
+  returned: with O(state=present)
+  type: str
+  sample: 3f1c0a9e4b7d2c8e1f0a6b5d4c3e2f1a0b9c8d7e
 timeline:
   description:
     - While helm waited (O(fail_fast)), each change of a workload's state, with the seconds since
@@ -328,7 +348,13 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._common import
     recovery_policy,
     run_manager,
 )
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import RELEASE_LOCKED, ROLLOUT_FAILED, EngineError, InputError
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import (
+    RELEASE_LOCKED,
+    ROLLOUT_FAILED,
+    EngineError,
+    InputError,
+    KubeError,
+)
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import (
     DEFAULT_HELM_TIMEOUT,
     DeploySpec,
@@ -344,7 +370,8 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._plan import (
     plan_upgrade,
 )
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import ensure_unlocked, repair_failed
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import UNINSTALLED, Release, latest
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._inputs import INPUTS_LABEL, inputs_digest
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import DEPLOYED, UNINSTALLED, Release, latest
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._resources import kept_resources
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._rollout import (
     RolloutWatcher,
@@ -354,7 +381,9 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._rollout impor
 
 
 class DeployManager(Manager):
-    """Decides with one server-side dry run, then acts with the same argv minus --dry-run."""
+    """Decides with one server-side dry run, then acts with the same argv minus --dry-run.
+    The dry run is skipped when the deployed revision carries the digest of today's render
+    inputs (see _inputs.py): rendering again would give what it holds."""
 
     lock_operation = "helm_deploy"
 
@@ -363,6 +392,10 @@ class DeployManager(Manager):
         self.helm = context.helm
         self.deploy_spec: DeploySpec | None = None
         self.policy = recovery_policy(self.params, context.timeout)
+        self.rendered = False
+        # The last render, and the (revision, status) it was compared with: the run under the
+        # lock reuses it when the release has not moved since the decision.
+        self._render: tuple[tuple[int, str] | None, Release] | None = None
 
     # ---- phases ------------------------------------------------------------------------
 
@@ -382,9 +415,53 @@ class DeployManager(Manager):
         # Detect helm now, and build the argv once, so an unsupported helm or a
         # version-dependent option is refused before any recovery changes the release.
         self.helm.version  # noqa: B018
+        if spec.chart.is_local():  # only a local chart can be pinned; spare the request otherwise
+            spec.inputs_digest = inputs_digest(spec, spec.chart.positional(), helm_version=self.helm.version.raw,
+                                               kube_version=self.context.kube.server_version())
         self.helm.upgrade_argv(spec, dry_run=True)
         if self.params["update_repo_cache"]:
             self.helm.repo_update()
+
+    def settled_without_lock(self) -> dict[str, t.Any] | None:
+        """The result when nothing is to be done, decided without taking the lock (a no-op
+        changes nothing, so it cannot race); None when the locked run must decide."""
+        history = self.context.kube.release_history(self.context.name, self.context.namespace)
+        current = latest(history)
+        if self.deploy_spec is None:
+            return self.absent(history) if not plan_uninstall(current).changed else None
+        if current is None or current.status != DEPLOYED or any(r.is_pending for r in history):
+            return None
+        desired = self.desired_release(self.deploy_spec, current)
+        plan = plan_upgrade(current, desired)
+        if plan.changed:
+            return None
+        self.record_inputs(current)
+        return self.result(plan, current, desired=desired)
+
+    def desired_release(self, spec: DeploySpec, current: Release | None) -> Release:
+        """What the deploy would make the release: the deployed revision itself when its
+        stored digest matches today's inputs, else helm's server-side render."""
+        spec.drop_inputs_label = not spec.inputs_digest and current is not None and INPUTS_LABEL in current.labels
+        if current is not None and current.status == DEPLOYED and spec.inputs_digest \
+                and current.labels.get(INPUTS_LABEL) == spec.inputs_digest:
+            return current
+        seen = (current.revision, current.status) if current is not None else None
+        if self._render is None or self._render[0] != seen:
+            self._render = (seen, Release.from_json(self.helm.render(spec)))
+            self.rendered = True
+        return self._render[1]
+
+    def record_inputs(self, current: Release) -> None:
+        """After a render proved that today's inputs give the deployed revision, store their
+        digest on it, so the next run skips the render. Only a label of helm's Secret changes
+        (never in check mode); a refusal (no patch on Secrets) only costs that speed."""
+        digest = self.deploy_spec.inputs_digest if self.deploy_spec else None
+        if self.check_mode or not digest or current.labels.get(INPUTS_LABEL) == digest:
+            return
+        try:
+            self.context.kube.label_revision(current, INPUTS_LABEL, digest)
+        except KubeError:
+            pass
 
     def execute(self) -> dict[str, t.Any]:
         history = self.context.kube.release_history(self.context.name, self.context.namespace)
@@ -410,13 +487,15 @@ class DeployManager(Manager):
         current = latest(history)
         if current is not None and current.status == UNINSTALLED:
             current = None
-        desired = Release.from_json(self.helm.render(spec))
+        desired = self.desired_release(spec, current)
         plan = plan_install(desired) if current is None else plan_upgrade(current, desired)
         result = self.result(plan, current, desired=desired)
         if recovery:
             result["recovery"] = recovery
             result["changed"] = True  # the recovery itself changed the release
         if not plan.changed:
+            if current is not None and not recovery:
+                self.record_inputs(current)
             return result
         repair = repair_failed(self.helm, history, check_mode=self.check_mode)
         if repair:
@@ -528,6 +607,9 @@ class DeployManager(Manager):
             result["status"] = self.core_status(current)
         if desired is not None:
             result["values_digest"] = desired.values_digest()
+        if self.deploy_spec is not None:
+            result["rendered"] = self.rendered
+            result["inputs_digest"] = self.deploy_spec.inputs_digest
         if self.module._diff:
             label = f"{self.context.namespace}/{self.context.name}"
             result["diff"] = plan.diff(self.context.redactor, label)

@@ -109,3 +109,32 @@ def module_side_of_ansible(request: pytest.FixtureRequest, monkeypatch: pytest.M
         return
 
     monkeypatch.setattr(_internal, "is_controller", False)
+
+
+@pytest.fixture(autouse=True)
+def private_cache(monkeypatch, tmp_path_factory) -> str:
+    """The helm version cache lives under XDG_CACHE_HOME: each test gets its own, so a fake
+    helm's version never reaches the user's cache or another test."""
+    path = str(tmp_path_factory.mktemp("xdg-cache"))
+    monkeypatch.setenv("XDG_CACHE_HOME", path)
+    return path
+
+
+def make_chart(root: t.Any, name: str = "sample", template: str = "kind: ConfigMap\n") -> str:
+    """A minimal local chart directory; returns its path."""
+    chart = root / name
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text(f"apiVersion: v2\nname: {name}\nversion: 0.1.0\n")
+    (chart / "templates" / "cm.yaml").write_text(template)
+    return str(chart)
+
+
+@pytest.fixture
+def chart_maker() -> t.Callable[..., str]:
+    """``make_chart`` for test modules (they cannot import conftest under ansible-test)."""
+    return make_chart
+
+
+@pytest.fixture
+def runner_class() -> type[FakeRunner]:
+    return FakeRunner

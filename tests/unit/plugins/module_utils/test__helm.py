@@ -41,6 +41,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import (
     VERSION_DEADLINE,
     ChartSource,
     DeploySpec,
+    HelmClient,
     HelmError,
     HelmVersion,
     RollbackSpec,
@@ -51,6 +52,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import (
     classify_error,
     deadline_for,
     run_process,
+    version_cache_path,
 )
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import MASK, Redactor
 
@@ -1058,3 +1060,52 @@ def test_test_argv_is_the_same_on_both_majors(make_client, version):
     assert client.argv(*client.test_argv(spec), namespace="apps") == [
         "helm", "test", "--timeout=2m", "--logs", "--namespace=apps", "--kubeconfig=/tmp/kc", "--", "web"]
     assert fake.calls == []  # no version detection: nothing in it depends on the major
+
+
+# ---- the helm version cache -------------------------------------------------------------------
+
+
+def test_the_version_is_asked_once_per_binary_and_again_when_it_changes(tmp_path, workspace, private_cache, runner_class):
+    FakeRunner = runner_class  # noqa: N806
+    binary = tmp_path / "helm"
+    binary.write_text("#!/bin/sh\n")
+    binary.chmod(0o755)
+    first_fake = FakeRunner(HELM3)
+    assert HelmClient(first_fake, str(binary), workspace=workspace).version.raw == HELM3
+    assert [argv[1] for argv in first_fake.calls] == ["version"]
+    cached_fake = FakeRunner(HELM4)  # would answer 4: the cache must answer first
+    assert HelmClient(cached_fake, str(binary), workspace=workspace).version.raw == HELM3
+    assert cached_fake.calls == []
+    binary.write_text("#!/bin/sh\n# rebuilt\n")  # another size and mtime: another binary
+    rebuilt_fake = FakeRunner(HELM4)
+    assert HelmClient(rebuilt_fake, str(binary), workspace=workspace).version.raw == HELM4
+    assert [argv[1] for argv in rebuilt_fake.calls] == ["version"]
+
+
+def test_an_unreadable_or_garbled_cache_only_costs_a_version_process(tmp_path, workspace, private_cache, runner_class):
+    FakeRunner = runner_class  # noqa: N806
+    binary = tmp_path / "helm"
+    binary.write_text("#!/bin/sh\n")
+    binary.chmod(0o755)
+    cache = version_cache_path()
+    os.makedirs(os.path.dirname(cache))
+    with open(cache, "w", encoding="utf-8") as handle:
+        handle.write("{not json")
+    fake = FakeRunner(HELM4)
+    assert HelmClient(fake, str(binary), workspace=workspace).version.raw == HELM4
+    assert [argv[1] for argv in fake.calls] == ["version"]
+    with open(cache, encoding="utf-8") as handle:
+        assert HELM4 in handle.read()  # rewritten whole
+
+
+def test_an_unsupported_cached_version_is_still_refused(tmp_path, workspace, private_cache, runner_class):
+    FakeRunner = runner_class  # noqa: N806
+    binary = tmp_path / "helm"
+    binary.write_text("#!/bin/sh\n")
+    binary.chmod(0o755)
+    with pytest.raises(HelmError) as caught:
+        HelmClient(FakeRunner("v3.12.0"), str(binary), workspace=workspace).version  # noqa: B018
+    assert caught.value.kind == "helm_unsupported"
+    with pytest.raises(HelmError) as again:
+        HelmClient(FakeRunner(HELM4), str(binary), workspace=workspace).version  # noqa: B018
+    assert again.value.kind == "helm_unsupported"

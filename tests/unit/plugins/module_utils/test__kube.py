@@ -511,7 +511,7 @@ def kubeconfig_for_port(tmp_path, port: int) -> str:
 def test_client_retries_once_at_most(tmp_path):
     client = KubeClient(kubeconfig_for_port(tmp_path, 1), None)
     # urllib3 would retry 3 times; the pool is built with the client, so it must carry ours.
-    retries = client.api_client.rest_client.pool_manager.connection_pool_kw["retries"]
+    retries = client.rest.pool_manager.connection_pool_kw["retries"]
     assert getattr(retries, "total", retries) == KubeClient.RETRIES == 1
 
 
@@ -541,3 +541,26 @@ def test_closed_port_is_cluster_unreachable_at_once(tmp_path):
     assert caught.value.kind == CLUSTER_UNREACHABLE
     assert "Connection refused" in caught.value.msg
     assert time.monotonic() - began < 2
+
+
+def test_light_import_leaves_the_real_package_importable():
+    """The stand-ins for kubernetes/__init__ are gone after the import: a later full import
+    gets the real package, built on the same submodules."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import load_kubernetes_client\n"
+        "parts = load_kubernetes_client()\n"
+        "assert 'kubernetes.client.models' not in sys.modules, 'the models were imported'\n"
+        "assert 'kubernetes' not in sys.modules and 'kubernetes.client' not in sys.modules\n"
+        "import kubernetes\n"
+        "from kubernetes import client\n"
+        "assert client.Configuration is parts.Configuration\n"
+        "assert hasattr(client, 'CoreV1Api') and hasattr(kubernetes, 'config')\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"

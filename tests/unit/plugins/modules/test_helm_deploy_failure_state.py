@@ -8,6 +8,7 @@ revision must never claim changed=false.
 from __future__ import annotations
 
 import json
+import pathlib
 import typing as t
 
 import pytest
@@ -49,6 +50,16 @@ class FakeKube:
             return [Release.from_json(h) for h in FakeKube.after_failure]
         return [Release.from_json(h) for h in FakeKube.history]
 
+    def server_version(self) -> str:
+        self.request_count += 1
+        return "v1.36.3"
+
+    labelled: t.ClassVar[list[tuple[int, str, str]]] = []
+
+    def label_revision(self, release: Release, key: str, value: str) -> None:
+        self.request_count += 1
+        FakeKube.labelled.append((release.revision, key, value))
+
     # The release lock (a Lease) is always free here; test__lock.py covers the lock itself.
     def get_json(self, path: str, query: t.Any = None, *, missing_ok: bool = False) -> t.Any:
         return None
@@ -65,7 +76,8 @@ def clean_env(monkeypatch):
 
 
 @pytest.fixture
-def kubeconfig(tmp_path) -> str:
+def kubeconfig(tmp_path, chart_maker) -> str:
+    chart_maker(tmp_path)
     path = tmp_path / "kubeconfig"
     path.write_text(json.dumps({
         "apiVersion": "v1", "kind": "Config", "current-context": "unit",
@@ -97,7 +109,7 @@ def run(monkeypatch, capsys, kubeconfig: str, history: list[dict], after_failure
     monkeypatch.setattr(FakeKube, "history", history)
     monkeypatch.setattr(FakeKube, "after_failure", after_failure)
     monkeypatch.setattr(FakeKube, "upgraded", False)
-    args = {"name": "web", "namespace": "apps", "chart_ref": "/", "binary_path": "/bin/sh", "kubeconfig": kubeconfig,
+    args = {"name": "web", "namespace": "apps", "chart_ref": str(pathlib.Path(kubeconfig).parent / "sample"), "binary_path": "/bin/sh", "kubeconfig": kubeconfig,
             "release_values": {"message": message}, "wait": True, "timeout": "5s",
             "_ansible_check_mode": False, "_ansible_diff": False}
     with patch_module_args(args), pytest.raises(SystemExit):

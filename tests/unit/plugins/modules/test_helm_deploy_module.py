@@ -15,6 +15,7 @@ import yaml
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _common
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._inputs import INPUTS_LABEL
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import Release
 from ansible_collections.ai_mesh.helm_engine.plugins.modules import helm_deploy
 
@@ -40,6 +41,10 @@ KUBECONFIG = {
 }
 
 
+# The local chart of the task (made per test by the kubeconfig fixture).
+CHART: dict[str, str] = {}
+
+
 class FakeKube:
     """The cluster as the managers read it: helm's release history, request counted."""
 
@@ -56,6 +61,16 @@ class FakeKube:
     def mark_release_failed(self, release: Release, description: str) -> None:  # pragma: no cover - no stuck release here
         raise AssertionError("no test here has a stuck release")
 
+    def server_version(self) -> str:
+        self.request_count += 1
+        return "v1.36.3"
+
+    labelled: t.ClassVar[list[tuple[int, str, str]]] = []
+
+    def label_revision(self, release: Release, key: str, value: str) -> None:
+        self.request_count += 1
+        FakeKube.labelled.append((release.revision, key, value))
+
     # The release lock (a Lease) is always free here; test__lock.py covers the lock itself.
     def get_json(self, path: str, query: t.Any = None, *, missing_ok: bool = False) -> t.Any:
         return None
@@ -65,7 +80,7 @@ class FakeKube:
 
 
 @pytest.fixture(autouse=True)
-def kubeconfig(monkeypatch, tmp_path) -> str:
+def kubeconfig(monkeypatch, tmp_path, chart_maker) -> str:
     """A kubeconfig of our own, through the module's env fallback; never the runner's."""
     for name in ("KUBECONFIG", "K8S_AUTH_CONTEXT", "K8S_AUTH_HOST", "K8S_AUTH_API_KEY", "K8S_AUTH_SSL_CA_CERT",
                  "K8S_AUTH_VERIFY_SSL", "KUBERNETES_SERVICE_HOST"):
@@ -73,11 +88,12 @@ def kubeconfig(monkeypatch, tmp_path) -> str:
     path = tmp_path / "kubeconfig"
     path.write_text(yaml.safe_dump(KUBECONFIG))
     monkeypatch.setenv("K8S_AUTH_KUBECONFIG", str(path))
+    CHART["path"] = chart_maker(tmp_path)
     return str(path)
 
 
 def run(monkeypatch, capsys, args: dict[str, t.Any], history: list[dict], rendered: dict, *, check: bool = False,
-        upgraded: dict | None = None, version: str = "v4.3.1") -> tuple[dict, t.Any]:
+        upgraded: dict | None = None, version: str = "v4.3.1", labels: dict[str, str] | None = None) -> tuple[dict, t.Any]:
     fake = types.SimpleNamespace(calls=[], deadlines=[])
     fake.calls_of_upgrade = lambda: [argv for argv in fake.calls if argv[1] == "upgrade"]
 
@@ -93,8 +109,15 @@ def run(monkeypatch, capsys, args: dict[str, t.Any], history: list[dict], render
 
     monkeypatch.setattr(_common, "run_process", answer)
     monkeypatch.setattr(_common, "KubeClient", FakeKube)
-    monkeypatch.setattr(FakeKube, "history", [Release.from_json(h) for h in history])
-    full_args = dict({"name": "web", "namespace": "apps", "chart_ref": "/", "binary_path": "/bin/sh",
+    releases = [Release.from_json(h) for h in history]
+    if labels is not None:  # the storage Secret's labels of the latest revision
+        releases[-1].labels = dict(labels)
+    monkeypatch.setattr(FakeKube, "history", releases)
+    fake.lease_writes = []
+    monkeypatch.setattr(FakeKube, "write_json", lambda self, method, path, body: fake.lease_writes.append(method) or dict(
+        body, metadata=dict(body.get("metadata") or {}, uid="lease-uid", resourceVersion="1")))
+    monkeypatch.setattr(FakeKube, "labelled", [])
+    full_args = dict({"name": "web", "namespace": "apps", "chart_ref": CHART["path"], "binary_path": "/bin/sh",
                       "_ansible_check_mode": check, "_ansible_diff": True}, **args)
     with patch_module_args(full_args), pytest.raises(SystemExit):
         helm_deploy.main()
@@ -111,13 +134,18 @@ def test_no_op_runs_one_dry_run_and_changes_nothing(monkeypatch, capsys, kubecon
     [dry_run] = fake.calls_of_upgrade()
     [values] = [arg for arg in dry_run if arg.startswith("--values=")]
     # The user's single kubeconfig is passed as it is; no context flag since none was set.
+    digest = result["inputs_digest"]
+    assert len(digest) == 40 and result["rendered"] is True
     assert dry_run == [
-        "/bin/sh", "upgrade", "--install", values, "--reset-values", "--dry-run=server", "--output=json",
-        "--namespace=apps", f"--kubeconfig={kubeconfig}", "--", "web", "/",
+        "/bin/sh", "upgrade", "--install", values, "--reset-values", f"--labels={INPUTS_LABEL}={digest}",
+        "--dry-run=server", "--output=json", "--namespace=apps", f"--kubeconfig={kubeconfig}", "--", "web", CHART["path"],
     ]
     assert result["commands"][1:] == [" ".join(dry_run)]
     assert result["commands"][0] == f"/bin/sh version --template={{{{.Version}}}} --kubeconfig={kubeconfig}"
-    assert result["kube_requests"] == 1
+    # The server's version (part of the digest), the history, and the digest stored on revision 1;
+    # no lock: a no-op is decided without it.
+    assert result["kube_requests"] == 3
+    assert FakeKube.labelled == [(1, INPUTS_LABEL, digest)]
 
 
 # helm_deploy.py DeployManager.prepare relies on upgrade_argv() to detect helm, but upgrade_argv
@@ -170,8 +198,8 @@ def test_real_upgrade_uses_the_dry_run_argv_minus_the_flag(monkeypatch, capsys, 
     assert [a for a in dry if a != "--dry-run=server"] == real
     [values] = [arg for arg in real if arg.startswith("--values=")]
     assert real == [
-        "/bin/sh", "upgrade", "--install", values, "--reset-values", "--wait=watcher", "--output=json",
-        "--namespace=apps", f"--kubeconfig={kubeconfig}", "--", "web", "/",
+        "/bin/sh", "upgrade", "--install", values, "--reset-values", f"--labels={INPUTS_LABEL}={result['inputs_digest']}",
+        "--wait=watcher", "--output=json", "--namespace=apps", f"--kubeconfig={kubeconfig}", "--", "web", CHART["path"],
     ]
     # No timeout given: helm's 5m per operation, three of them, plus a margin.
     assert fake.deadlines[1:] == [930.0, 930.0]
@@ -242,3 +270,63 @@ def test_common_result_fields_come_with_an_early_rejection(monkeypatch, capsys):
     result, fake = run(monkeypatch, capsys, {"name": "Web"}, [], release_json())
     assert result["error"]["kind"] == "invalid_arguments"
     assert (result["commands"], result["helm_processes"], result["kube_requests"]) == ([], 0, 0)
+
+
+# ---- the render skipped when the deployed revision carries today's inputs digest ----------------
+
+
+def test_a_matching_inputs_digest_skips_the_render_and_the_lock(monkeypatch, capsys, kubeconfig):
+    current = release_json(config={"message": "hello"})
+    first, _ = run(monkeypatch, capsys, {"release_values": {"message": "hello"}}, [current], current)
+    digest = first["inputs_digest"]
+    for check in (True, False):
+        result, fake = run(monkeypatch, capsys, {"release_values": {"message": "hello"}}, [current], current,
+                           check=check, labels={INPUTS_LABEL: digest})
+        assert (result["changed"], result["action"], result["rendered"]) == (False, "none", False)
+        # Not even `helm version`: the first run left its answer in the (per-test) cache.
+        assert fake.calls == [] and result["helm_processes"] == 0
+        assert result["inputs_digest"] == digest and result["values_digest"] == first["values_digest"]
+        assert fake.lease_writes == [] and FakeKube.labelled == []
+        assert result["kube_requests"] == 2  # the server's version and the history
+
+
+def test_an_edited_template_is_rendered_despite_the_stored_digest(monkeypatch, capsys, kubeconfig):
+    current = release_json(config={"message": "hello"})
+    first, _ = run(monkeypatch, capsys, {"release_values": {"message": "hello"}}, [current], current)
+    with open(f"{CHART['path']}/templates/cm.yaml", "a", encoding="utf-8") as handle:
+        handle.write("# edited\n")
+    edited = release_json(revision=2, status="pending-upgrade", config={"message": "hello"},
+                          manifest=MANIFEST + "  EDITED: yes\n")
+    result, fake = run(monkeypatch, capsys, {"release_values": {"message": "hello"}}, [current], edited, check=True,
+                       labels={INPUTS_LABEL: first["inputs_digest"]})
+    assert result["inputs_digest"] != first["inputs_digest"]
+    assert (result["changed"], result["action"], result["rendered"]) == (True, "upgrade", True)
+
+
+def test_changed_values_are_rendered_and_the_new_digest_is_stored_by_helm(monkeypatch, capsys, kubeconfig):
+    current = release_json(config={"message": "hello"})
+    first, _ = run(monkeypatch, capsys, {"release_values": {"message": "hello"}}, [current], current)
+    desired = release_json(revision=2, status="pending-upgrade", config={"message": "bye"},
+                           manifest=MANIFEST.replace("hello", "bye"))
+    result, fake = run(monkeypatch, capsys, {"release_values": {"message": "bye"}}, [current], desired,
+                       labels={INPUTS_LABEL: first["inputs_digest"]},
+                       upgraded=dict(desired, info=dict(desired["info"], status="deployed")))
+    assert result["changed"] is True and result["rendered"] is True
+    dry, real = fake.calls_of_upgrade()
+    assert f"--labels={INPUTS_LABEL}={result['inputs_digest']}" in real
+    assert fake.lease_writes  # a change takes the release's lock
+    assert FakeKube.labelled == []  # helm stores the digest with the new revision itself
+
+
+def test_inputs_that_cannot_be_pinned_clear_a_stored_digest(monkeypatch, capsys, kubeconfig):
+    """A remote chart has no digest: the new revision must not keep the old one (helm merges labels)."""
+    current = release_json(config={"message": "hello"})
+    desired = release_json(revision=2, status="pending-upgrade", config={"message": "bye"},
+                           manifest=MANIFEST.replace("hello", "bye"))
+    result, fake = run(monkeypatch, capsys, {"release_values": {"message": "bye"}, "chart_ref": "oci://registry.example/sample",
+                                             "chart_version": "0.1.0"},
+                       [current], desired, labels={INPUTS_LABEL: "0" * 40},
+                       upgraded=dict(desired, info=dict(desired["info"], status="deployed")))
+    assert result["inputs_digest"] is None and result["rendered"] is True
+    dry, real = fake.calls_of_upgrade()
+    assert f"--labels={INPUTS_LABEL}=null" in real and f"--labels={INPUTS_LABEL}=null" in dry
