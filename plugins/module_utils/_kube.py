@@ -65,6 +65,32 @@ _LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 
 USER_AGENT = "ai_mesh.helm_engine"
 
+# (apiVersion, kind) -> (resource, namespaced) of the built-in kinds charts hold most, so reading
+# them needs no discovery request. Anything else is discovered (once per group/version and task).
+BUILTIN_RESOURCES: dict[tuple[str, str], tuple[str, bool]] = {
+    ("v1", "ConfigMap"): ("configmaps", True),
+    ("v1", "Secret"): ("secrets", True),
+    ("v1", "Service"): ("services", True),
+    ("v1", "ServiceAccount"): ("serviceaccounts", True),
+    ("v1", "Pod"): ("pods", True),
+    ("v1", "PersistentVolumeClaim"): ("persistentvolumeclaims", True),
+    ("v1", "Namespace"): ("namespaces", False),
+    ("apps/v1", "Deployment"): ("deployments", True),
+    ("apps/v1", "StatefulSet"): ("statefulsets", True),
+    ("apps/v1", "DaemonSet"): ("daemonsets", True),
+    ("apps/v1", "ReplicaSet"): ("replicasets", True),
+    ("batch/v1", "Job"): ("jobs", True),
+    ("batch/v1", "CronJob"): ("cronjobs", True),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"): ("horizontalpodautoscalers", True),
+    ("policy/v1", "PodDisruptionBudget"): ("poddisruptionbudgets", True),
+    ("networking.k8s.io/v1", "Ingress"): ("ingresses", True),
+    ("networking.k8s.io/v1", "NetworkPolicy"): ("networkpolicies", True),
+    ("rbac.authorization.k8s.io/v1", "Role"): ("roles", True),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): ("rolebindings", True),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"): ("clusterroles", False),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): ("clusterrolebindings", False),
+}
+
 
 @dataclass(frozen=True)
 class KubernetesClientParts:
@@ -558,8 +584,12 @@ class KubeClient:
 
     # ---- generic resource reads -----------------------------------------------------------
 
-    def _resources_of(self, api_version: str) -> dict[str, dict[str, t.Any]]:
-        """Discovery for one group/version, cached per task: kind -> APIResource."""
+    def _resources_of(self, api_version: str, kind: str | None = None) -> dict[str, dict[str, t.Any]]:
+        """Discovery for one group/version, cached per task: kind -> APIResource. A built-in
+        kind every conformant API server serves is known without asking."""
+        if kind is not None and (api_version, kind) in BUILTIN_RESOURCES:
+            plural, namespaced = BUILTIN_RESOURCES[(api_version, kind)]
+            return {kind: {"kind": kind, "name": plural, "namespaced": namespaced}}
         cache = self.__dict__.setdefault("_discovery", {})
         if api_version not in cache:
             path = "/api/v1" if api_version == "v1" else f"/apis/{'/'.join(path_segment(p) for p in api_version.split('/'))}"
@@ -572,7 +602,7 @@ class KubeClient:
     def object_path(self, api_version: str, kind: str, namespace: str | None, name: str | None = None) -> str | None:
         """The REST path of an object (or of its collection when name is None); None when the
         cluster does not serve that kind."""
-        resource = self._resources_of(api_version).get(kind)
+        resource = self._resources_of(api_version, kind).get(kind)
         if resource is None:
             return None
         base = "/api/v1" if api_version == "v1" else f"/apis/{'/'.join(path_segment(p) for p in api_version.split('/'))}"
@@ -580,6 +610,25 @@ class KubeClient:
             base += f"/namespaces/{path_segment(namespace)}"
         path = f"{base}/{path_segment(resource['name'])}"
         return f"{path}/{path_segment(name)}" if name else path
+
+    def list_objects(self, api_version: str, kind: str, namespace: str | None) -> dict[str, dict[str, t.Any]] | None:
+        """Every object of a kind in a namespace (or cluster-wide), by name, in pages of 500;
+        None when the cluster does not serve that kind."""
+        path = self.object_path(api_version, kind, namespace)
+        if path is None:
+            return None
+        objects: dict[str, dict[str, t.Any]] = {}
+        query = {"limit": "500"}
+        while True:
+            listing = self.get_json(path, query, missing_ok=True)
+            if listing is None:
+                return None
+            for item in listing.get("items") or []:
+                objects[(item.get("metadata") or {}).get("name", "")] = item
+            token = (listing.get("metadata") or {}).get("continue")
+            if not token:
+                return objects
+            query = {"limit": "500", "continue": token}
 
     def get_object(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, t.Any] | None:
         path = self.object_path(api_version, kind, namespace, name)

@@ -93,24 +93,45 @@ def _pvc(obj: dict[str, t.Any]) -> tuple[bool, str]:
 
 
 class ReadinessChecker:
-    """Live state of a release's resources. One GET per resource, plus one EndpointSlice list
-    per Service; no helm process."""
+    """Live state of a release's resources, with no helm process: one GET for a kind the
+    release holds once in a namespace, one LIST for a kind it holds more often, and one
+    EndpointSlice list per namespace with Services. The request count grows with the kinds,
+    not the resources."""
 
     def __init__(self, kube: KubeClient) -> None:
         self.kube = kube
+        self._slices: dict[str, list[dict[str, t.Any]]] = {}
+
+    def _live(self, keys: list[tuple[str, str, str | None, str]]) -> dict[tuple[str, str, str | None, str], dict[str, t.Any] | None]:
+        groups: dict[tuple[str, str, str | None], list[str]] = {}
+        for api_version, kind, namespace, name in keys:
+            groups.setdefault((api_version, kind, namespace), []).append(name)
+        live: dict[tuple[str, str, str | None, str], dict[str, t.Any] | None] = {}
+        for (api_version, kind, namespace), names in groups.items():
+            if len(names) == 1:
+                live[(api_version, kind, namespace, names[0])] = self.kube.get_object(api_version, kind, namespace, names[0])
+                continue
+            listed = self.kube.list_objects(api_version, kind, namespace) or {}
+            for name in names:
+                live[(api_version, kind, namespace, name)] = listed.get(name)
+        return live
 
     def _service(self, obj: dict[str, t.Any]) -> tuple[bool, str]:
         spec = obj.get("spec") or {}
         if spec.get("type") == "ExternalName" or not spec.get("selector"):
             return True, "no selector"
         meta = obj.get("metadata") or {}
-        slices = self.kube.get_json(
-            f"/apis/discovery.k8s.io/v1/namespaces/{path_segment(meta.get('namespace') or '')}/endpointslices",
-            {"labelSelector": f"kubernetes.io/service-name={meta.get('name')}"},
-        ) or {}
+        namespace = meta.get("namespace") or ""
+        if namespace not in self._slices:
+            listing = self.kube.get_json(
+                f"/apis/discovery.k8s.io/v1/namespaces/{path_segment(namespace)}/endpointslices",
+                {"labelSelector": "kubernetes.io/service-name"},
+            ) or {}
+            self._slices[namespace] = listing.get("items") or []
         ready = sum(
             1
-            for s in slices.get("items") or []
+            for s in self._slices[namespace]
+            if ((s.get("metadata") or {}).get("labels") or {}).get("kubernetes.io/service-name") == meta.get("name")
             for e in s.get("endpoints") or []
             if (e.get("conditions") or {}).get("ready", True)
         )
@@ -118,8 +139,10 @@ class ReadinessChecker:
 
     def check(self, release: Release) -> list[dict[str, t.Any]]:
         assessments = []
-        for (api_version, kind, namespace, name), _obj in parse_manifest(release.manifest, release.namespace).items():
-            live = self.kube.get_object(api_version, kind, namespace, name)
+        keys = list(parse_manifest(release.manifest, release.namespace))
+        live_objects = self._live(keys)
+        for api_version, kind, namespace, name in keys:
+            live = live_objects[(api_version, kind, namespace, name)]
             entry: dict[str, t.Any] = {"api_version": api_version, "kind": kind, "namespace": namespace, "name": name}
             if live is None:
                 entry.update(present=False, ready=False, detail="missing")

@@ -564,3 +564,29 @@ def test_light_import_leaves_the_real_package_importable():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_builtin_kinds_need_no_discovery_and_lists_follow_continue_tokens(tmp_path, monkeypatch):
+    client = KubeClient(kubeconfig_for_port(tmp_path, 1), None)
+    reads: list[tuple[str, dict]] = []
+    pages = {
+        None: {"items": [{"metadata": {"name": "a"}}], "metadata": {"continue": "page-2"}},
+        "page-2": {"items": [{"metadata": {"name": "b"}}], "metadata": {}},
+    }
+
+    def get_json(path, query=None, *, missing_ok=False):
+        reads.append((path, dict(query or {})))
+        if path.startswith("/apis/example.com"):
+            return {"resources": [{"kind": "Widget", "name": "widgets", "namespaced": True}]}
+        return pages[(query or {}).get("continue")]
+
+    monkeypatch.setattr(client, "get_json", get_json)
+    assert client.object_path("apps/v1", "Deployment", "apps", "web") == "/apis/apps/v1/namespaces/apps/deployments/web"
+    assert client.object_path("rbac.authorization.k8s.io/v1", "ClusterRole", "apps", "x") == \
+        "/apis/rbac.authorization.k8s.io/v1/clusterroles/x"
+    assert reads == []  # no discovery for built-in kinds
+    assert sorted(client.list_objects("v1", "ConfigMap", "apps")) == ["a", "b"]
+    assert reads == [("/api/v1/namespaces/apps/configmaps", {"limit": "500"}),
+                     ("/api/v1/namespaces/apps/configmaps", {"limit": "500", "continue": "page-2"})]
+    assert client.object_path("example.com/v1", "Widget", "apps") == "/apis/example.com/v1/namespaces/apps/widgets"
+    assert reads[-1] == ("/apis/example.com/v1", {})

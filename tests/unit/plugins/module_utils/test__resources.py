@@ -27,6 +27,10 @@ class FakeKube:
         self.reads.append(("list", (path, dict(query or {}))))
         return self.lists.get(path)
 
+    def list_objects(self, api_version: str, kind: str, namespace: str | None) -> dict[str, dict[str, t.Any]] | None:
+        self.reads.append(("kind", (api_version, kind, namespace)))
+        return {name: obj for (k, name), obj in self.objects.items() if k == kind}
+
 
 def release(manifest: str, name: str = "web", namespace: str = "apps") -> Release:
     return Release.from_json({"name": name, "namespace": namespace, "version": 1, "info": {"status": "deployed"},
@@ -149,11 +153,28 @@ def service(spec: dict[str, t.Any]) -> dict[str, t.Any]:
     ([], False, "0 ready endpoint(s)"),
 ])
 def test_service_with_a_selector_needs_a_ready_endpoint(endpoints, ready, detail):
-    kube = FakeKube({("Service", "x"): service({"selector": {"app": "x"}})},
-                    {SLICES: {"items": [{"endpoints": endpoints}]}})
+    owned = {"metadata": {"labels": {"kubernetes.io/service-name": "x"}}, "endpoints": endpoints}
+    other = {"metadata": {"labels": {"kubernetes.io/service-name": "y"}}, "endpoints": [{"conditions": {"ready": True}}]}
+    kube = FakeKube({("Service", "x"): service({"selector": {"app": "x"}})}, {SLICES: {"items": [owned, other]}})
     [entry] = ReadinessChecker(kube).check(release(doc("Service", "x")))
     assert (entry["ready"], entry["detail"]) == (ready, detail)
-    assert ("list", (SLICES, {"labelSelector": "kubernetes.io/service-name=x"})) in kube.reads
+    assert ("list", (SLICES, {"labelSelector": "kubernetes.io/service-name"})) in kube.reads
+
+
+def test_reads_grow_with_the_kinds_not_the_resources():
+    """500 ConfigMaps, 3 Services and a Deployment: one LIST of ConfigMaps, one of Services,
+    one GET of the Deployment and one EndpointSlice list for the namespace."""
+    objects = {("ConfigMap", f"cm-{i}"): {"metadata": {"name": f"cm-{i}"}} for i in range(500)}
+    for name in ("a", "b", "c"):
+        objects[("Service", name)] = {"metadata": {"name": name, "namespace": "apps"}, "spec": {"selector": {"app": name}}}
+    objects[("Deployment", "web")] = replicated(1, 1, 1, "availableReplicas")
+    manifest = "".join(doc("ConfigMap", f"cm-{i}") for i in range(500)) + "".join(doc("Service", n) for n in "abc")
+    manifest += doc("Deployment", "web", "apps/v1") + doc("ConfigMap", "gone")
+    kube = FakeKube(objects, {SLICES: {"items": []}})
+    entries = ReadinessChecker(kube).check(release(manifest))
+    assert len(entries) == 505 and len(kube.reads) == 4
+    assert sorted(kind for kind, _ in kube.reads) == ["kind", "kind", "list", "object"]
+    assert [e["detail"] for e in entries if not e["present"]] == ["missing"]
 
 
 @pytest.mark.parametrize("spec", [{"type": "ExternalName", "externalName": "example.org"}, {"ports": [{"port": 80}]}])
