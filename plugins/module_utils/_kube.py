@@ -18,6 +18,7 @@ import json
 import os
 import re
 import sys
+import threading
 import types
 import typing as t
 from dataclasses import dataclass, field
@@ -470,6 +471,7 @@ class KubeClient:
             raise KubeError(KUBECONFIG_INVALID, f"Could not load the kubeconfig: {reason}") from None
         self.configuration = configuration
         self.request_count = 0
+        self._count_lock = threading.Lock()  # status reads run on a few threads
 
     def _call(
         self,
@@ -481,7 +483,8 @@ class KubeClient:
         body: t.Any = None,
         content_type: str = "application/json",
     ) -> t.Any:
-        self.request_count += 1
+        with self._count_lock:
+            self.request_count += 1
         headers = {"Accept": "*/*" if text else "application/json", "User-Agent": USER_AGENT}
         if body is not None:
             headers["Content-Type"] = content_type

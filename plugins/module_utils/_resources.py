@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import typing as t
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import KubeClient, path_segment
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._manifest import parse_manifest
@@ -92,6 +93,9 @@ def _pvc(obj: dict[str, t.Any]) -> tuple[bool, str]:
     return phase == "Bound", phase
 
 
+PARALLEL_READS = 4
+
+
 class ReadinessChecker:
     """Live state of a release's resources, with no helm process: one GET for a kind the
     release holds once in a namespace, one LIST for a kind it holds more often, and one
@@ -106,14 +110,24 @@ class ReadinessChecker:
         groups: dict[tuple[str, str, str | None], list[str]] = {}
         for api_version, kind, namespace, name in keys:
             groups.setdefault((api_version, kind, namespace), []).append(name)
-        live: dict[tuple[str, str, str | None, str], dict[str, t.Any] | None] = {}
-        for (api_version, kind, namespace), names in groups.items():
+        def read(group: tuple[str, str, str | None]) -> dict[str, dict[str, t.Any] | None]:
+            api_version, kind, namespace = group
+            names = groups[group]
             if len(names) == 1:
-                live[(api_version, kind, namespace, names[0])] = self.kube.get_object(api_version, kind, namespace, names[0])
-                continue
+                return {names[0]: self.kube.get_object(api_version, kind, namespace, names[0])}
             listed = self.kube.list_objects(api_version, kind, namespace) or {}
-            for name in names:
-                live[(api_version, kind, namespace, name)] = listed.get(name)
+            return {name: listed.get(name) for name in names}
+
+        # The reads are independent: a few at a time, as the round trips, not the CPU, cost.
+        if len(groups) > 1:
+            with ThreadPoolExecutor(max_workers=min(PARALLEL_READS, len(groups))) as pool:
+                answers = list(pool.map(read, groups))
+        else:
+            answers = [read(group) for group in groups]
+        live: dict[tuple[str, str, str | None, str], dict[str, t.Any] | None] = {}
+        for (api_version, kind, namespace), found in zip(groups, answers):
+            for name, obj in found.items():
+                live[(api_version, kind, namespace, name)] = obj
         return live
 
     def _service(self, obj: dict[str, t.Any]) -> tuple[bool, str]:
