@@ -4,7 +4,7 @@ local cluster, helm 3 and helm 4; writes bench/RESULTS.md (and the raw samples a
 Settings (environment):
   BENCH_ROUNDS=3            timed rounds on the demo chart (A B C interleaved per operation)
   BENCH_RESOURCES=10,100,500  resources in one release (generated chart); empty: none
-  BENCH_SCALES=1,10,50      releases in one play (generated chart of 10 ConfigMaps); empty: none
+  BENCH_SCALES=1,20,50      releases in one play (generated chart of 10 ConfigMaps); empty: none
   BENCH_SCALE_ROUNDS=1      timed rounds per scale point
   BENCH_SCALE_OPS=install,noop,status,uninstall   operations at the releases scale
   BENCH_COUNT=1             one extra round that counts helm processes and API requests, for the
@@ -206,7 +206,7 @@ def main() -> int:
     rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
     scale_rounds = int(os.environ.get("BENCH_SCALE_ROUNDS", "1"))
     resources = [int(x) for x in env_list("BENCH_RESOURCES", "10,100,500")]
-    scales = [int(x) for x in env_list("BENCH_SCALES", "1,10,50")]
+    scales = [int(x) for x in env_list("BENCH_SCALES", "1,20,50")]
     counting = os.environ.get("BENCH_COUNT", "1") == "1"
     forks = int(os.environ.get("BENCH_FORKS", "10"))
     do_profile = os.environ.get("BENCH_PROFILE", "1") == "1"

@@ -189,6 +189,12 @@ def converge(run: ModuleRunner, module: str, args: dict[str, t.Any], expect_acti
     return {"check": check, "real": real, "again_check": again_check, "again": again}
 
 
+def helm_work(result: dict[str, t.Any]) -> list[str]:
+    """The helm subcommands a task ran, without ``helm version``: its answer is cached per
+    binary, so whether a task asks depends on the tasks before it."""
+    return [c.split()[1] for c in result["commands"] if c.split()[1] != "version"]
+
+
 @pytest.fixture
 def chart_copy(tmp_path: Path) -> t.Callable[[str], Path]:
     """A private copy of a test chart, for tests that edit it."""

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import COLLECTIONS, _module_env, module_path
+from conftest import COLLECTIONS, _module_env, helm_work, module_path
 from reliability_log import history_snapshot
 from test_helm_deploy import SAMPLE, configmap, deploy_args
 
@@ -142,7 +142,8 @@ def test_two_runs_at_once_one_proceeds_the_other_fails_fast(launch, kubectl, nam
     assert lock["lease"] == LEASE and lock["operation"] == "helm_deploy"
     assert lock["holder"] and lock["since"] and lock["expires"], lock
     assert lock["holder"] in loser["msg"] and "since" in loser["msg"]
-    assert loser["helm_processes"] == 1, loser["commands"]  # helm version; no render, no upgrade
+    # No upgrade: at most `helm version` and, for an upgrade, the render that decided before the lock.
+    assert not [c for c in loser["commands"] if " upgrade " in c and "--dry-run" not in c], loser["commands"]
     # Fails fast: it does a part of what the winner does before the winner's render and upgrade.
     assert loser["duration"] < winner["duration"], (loser["duration"], winner["duration"])
     # One revision written, none duplicated; the live values are the winner's.
@@ -211,7 +212,9 @@ def test_a_held_lease_names_its_holder_and_an_expired_one_is_taken_over(launch, 
     assert locked["error"]["lock"]["holder"] == "ci-7/pid-4242/cafe"
     assert locked["error"]["lock"]["since"] == micro(now)
     assert "ci-7/pid-4242/cafe" in locked["msg"] and micro(now) in locked["msg"]
-    assert locked["helm_processes"] == 1, locked["commands"]  # helm version only
+    # Refused before any change: at most `helm version` and the render that decided before the lock.
+    assert helm_work(locked) in ([], ["upgrade"]) and all("--dry-run=server" in c for c in locked["commands"] if " upgrade " in c), \
+        locked["commands"]
     # Check mode takes no lock but reports the one the real run would meet.
     check = launch.run("helm_deploy", upgrade, check=True)
     assert check["error"]["kind"] == "release_locked"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CHARTS, converge, run_playbook
+from conftest import CHARTS, converge, helm_work, run_playbook
 
 SAMPLE = str(CHARTS / "sample")
 
@@ -317,24 +317,23 @@ def _workspace_neutral(command: str) -> str:
     return re.sub(r"helm-engine-[^/ ]+", "helm-engine-*", command)
 
 
-def test_upgrade_runs_the_dry_run_argv_minus_the_flag_and_a_no_op_runs_two_helm(run_module, namespace):
+def test_upgrade_runs_the_dry_run_argv_minus_the_flag_and_a_no_op_runs_no_helm(run_module, namespace):
     run_module("helm_deploy", deploy_args(namespace, release_values={"message": "one"}))
     args = deploy_args(namespace, release_values={"message": "two"}, set_values=[{"value": "extraConfig.K=v"}])
     check = run_module("helm_deploy", args, check=True)
     real = run_module("helm_deploy", args)
     assert check["action"] == real["action"] == "upgrade"
-    # check mode: helm version, then the dry run, and nothing else.
-    assert [c.split()[1] for c in check["commands"]] == ["version", "upgrade"]
-    assert check["helm_processes"] == 2
-    # the real run: version, the dry run, then the very same argv without --dry-run=server.
-    assert [c.split()[1] for c in real["commands"]] == ["version", "upgrade", "upgrade"], real["commands"]
-    dry, applied = real["commands"][1], real["commands"][2]
+    # check mode: the dry run and nothing else (and `helm version`, unless cached for this binary).
+    assert helm_work(check) == ["upgrade"]
+    # the real run: the dry run, then the very same argv without --dry-run=server.
+    assert helm_work(real) == ["upgrade", "upgrade"], real["commands"]
+    dry, applied = real["commands"][-2], real["commands"][-1]
     assert "--dry-run" not in applied
     assert _without_dry_run(dry) == applied
     # and the check run rendered exactly what the real run applied.
-    assert _workspace_neutral(_without_dry_run(check["commands"][1])) == _workspace_neutral(applied)
+    assert _workspace_neutral(_without_dry_run(check["commands"][-1])) == _workspace_neutral(applied)
+    # A no-op: the deployed revision carries this task's inputs digest, so no render, and helm's
+    # version was cached by the runs above: no helm process at all.
     again = run_module("helm_deploy", args)
-    assert again["changed"] is False and again["action"] == "none"
-    assert again["helm_processes"] == 2, again["commands"]
-    assert [c.split()[1] for c in again["commands"]] == ["version", "upgrade"]
-    assert "--dry-run=server" in again["commands"][1]
+    assert again["changed"] is False and again["action"] == "none" and again["rendered"] is False
+    assert again["helm_processes"] == 0, again["commands"]

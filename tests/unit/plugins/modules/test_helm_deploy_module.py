@@ -330,3 +330,24 @@ def test_inputs_that_cannot_be_pinned_clear_a_stored_digest(monkeypatch, capsys,
     assert result["inputs_digest"] is None and result["rendered"] is True
     dry, real = fake.calls_of_upgrade()
     assert f"--labels={INPUTS_LABEL}=null" in real and f"--labels={INPUTS_LABEL}=null" in dry
+
+
+def test_uninstalling_a_missing_release_takes_no_lock(monkeypatch, capsys, kubeconfig):
+    result, fake = run(monkeypatch, capsys, {"state": "absent"}, [], release_json())
+    assert (result["changed"], result["action"]) == (False, "none")
+    assert fake.lease_writes == [] and fake.calls == []
+    removed = release_json(status="uninstalled")
+    result, fake = run(monkeypatch, capsys, {"state": "absent"}, [removed], removed)
+    assert result["changed"] is False and fake.lease_writes == []
+
+
+def test_a_change_takes_the_lock_and_reuses_the_decision_render(monkeypatch, capsys, kubeconfig):
+    current = release_json(config={"message": "hello"})
+    desired = release_json(revision=2, status="pending-upgrade", config={"message": "bye"},
+                           manifest=MANIFEST.replace("hello", "bye"))
+    result, fake = run(monkeypatch, capsys, {"release_values": {"message": "bye"}}, [current], desired,
+                       upgraded=dict(desired, info=dict(desired["info"], status="deployed")))
+    assert result["changed"] is True
+    assert fake.lease_writes[0] == "POST"  # the Lease was created before the change
+    # One dry run (before the lock, reused under it since the release had not moved), one real run.
+    assert ["--dry-run=server" in argv for argv in fake.calls_of_upgrade()] == [True, False]
