@@ -381,7 +381,8 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._rollout impor
 
 
 class DeployManager(Manager):
-    """Decides with one server-side dry run, then acts with the same argv minus --dry-run.
+    """Decides with one server-side dry run, then acts with the same argv minus --dry-run (and
+    without validating again what the dry run validated).
     The dry run is skipped when the deployed revision carries the digest of today's render
     inputs (see _inputs.py): rendering again would give what it holds."""
 

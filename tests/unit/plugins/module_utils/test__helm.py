@@ -61,6 +61,14 @@ HELM4 = "v4.3.1"
 CHART = "oci://registry.example/charts/web"
 
 
+def real_run(built: tuple[list[str], list[str]]) -> tuple[list[str], list[str]]:
+    """upgrade_argv(dry_run=False) without its last flag, which must be --disable-openapi-validation:
+    the real run follows the task's dry run, which validated the same manifest."""
+    flags, positionals = built
+    assert flags[-1] == "--disable-openapi-validation", flags
+    return flags[:-1], positionals
+
+
 def deploy_spec(**overrides) -> DeploySpec:
     args = {"release": "web", "namespace": "apps", "chart": ChartSource(CHART, version="1.2.3")}
     args.update(overrides)
@@ -263,7 +271,7 @@ RELEASE = {"name": "web", "version": 1, "info": {"status": "deployed"}}
 def test_version_is_detected_once(make_client):
     client, fake = make_client(HELM4)
     client.upgrade_argv(deploy_spec(wait=True), dry_run=True)
-    client.upgrade_argv(deploy_spec(wait=True), dry_run=False)
+    real_run(client.upgrade_argv(deploy_spec(wait=True), dry_run=False))
     client.rollback_argv(RollbackSpec(release="web", namespace="apps", revision=2, force=True))
     assert fake.calls == [["helm", "version", "--template={{.Version}}"]]
     assert fake.kwargs == [{"deadline": VERSION_DEADLINE}]
@@ -275,7 +283,7 @@ def test_version_is_detected_once(make_client):
 def test_unsupported_helm_fails_the_first_argv(make_client):
     client, _ = make_client("v3.12.3")
     with pytest.raises(EngineError) as caught:
-        client.upgrade_argv(deploy_spec(atomic=True), dry_run=False)
+        real_run(client.upgrade_argv(deploy_spec(atomic=True), dry_run=False))
     assert caught.value.kind == HELM_UNSUPPORTED
 
 
@@ -284,7 +292,7 @@ def test_unsupported_helm_fails_the_first_argv(make_client):
 
 def test_upgrade_argv_minimal(make_client):
     client, _ = make_client(HELM3)
-    assert client.upgrade_argv(deploy_spec(), dry_run=False) == (
+    assert real_run(client.upgrade_argv(deploy_spec(), dry_run=False)) == (
         ["upgrade", "--install", "--version=1.2.3", "--reset-values"],
         ["web", CHART],
     )
@@ -347,7 +355,7 @@ def test_upgrade_argv_minimal(make_client):
 @pytest.mark.parametrize("version", [HELM3, HELM4])
 def test_upgrade_argv_flags(make_client, version, overrides, helm3_flags, helm4_flags):
     client, _ = make_client(version)
-    built = client.upgrade_argv(deploy_spec(**overrides), dry_run=False)
+    built = real_run(client.upgrade_argv(deploy_spec(**overrides), dry_run=False))
     assert flags_after_chart(built) == (helm4_flags if version == HELM4 else helm3_flags)
 
 
@@ -361,7 +369,7 @@ def test_upgrade_argv_flags(make_client, version, overrides, helm3_flags, helm4_
 )
 def test_upgrade_argv_server_side_on_helm4(make_client, overrides, flags):
     client, _ = make_client(HELM4)
-    assert flags_after_chart(client.upgrade_argv(deploy_spec(**overrides), dry_run=False)) == flags
+    assert flags_after_chart(real_run(client.upgrade_argv(deploy_spec(**overrides), dry_run=False))) == flags
 
 
 @pytest.mark.parametrize(
@@ -371,7 +379,7 @@ def test_upgrade_argv_server_side_on_helm4(make_client, overrides, flags):
 def test_upgrade_argv_server_side_needs_helm4(make_client, overrides):
     client, _ = make_client(HELM3)
     with pytest.raises(EngineError) as caught:
-        client.upgrade_argv(deploy_spec(**overrides), dry_run=False)
+        real_run(client.upgrade_argv(deploy_spec(**overrides), dry_run=False))
     assert caught.value.kind == HELM_UNSUPPORTED
     assert HELM3 in caught.value.msg
 
@@ -380,7 +388,7 @@ def test_chart_source_flags(make_client):
     client, _ = make_client(HELM3)
     chart = ChartSource("web", repo_url="https://charts.example.com", version="2.0.0", dependency_update=True,
                         plain_http=True, insecure_skip_tls_verify=True)
-    assert client.upgrade_argv(deploy_spec(chart=chart), dry_run=False) == (
+    assert real_run(client.upgrade_argv(deploy_spec(chart=chart), dry_run=False)) == (
         ["upgrade", "--install", "--repo=https://charts.example.com", "--version=2.0.0", "--dependency-update",
          "--plain-http", "--insecure-skip-tls-verify", "--reset-values"],
         ["web", "web"],
@@ -400,8 +408,9 @@ def test_dry_run_differs_only_by_dry_run_server(make_client, version):
         timeout="5m0s",
     )
     dry_flags, dry_positionals = client.upgrade_argv(spec, dry_run=True)
-    real_flags, real_positionals = client.upgrade_argv(spec, dry_run=False)
+    real_flags, real_positionals = real_run(client.upgrade_argv(spec, dry_run=False))
     assert dry_flags[-1] == "--dry-run=server"
+    # The real run differs only by not validating again what the dry run just validated.
     assert real_flags == dry_flags[:-1]
     assert "--dry-run=server" not in real_flags
     assert dry_positionals == real_positionals == ["web", CHART]
@@ -418,7 +427,7 @@ def values_paths(flags: list[str]) -> list[str]:
 def test_values_go_through_a_private_file(make_client):
     client, _ = make_client(HELM4)
     values = {"replicaCount": 3, "auth": {"password": "hunter22"}}
-    flags, positionals = client.upgrade_argv(deploy_spec(values=values), dry_run=False)
+    flags, positionals = real_run(client.upgrade_argv(deploy_spec(values=values), dry_run=False))
     [path] = values_paths(flags)
     assert os.path.dirname(path) == client.workspace.path
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
@@ -435,7 +444,7 @@ def test_values_precedence_files_then_values_then_set(make_client):
         set_values=[SetValue("image.tag=1.2"), SetValue("name=web", "string"), SetValue('ports=[80]', "json"),
                     SetValue("ca=ca.pem", "file"), SetValue("a.b=x,y", "literal")],
     )
-    flags, positionals = client.upgrade_argv(spec, dry_run=False)
+    flags, positionals = real_run(client.upgrade_argv(spec, dry_run=False))
     generated = values_paths(flags)[2]
     assert os.path.dirname(generated) == client.workspace.path
     assert flags == [
@@ -451,7 +460,7 @@ def test_values_file_reused_per_distinct_values(make_client):
     client, _ = make_client(HELM3)
 
     def values_path(values):
-        [path] = values_paths(client.upgrade_argv(deploy_spec(values=values), dry_run=False)[0])
+        [path] = values_paths(real_run(client.upgrade_argv(deploy_spec(values=values), dry_run=False))[0])
         return path
 
     first = values_path({"a": 1, "b": 2})
@@ -463,7 +472,7 @@ def test_values_file_reused_per_distinct_values(make_client):
 def test_values_need_a_workspace(make_client):
     client, fake = make_client(HELM3, with_workspace=False)
     with pytest.raises(EngineError) as caught:
-        client.upgrade_argv(deploy_spec(values={"a": 1}), dry_run=False)
+        real_run(client.upgrade_argv(deploy_spec(values={"a": 1}), dry_run=False))
     assert caught.value.kind == HELM_FAILED
     assert fake.calls == []
 
@@ -472,7 +481,7 @@ def test_local_chart_path_is_expanded(make_client, monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))
     client, _ = make_client(HELM3)
     spec = deploy_spec(chart=ChartSource("~/charts/web", repo_url=None, dependency_update=True))
-    assert client.upgrade_argv(spec, dry_run=False) == (
+    assert real_run(client.upgrade_argv(spec, dry_run=False)) == (
         ["upgrade", "--install", "--dependency-update", "--reset-values"],
         ["web", str(tmp_path / "charts" / "web")],
     )
@@ -492,7 +501,7 @@ def test_flag_like_upgrade_inputs_stay_values(make_client):
         values_files=["-values.yaml"],
         description="--dry-run=none",
     )
-    argv = client.argv(*client.upgrade_argv(spec, dry_run=False), namespace="apps")
+    argv = client.argv(*real_run(client.upgrade_argv(spec, dry_run=False)), namespace="apps")
     assert argv == [
         "helm", "upgrade", "--install", "--version=--devel", "--values=-values.yaml",
         "--set=--post-renderer=/bin/evil", "--set-string=-x", "--reset-values", "--description=--dry-run=none",
@@ -613,9 +622,10 @@ def test_render_and_upgrade_run_the_same_argv_but_dry_run(make_client):
     [values] = values_paths(real)
     assert real == [
         "helm", "upgrade", "--install", "--version=1.2.3", f"--values={values}", "--reset-values", "--wait=watcher",
-        "--rollback-on-failure", "--output=json", "--namespace=apps", "--kubeconfig=/tmp/kc", "--", "web", CHART,
+        "--rollback-on-failure", "--disable-openapi-validation", "--output=json", "--namespace=apps", "--kubeconfig=/tmp/kc",
+        "--", "web", CHART,
     ]
-    assert dry == real[:8] + ["--dry-run=server"] + real[8:]
+    assert dry == real[:8] + ["--dry-run=server"] + real[9:]
 
 
 @pytest.mark.parametrize(
@@ -697,7 +707,7 @@ def test_failing_version_detection_is_classified(make_client):
         client.version  # noqa: B018
     assert caught.value.kind == CLUSTER_UNREACHABLE
     with pytest.raises(EngineError):
-        client.upgrade_argv(deploy_spec(wait=True), dry_run=False)
+        real_run(client.upgrade_argv(deploy_spec(wait=True), dry_run=False))
 
 
 @pytest.mark.parametrize(
