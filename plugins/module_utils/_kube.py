@@ -105,6 +105,36 @@ class KubernetesClientParts:
     load_incluster_config: t.Callable[..., t.Any]
 
 
+class _DeferredModule(types.ModuleType):
+    """Stands in for a module the kubeconfig loader or the REST layer imports at the top but
+    uses only on rare paths (OIDC refresh, a proxy with no_proxy): the real module is imported
+    on first use of an attribute, once the stand-ins are gone from sys.modules."""
+
+    def __getattr__(self, attr: str) -> t.Any:
+        if attr.startswith("__") or sys.modules.get(self.__name__) is self:
+            raise AttributeError(attr)
+        return getattr(importlib.import_module(self.__name__), attr)
+
+
+def _deferred_callable(module: str, attr: str) -> t.Callable[..., t.Any]:
+    def call(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        return getattr(importlib.import_module(module), attr)(*args, **kwargs)
+
+    call.__name__ = attr
+    return call
+
+
+# Imported by kubernetes.config.kube_config and kubernetes.client.rest at their top, used only
+# on rare paths: about 45 ms of every task, left for when they are used.
+_DEFERRED_MODULES: dict[str, dict[str, str]] = {
+    "oauthlib": {},
+    "oauthlib.oauth2": {},
+    "requests_oauthlib": {"OAuth2Session": "requests_oauthlib"},
+    "requests": {},
+    "requests.utils": {"should_bypass_proxies": "requests.utils"},
+}
+
+
 def _real_api_client(*args: t.Any, **kwargs: t.Any) -> t.Any:
     """Stands in for ``kubernetes.client.ApiClient`` while the light import runs; only OIDC
     discovery calls it, and pays for the full import then."""
@@ -119,8 +149,9 @@ def load_kubernetes_client() -> KubernetesClientParts:
     The package's ``__init__`` imports every API class and about 700 model classes (0.5 s and
     more, most of a status task), none of which this client uses: it sends REST requests and
     reads the JSON itself. The two package modules are stood in for while the needed
-    submodules import, then removed again, so a later ``import kubernetes`` in the same
-    process (tests, a plugin) gets the whole real package with these same submodules."""
+    submodules import, and so are the OAuth and requests modules they use only on rare paths
+    (_DEFERRED_MODULES); all stand-ins are removed again, so a later ``import kubernetes`` (or
+    ``requests``) in the same process gets the whole real package."""
     if "kubernetes.client.api_client" in sys.modules:  # already paid for: use it
         stand_ins: dict[str, types.ModuleType] = {}
     else:
@@ -134,6 +165,16 @@ def load_kubernetes_client() -> KubernetesClientParts:
                 module = types.ModuleType(name)
                 module.__path__ = path
                 stand_ins[name] = module
+        for name, callables in _DEFERRED_MODULES.items():
+            if name not in sys.modules:
+                deferred = _DeferredModule(name)
+                for attr, module_name in callables.items():
+                    setattr(deferred, attr, _deferred_callable(module_name, attr))
+                stand_ins[name] = deferred
+        for name, module in stand_ins.items():  # `import a.b` binds a, then reads b from it
+            parent, _, child = name.rpartition(".")
+            if parent in stand_ins:
+                setattr(stand_ins[parent], child, module)
     try:
         sys.modules.update(stand_ins)
         if "kubernetes.client" in stand_ins:

@@ -119,7 +119,7 @@ class ReadinessChecker:
             return {name: listed.get(name) for name in names}
 
         # The reads are independent: a few at a time, as the round trips, not the CPU, cost.
-        if len(groups) > 1:
+        if len(groups) > 1 and PARALLEL_READS > 1:
             with ThreadPoolExecutor(max_workers=min(PARALLEL_READS, len(groups))) as pool:
                 answers = list(pool.map(read, groups))
         else:
