@@ -26,6 +26,7 @@ import io
 import json
 import os
 import re
+import stat
 import tarfile
 import typing as t
 
@@ -38,6 +39,7 @@ INPUTS_LABEL = "helm-engine.ai-mesh.io/inputs"
 _SCHEME = "inputs-v1"
 # A chart bigger than this is rendered rather than hashed: hashing would cost more than it saves.
 MAX_CHART_BYTES = 32 * 1024 * 1024
+MAX_CHART_FILES = 5000
 # Template functions whose output depends on the live cluster, not on the inputs.
 _CLUSTER_READS = re.compile(rb"\blookup\b|\.Capabilities\.APIVersions")
 
@@ -47,13 +49,22 @@ class Unpinnable(Exception):
 
 
 def _walk_chart_dir(root: str, digest: t.Any) -> None:
+    if not os.path.isfile(os.path.join(root, "Chart.yaml")):
+        raise Unpinnable("not a chart")  # helm refuses it; nothing to walk
     total = 0
+    count = 0
     for directory, dirs, files in os.walk(root):
         dirs.sort()
         for name in sorted(files) + [d for d in dirs if os.path.islink(os.path.join(directory, d))]:
             path = os.path.join(directory, name)
-            if os.path.islink(path):
+            info = os.lstat(path)
+            if stat.S_ISLNK(info.st_mode):
                 raise Unpinnable("symlink")  # helm follows it; its target may live anywhere
+            if not stat.S_ISREG(info.st_mode):
+                raise Unpinnable("special file")  # a FIFO or device would block or never end
+            count += 1
+            if count > MAX_CHART_FILES:
+                raise Unpinnable("too many files")
             with open(path, "rb") as handle:
                 content = handle.read(MAX_CHART_BYTES + 1)
             total += len(content)
@@ -75,11 +86,15 @@ def _check_content(relative: str, content: bytes) -> None:
 def _check_archive(content: bytes) -> None:
     try:
         with tarfile.open(fileobj=io.BytesIO(content), mode="r:*") as archive:
+            unpacked = 0
             for member in archive.getmembers():
                 if member.issym() or member.islnk():
                     raise Unpinnable("link in archive")
                 if not member.isfile():
                     continue
+                unpacked += member.size
+                if unpacked > MAX_CHART_BYTES:
+                    raise Unpinnable("archive too big unpacked")
                 handle = archive.extractfile(member)
                 if handle is not None:
                     _check_content(member.name, handle.read(MAX_CHART_BYTES + 1))
@@ -88,6 +103,8 @@ def _check_archive(content: bytes) -> None:
 
 
 def _hash_file(path: str, digest: t.Any, label: str) -> None:
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise Unpinnable("not a regular file")  # /dev/stdin, a FIFO: read by helm, once
     with open(path, "rb") as handle:
         content = handle.read(MAX_CHART_BYTES + 1)
     if len(content) > MAX_CHART_BYTES:
@@ -122,7 +139,7 @@ def inputs_digest(spec: DeploySpec, chart_path: str, *, helm_version: str, kube_
         digest.update(json.dumps(header, sort_keys=True, default=str).encode())
         if os.path.isdir(chart_path):
             _walk_chart_dir(chart_path, digest)
-        elif os.path.isfile(chart_path):
+        elif os.path.isfile(chart_path) and stat.S_ISREG(os.stat(chart_path).st_mode):
             with open(chart_path, "rb") as handle:
                 content = handle.read(MAX_CHART_BYTES + 1)
             if len(content) > MAX_CHART_BYTES:

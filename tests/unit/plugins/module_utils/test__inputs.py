@@ -149,3 +149,24 @@ def test_a_packaged_chart_is_hashed_as_a_file(tmp_path, chart):
     with tarfile.open(archive_path, "w:gz") as archive:
         archive.add(chart, arcname="other")
     assert digest_of(spec_for(str(archive_path))) not in (None, first)
+
+
+def test_what_is_not_a_chart_or_not_a_plain_file_is_never_read(tmp_path, make_chart):
+    """A directory without Chart.yaml (chart_ref: /) is not walked; a FIFO would block a read."""
+    assert digest_of(spec_for(str(tmp_path))) is None
+    chart = make_chart(tmp_path)
+    os.mkfifo(os.path.join(chart, "templates", "pipe"))
+    assert digest_of(spec_for(chart)) is None
+    fifo = tmp_path / "values.fifo"
+    os.mkfifo(fifo)
+    other = make_chart(tmp_path / "other")
+    assert digest_of(spec_for(other, values_files=[str(fifo)])) is None
+
+
+def test_a_chart_with_too_many_files_is_rendered_instead(tmp_path, make_chart, monkeypatch):
+    chart = make_chart(tmp_path)
+    for index in range(5):
+        with open(os.path.join(chart, f"file-{index}.txt"), "w", encoding="utf-8") as handle:
+            handle.write("x")
+    monkeypatch.setattr("ansible_collections.ai_mesh.helm_engine.plugins.module_utils._inputs.MAX_CHART_FILES", 4)
+    assert digest_of(spec_for(chart)) is None
