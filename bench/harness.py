@@ -336,7 +336,7 @@ class Bench:
         for f in (self.module_times, self.results):
             f.unlink(missing_ok=True)
         play = [{"name": "floor", "hosts": "all", "gather_facts": False, "tasks": [{"name": "ping", "ansible.builtin.ping": {}}]}]
-        result = self._play(play, scenario, "floor", 1)
+        result = self._play(play, scenario, "floor", max(1, min(self.forks, scenario.releases)))
         return dict(result, helm=self.helm.label, scenario=scenario.name, op="ping", contender="ansible", round=round_no,
                     kind="timing", releases=1)
 

@@ -109,7 +109,7 @@ def run_rounds(bench: harness.Bench, scenario: harness.Scenario, contenders: t.S
             bench.start_counting()
         try:
             broken: set[str] = set()
-            if scenario.name == "demo" and not count:
+            if (scenario.name == "demo" or scenario.name.startswith("releases-")) and not count:
                 samples.append(bench.floor(scenario, round_no))
             for op in scenario.ops:
                 for c in contenders:

@@ -114,3 +114,16 @@ def test_render_has_every_section():
                  "| install --wait | 3.00 s | 5.00 s | 4.00 s | 0.80× | 4.00 s | n/a | 3.00 s | 1.00× |",
                  "Ansible's own floor", "play outside the module process", "N resources in one release", "## Where the time goes", "profile line", "- a note"):
         assert part in text, part
+
+
+def test_a_release_play_target_says_what_is_left_beyond_ansibles_floor():
+    samples = [
+        sample("noop", "ours", 10.0, scenario="releases-20"),
+        sample("noop", "kcore", 11.0, scenario="releases-20"),
+        sample("ping", "ansible", 8.0, scenario="releases-20"),
+    ]
+    target = targets_by_name(samples)["no-op: 20-release play"]
+    assert target.met is False
+    assert "0.91×: 10.00 s vs 11.00 s" in target.measured
+    # (10 - 8) / (11 - 8): what the two modules add to Ansible's own cost
+    assert "beyond Ansible's floor (8.00 s for a ping play of as many hosts): 0.67×" in target.measured
