@@ -105,7 +105,7 @@ demo: venv collection
 	tools/demo.sh
 
 # Speed figures: raw helm, kubernetes.core 6.6.0 and this collection side by side on the local
-# cluster, helm 3 and helm 4; rewrites bench/RESULTS.md (about 22 minutes; settings at the top of
+# cluster, helm 3 and helm 4; rewrites bench/RESULTS.md (about 30 minutes; settings at the top of
 # bench/run.py). A quick run: BENCH_ROUNDS=1 BENCH_RESOURCES=10 BENCH_SCALES= make bench.
 # HELM_ENGINE_CLUSTER_DIR and HELM_ENGINE_PORT_BASE select a private cluster, started (and
 # stopped afterwards) when it is not up, so the figures are not shared with other users' tests.
