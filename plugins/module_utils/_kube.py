@@ -172,8 +172,8 @@ def load_kubernetes_client() -> KubernetesClientParts:
                     setattr(deferred, attr, _deferred_callable(module_name, attr))
                 stand_ins[name] = deferred
         for name, module in stand_ins.items():  # `import a.b` binds a, then reads b from it
-            parent, _, child = name.rpartition(".")
-            if parent in stand_ins:
+            parent, dot, child = name.rpartition(".")
+            if dot and parent in stand_ins:
                 setattr(stand_ins[parent], child, module)
     try:
         sys.modules.update(stand_ins)

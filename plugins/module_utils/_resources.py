@@ -110,6 +110,7 @@ class ReadinessChecker:
         groups: dict[tuple[str, str, str | None], list[str]] = {}
         for api_version, kind, namespace, name in keys:
             groups.setdefault((api_version, kind, namespace), []).append(name)
+
         def read(group: tuple[str, str, str | None]) -> dict[str, dict[str, t.Any] | None]:
             api_version, kind, namespace = group
             names = groups[group]
