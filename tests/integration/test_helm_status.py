@@ -70,3 +70,22 @@ def test_wait_for_healthy_reports_a_timeline(run_module, namespace):
     run_module("helm_deploy", deploy_args(namespace, release_values={"notReady": False}))
     ready = run_module("helm_status", status_args(namespace, wait_for="healthy", timeout=30))
     assert ready["healthy"] and ready["timeline"][-1]["healthy"] is True
+
+
+def test_status_reads_grow_with_kinds_not_resources(run_module, namespace, tmp_path):
+    """One release of 1 ConfigMap, then of 60: the same number of API requests (one GET, then
+    one LIST of the kind), and every ConfigMap found live."""
+    chart = tmp_path / "many"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: many\nversion: 0.1.0\n")
+    (chart / "templates" / "cms.yaml").write_text(
+        "{{- range $i := until (int .Values.count) }}\n---\napiVersion: v1\nkind: ConfigMap\n"
+        "metadata:\n  name: cm-{{ $i }}\ndata:\n  index: \"{{ $i }}\"\n{{- end }}\n")
+    requests = {}
+    for count in (1, 60):
+        run_module("helm_deploy", deploy_args(namespace, chart_ref=str(chart), release_values={"count": count}))
+        status = run_module("helm_status", status_args(namespace))
+        assert len(status["resources"]) == count
+        assert all(r["present"] and r["ready"] for r in status["resources"]), status["summary"]
+        requests[count] = status["kube_requests"]
+    assert requests[1] == requests[60] == 2, requests  # the history, then one read of the kind
