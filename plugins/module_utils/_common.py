@@ -33,16 +33,16 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
     HelmError,
 )
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import InputError
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import (
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import HelmClient
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._process import run_process
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import (
     ChartSource,
     DeploySpec,
-    HelmClient,
     RegistryLogin,
     SetValue,
-    Workspace,
     oci_registry_host,
-    run_process,
 )
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._workspace import Workspace
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import KubeAuth, KubeClient
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._lock import KubeLeaseApi, ReleaseLock, lease_duration
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import RecoveryPolicy

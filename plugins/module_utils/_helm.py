@@ -12,19 +12,10 @@ kinds and redacts secrets from everything it echoes.
 
 from __future__ import annotations
 
-import base64
 import json
-import os
 import re
-import select
-import shutil
-import signal
-import stat
-import subprocess
-import tempfile
-import time
 import typing as t
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import (
     CHART_INVALID,
@@ -46,13 +37,21 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
     ROLLOUT_FAILED,
     TIMEOUT,
     UNAUTHORIZED,
+    EngineError,
     HelmError,
 )
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm_version import HelmVersion, cached_version
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._inputs import INPUTS_LABEL
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._process import Monitor, Runner
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import Redactor
-
-# Oldest helm 3 with --dry-run=server and -o json on upgrade.
-MIN_HELM3 = (3, 13, 0)
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import (
+    ChartSource,
+    DeploySpec,
+    RollbackSpec,
+    TestSpec,
+    UninstallSpec,
+)
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._workspace import Workspace, json_for_helm
 
 # helm's --timeout bounds each Kubernetes operation (pre hooks, the wait, post hooks), not the
 # whole command (helm docs: "time to wait for any individual Kubernetes operation"). A helm
@@ -62,10 +61,6 @@ DEFAULT_HELM_TIMEOUT = 300.0  # helm's own --timeout default
 DEADLINE_FACTOR = 3
 DEADLINE_MARGIN = 30.0
 VERSION_DEADLINE = 20.0  # `helm version` touches neither network nor cluster
-TERM_GRACE = 10.0
-MONITOR_INTERVAL = 2.0  # seconds between two looks at a rollout while helm waits
-# How often a running helm's caller checks that someone still reads its result.
-ABANDON_POLL = 1.0
 
 # Ordered: the first pattern that matches names the kind. Specific causes come before the
 # generic symptoms they produce (a failed hook often ends in a deadline too; a chart registry
@@ -148,428 +143,12 @@ def classify_error(stderr: str, default: str = HELM_FAILED) -> str:
     return default
 
 
-@dataclass(frozen=True)
-class HelmVersion:
-    major: int
-    minor: int
-    patch: int
-    raw: str
-
-    @classmethod
-    def parse(cls, text: str) -> HelmVersion:
-        match = re.search(r"v?(\d+)\.(\d+)\.(\d+)", text or "")
-        if not match:
-            raise HelmError(HELM_UNSUPPORTED, f"Could not read a helm version from {(text or '').strip()!r}.")
-        major, minor, patch = (int(g) for g in match.groups())
-        return cls(major, minor, patch, match.group(0) if match.group(0).startswith("v") else "v" + match.group(0))
-
-    def check_supported(self) -> None:
-        if self.major == 3 and (self.major, self.minor, self.patch) >= MIN_HELM3:
-            return
-        if self.major == 4:
-            return
-        raise HelmError(
-            HELM_UNSUPPORTED,
-            f"helm {self.raw} is not supported: use helm >= v{'.'.join(map(str, MIN_HELM3))} or helm 4.",
-        )
-
-
-# Characters YAML does not allow unescaped in a document (YAML 1.2 "c-printable", and the line
-# separators YAML 1.1 reads as line breaks), written as JSON \u escapes instead.
-_YAML_UNPRINTABLE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff\ud800-\udfff]")
-
-
-def json_for_helm(data: t.Any, **kwargs: t.Any) -> str:
-    """JSON that helm reads as YAML (values files, kubeconfigs) with every string intact.
-
-    Python's default escapes a character outside the BMP (an emoji, rare CJK) as a surrogate
-    pair, which helm's YAML parser refuses ("found invalid Unicode character escape code"); so
-    such characters are written as UTF-8, and only those YAML forbids raw are escaped."""
-    text = json.dumps(data, ensure_ascii=False, **kwargs)
-    return _YAML_UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
-
-
-class Workspace:
-    """A private temp dir for values files and kubeconfigs; files are 0600 and removed on close."""
-
-    def __init__(self, parent: str | None = None) -> None:
-        # Under the task's own temp dir when Ansible gives one, so nothing is left in a
-        # shared /tmp and concurrent tasks never see each other's files.
-        self.path = tempfile.mkdtemp(prefix="helm-engine-", dir=parent)
-        os.chmod(self.path, 0o700)
-        self._counter = 0
-
-    def write_private(self, stem: str, content: str) -> str:
-        self._counter += 1
-        path = os.path.join(self.path, f"{self._counter:02d}-{stem}")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(content)
-        return path
-
-    def close(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
-
-    def __enter__(self) -> Workspace:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-@dataclass
-class SetValue:
-    """One ``--set``-family expression, kubernetes.core's ``set_values`` item."""
-
-    value: str
-    value_type: str = "raw"
-
-    FLAGS: t.ClassVar[dict[str, str]] = {
-        "raw": "--set",
-        "string": "--set-string",
-        "json": "--set-json",
-        "file": "--set-file",
-        "literal": "--set-literal",
-    }
-
-    def argv(self) -> list[str]:
-        # One argument, flag=value: a value that starts with '-' can never be read as a flag.
-        return [f"{self.FLAGS[self.value_type]}={self.value}"]
-
-
-OCI_SCHEME = "oci://"
-
-
-@dataclass(frozen=True)
-class RegistryLogin:
-    """Credentials for the OCI registry of an ``oci://`` chart.
-
-    They reach helm as a docker-style registry config (``--registry-config``), a 0600 file in the
-    task's workspace: never argv, and never helm's own config. The file is written with the
-    credentials in it rather than by ``helm registry login --password-stdin``: into a config that
-    holds no credentials yet, helm's login stores the password in the platform's credential
-    helper (docker-credential-secretservice or -pass on Linux, when installed), where it would
-    outlive the task (oras-go ``DetectDefaultNativeStore``, which helm 3 and 4 set)."""
-
-    host: str
-    username: str
-    password: str = field(repr=False)
-
-    def auth_token(self) -> str:
-        """The ``auth`` field of the config: base64 of ``username:password`` (HTTP basic)."""
-        return base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
-
-    def config_json(self) -> str:
-        return json.dumps({"auths": {self.host: {"auth": self.auth_token()}}}, sort_keys=True)
-
-
-def oci_registry_host(ref: str) -> str | None:
-    """``host[:port]`` of an ``oci://`` reference (the key helm looks credentials up by)."""
-    if not ref.startswith(OCI_SCHEME):
-        return None
-    return ref[len(OCI_SCHEME):].split("/", 1)[0] or None
-
-
-@dataclass
-class ChartSource:
-    ref: str
-    repo_url: str | None = None
-    version: str | None = None
-    dependency_update: bool = False
-    plain_http: bool = False
-    insecure_skip_tls_verify: bool = False
-    ca_file: str | None = None
-    login: RegistryLogin | None = field(default=None, repr=False)
-
-    def is_local(self) -> bool:
-        return self.ref.startswith(("/", "./", "../", "~")) or os.path.exists(self.ref)
-
-    def positional(self) -> str:
-        return os.path.expanduser(self.ref) if self.is_local() else self.ref
-
-    def flags(self) -> list[str]:
-        argv = []
-        if self.repo_url:
-            argv.append(f"--repo={self.repo_url}")
-        if self.version:
-            argv.append(f"--version={self.version}")
-        if self.dependency_update:
-            argv.append("--dependency-update")
-        if self.plain_http:
-            argv.append("--plain-http")
-        if self.insecure_skip_tls_verify:
-            argv.append("--insecure-skip-tls-verify")
-        if self.ca_file:
-            # Verifies the chart repository's or the OCI registry's certificate (both majors).
-            argv.append(f"--ca-file={self.ca_file}")
-        return argv
-
-
-@dataclass
-class DeploySpec:
-    """Everything that decides what an install/upgrade does. The dry run and the real run
-    are built from the same spec by the same function, so they cannot disagree."""
-
-    release: str
-    namespace: str
-    chart: ChartSource
-    values_files: list[str] = field(default_factory=list)
-    values: dict[str, t.Any] | None = None
-    set_values: list[SetValue] = field(default_factory=list)
-    create_namespace: bool = False
-    wait: bool = False
-    wait_strategy: str | None = None
-    wait_for_jobs: bool = False
-    timeout: str | None = None
-    atomic: bool = False
-    history_max: int | None = None
-    skip_crds: bool = False
-    skip_schema_validation: bool = False
-    disable_hooks: bool = False
-    force: bool = False
-    reset_values: bool = True
-    reuse_values: bool = False
-    reset_then_reuse_values: bool = False
-    cleanup_on_fail: bool = False
-    description: str | None = None
-    server_side: str | None = None
-    force_conflicts: bool = False
-    take_ownership: bool = False
-    post_renderer: str | None = None
-    post_renderer_args: list[str] = field(default_factory=list)
-    # The digest of the render inputs, stored with the revision (see _inputs.py). helm merges
-    # labels into the previous revision's: without a digest, one the previous revision carries
-    # is removed ("null"), or a later run could match inputs this revision did not come from.
-    inputs_digest: str | None = None
-    drop_inputs_label: bool = False
-
-
-@dataclass
-class RollbackSpec:
-    release: str
-    namespace: str
-    revision: int
-    wait: bool = False
-    wait_strategy: str | None = None
-    timeout: str | None = None
-    cleanup_on_fail: bool = False
-    force: bool = False
-    disable_hooks: bool = False
-    history_max: int | None = None
-
-
-@dataclass
-class UninstallSpec:
-    release: str
-    namespace: str
-    wait: bool = False
-    timeout: str | None = None
-    keep_history: bool = False
-    disable_hooks: bool = False
-
-
-@dataclass
-class TestSpec:
-    """``helm test``: run the chart's test hooks of the deployed revision."""
-
-    __test__ = False  # not a pytest class, whatever its name
-
-    release: str
-    namespace: str
-    timeout: str | None = None
-    logs: bool = False
-
-
 @dataclass
 class HelmResult:
     argv: list[str]
     rc: int
     stdout: str
     stderr: str
-
-
-# (argv, deadline=seconds, monitor=None) -> (rc, stdout, stderr); raises HelmError(TIMEOUT) past
-# the deadline, or the monitor's error once it reports one.
-Runner = t.Callable[..., t.Tuple[int, str, str]]
-# Called every MONITOR_INTERVAL while helm runs; an error it returns ends helm (see run_process).
-Monitor = t.Callable[[], t.Optional[HelmError]]
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """helm gets SIGTERM if the module process dies (SIGKILL from a task timeout included), so
-    no helm outlives its task. Linux only; elsewhere the deadline still bounds it."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
-
-
-def stdout_abandoned(fd: int = 1) -> bool:
-    """True once nothing can read this process's standard output any more.
-
-    ansible-core (2.19, local connection) does not signal a module whose task hits its
-    ``timeout:`` keyword: the worker process raises in its ``communicate()`` and exits, and the
-    module (``sh -c`` -> python -> helm, reparented to init) would run on to helm's own
-    ``--timeout``. The worker held the only read end of the module's stdout pipe, so its exit
-    is visible here without writing anything: poll() reports POLLERR on a pipe's write end that
-    has no reader left (POLLHUP on a socket whose peer is gone). A file, a tty or /dev/null
-    never counts as abandoned."""
-    try:
-        mode = os.fstat(fd).st_mode
-    except OSError:
-        return False
-    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
-        return False
-    poller = select.poll()
-    poller.register(fd, 0)  # POLLERR and POLLHUP are reported without being asked for
-    return any(events & (select.POLLERR | select.POLLHUP) for _fd, events in poller.poll(0))
-
-
-def _parent_pid(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            return int(handle.read().rsplit(b")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def _cmdline(pid: int) -> bytes | None:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            return handle.read()
-    except OSError:
-        return None
-
-
-def ansible_worker(pid: int | None = None) -> tuple[int, int] | None:
-    """(worker, its parent) when the process ``pid`` (this one) runs under an ansible worker.
-
-    An ansible worker is a fork of ansible-playbook (same command line) that calls setsid(), so
-    it leads the session of the modules it starts through the local connection. None when the
-    session leader is not such a fork (ssh, become, a module run by hand, a test)."""
-    pid = pid or os.getpid()
-    try:
-        leader = os.getsid(pid)
-    except OSError:
-        return None
-    parent = _parent_pid(leader)
-    command = _cmdline(leader)
-    if leader == pid or not parent or not command or _cmdline(parent) != command:
-        return None
-    # python3 /usr/bin/ansible-playbook ... (or ansible, ansible-console, ansible-pull's playbook)
-    if not any(os.path.basename(arg).startswith(b"ansible") for arg in command.split(b"\0")[:2]):
-        return None
-    return leader, parent
-
-
-_UNSET: t.Any = object()
-_worker: t.Any = _UNSET
-
-
-def run_abandoned() -> bool:
-    """True once nobody will read this module's result: its stdout has no reader (a task
-    timeout: the worker exited), or the ansible worker that started it lost its ansible-playbook
-    (SIGKILLed: the worker lives on, reading the module, but can report to no one). The worker
-    is looked up once, on the first call, while its ansible-playbook is expected alive."""
-    global _worker
-    if stdout_abandoned():
-        return True
-    if _worker is _UNSET:
-        _worker = ansible_worker()
-    return _worker is not None and _parent_pid(_worker[0]) != _worker[1]
-
-
-def run_process(argv: list[str], *, deadline: float, grace: float = TERM_GRACE, monitor: Monitor | None = None,
-                monitor_interval: float = MONITOR_INTERVAL, abandoned: t.Callable[[], bool] = run_abandoned,
-                poll: float = ABANDON_POLL) -> tuple[int, str, str]:
-    """Runs argv with no shell and no stdin, bounded by ``deadline`` seconds.
-
-    Past the deadline its whole process group gets SIGTERM (helm then records the release as
-    failed itself), and SIGKILL ``grace`` seconds later. A SIGTERM/SIGINT to this process is
-    passed on to helm the same way before this process ends, and so is the moment nobody
-    will read this process's result any more (``abandoned``, checked every ``poll`` seconds:
-    a task timeout or a SIGKILLed ansible-playbook abandons the module without a signal);
-    this process then exits, and starts no helm once abandoned.
-
-    ``monitor`` is asked every ``monitor_interval`` seconds whether the operation can still
-    succeed. When it returns an error, helm gets SIGTERM and the rest of the deadline to end:
-    helm then marks the release failed and, with --atomic / --rollback-on-failure, rolls it
-    back itself. The monitor's error is raised, with helm's stderr."""
-    if abandoned():
-        raise SystemExit(128 + signal.SIGPIPE)  # nobody would read the result: start nothing
-    try:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )
-    except OSError as exc:
-        raise HelmError(HELM_MISSING, f"Could not run {argv[0]}: {exc.strerror or exc}.") from exc
-
-    def stop(signum: int, _frame: t.Any) -> None:
-        _terminate(proc, grace)
-        raise SystemExit(128 + signum)
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        out, err = _communicate(proc, deadline, grace, monitor, monitor_interval, abandoned, poll)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
-
-
-def _communicate(proc: subprocess.Popen, deadline: float, grace: float, monitor: Monitor | None,
-                 interval: float, abandoned: t.Callable[[], bool], poll: float) -> tuple[bytes, bytes]:
-    end = time.monotonic() + deadline
-    next_look = time.monotonic() + interval
-    step = min(poll, interval) if monitor else poll
-    while True:
-        remaining = end - time.monotonic()
-        try:
-            # communicate() may be called again after a timeout: nothing read so far is lost.
-            return proc.communicate(timeout=max(min(step, remaining), 0))
-        except subprocess.TimeoutExpired:
-            pass
-        if abandoned():
-            _terminate(proc, grace)
-            raise SystemExit(128 + signal.SIGPIPE) from None
-        if time.monotonic() >= end:
-            out, err = _terminate(proc, grace)
-            raise HelmError(
-                TIMEOUT,
-                f"helm did not finish within {deadline:.0f}s and was stopped (SIGTERM, then SIGKILL after {grace:.0f}s).",
-                stderr=(err or b"").decode("utf-8", "replace")[-4000:],
-                details={"deadline_seconds": deadline},
-            ) from None
-        if monitor is None or time.monotonic() < next_look:
-            continue
-        next_look = time.monotonic() + interval
-        failure = monitor()
-        if failure is not None:
-            # The rest of the deadline, not the grace: an atomic rollback runs after the SIGTERM.
-            out, err = _terminate(proc, max(end - time.monotonic(), grace))
-            failure.stderr = (err or b"").decode("utf-8", "replace")[-4000:]
-            failure.rc = proc.returncode
-            raise failure
-
-
-def _terminate(proc: subprocess.Popen, grace: float) -> tuple[bytes, bytes]:
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, None)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
-        try:
-            return proc.communicate(timeout=wait)
-        except subprocess.TimeoutExpired:
-            continue
-    return b"", b""  # pragma: no cover - communicate() without a timeout returns
 
 
 def deadline_for(timeout: float | None) -> float:
@@ -599,8 +178,6 @@ class HelmClient:
         self.workspace = workspace
         self.deadline = deadline_for(timeout)
         self._version: HelmVersion | None = None
-        self._values_paths: dict[str, str] = {}
-        self._registry_configs: dict[str, str] = {}
         self.commands: list[str] = []
         self.process_count = 0
 
@@ -631,15 +208,16 @@ class HelmClient:
         self.commands.append(" ".join(shown))
         self.process_count += 1
         try:
-            if monitor is None:
-                rc, out, err = self._runner(argv, deadline=deadline or self.deadline)
-            else:
-                rc, out, err = self._runner(argv, deadline=deadline or self.deadline, monitor=monitor)
-        except HelmError as exc:
-            exc.command = shown
-            if exc.stderr:
-                exc.stderr = self.redactor.redact_text(exc.stderr)
-            raise
+            # A monitor only when there is one: runners (and test fakes) need not take it.
+            watching = {"monitor": monitor} if monitor is not None else {}
+            rc, out, err = self._runner(argv, deadline=deadline or self.deadline, **watching)
+        except EngineError as exc:  # stopped at its deadline, or by the monitor
+            error = exc if isinstance(exc, HelmError) else HelmError(exc.kind, exc.msg, rc=exc.rc, stderr=exc.stderr,
+                                                                      details=exc.details)
+            error.command = shown
+            if error.stderr:
+                error.stderr = self.redactor.redact_text(error.stderr)
+            raise error from None
         except OSError as exc:  # the binary vanished or is not executable
             raise HelmError(HELM_MISSING, f"Could not run helm ({self.binary}): {exc.strerror or exc}.") from exc
         result = HelmResult(argv=shown, rc=rc, stdout=out, stderr=err)
@@ -691,17 +269,8 @@ class HelmClient:
         the user's cache, keyed by the binary's identity (path, inode, size, mtime), so a
         replaced or rebuilt helm is asked again."""
         if self._version is None:
-            key = _binary_key(self.binary)
-            cached = _read_version_cache().get(key) if key else None
-            if cached:
-                version = HelmVersion.parse(cached)
-            else:
-                result = self.run(["version", "--template={{.Version}}"], deadline=VERSION_DEADLINE)
-                version = HelmVersion.parse(result.stdout)
-                if key:
-                    _remember_version(key, version.raw)
-            version.check_supported()
-            self._version = version
+            self._version = cached_version(
+                self.binary, lambda: self.run(["version", "--template={{.Version}}"], deadline=VERSION_DEADLINE).stdout)
         return self._version
 
     @property
@@ -715,31 +284,19 @@ class HelmClient:
 
     # ---- argv builders: the only place helm flags are chosen ------------------------------
 
-    def _values_file(self, values: dict[str, t.Any]) -> str:
-        """Values go to helm through a 0600 file, never argv; one file per distinct values
-        dict, so the dry run and the real run get the very same argv."""
-        content = json_for_helm(values, sort_keys=True)
-        if content not in self._values_paths:
-            if self.workspace is None:
-                raise HelmError(HELM_FAILED, "values need a workspace for their temp file")
-            self._values_paths[content] = self.workspace.write_private("values.json", content)
-        return self._values_paths[content]
-
-    def _registry_config(self, login: RegistryLogin) -> str:
-        """The registry credentials' 0600 file, written once per client like the values file,
-        so the dry run and the real run get the very same argv."""
-        content = login.config_json()
-        if content not in self._registry_configs:
-            if self.workspace is None:
-                raise HelmError(HELM_FAILED, "registry credentials need a workspace for their temp file")
-            self._registry_configs[content] = self.workspace.write_private("registry-config.json", content)
-        return self._registry_configs[content]
+    def _private_file(self, stem: str, content: str, what: str) -> str:
+        """Values and registry credentials reach helm through 0600 files, never argv; one file
+        per distinct content, so the dry run and the real run get the very same argv."""
+        if self.workspace is None:
+            raise HelmError(HELM_FAILED, f"{what} need a workspace for their temp file")
+        return self.workspace.write_once(stem, content)
 
     def _chart_args(self, chart: ChartSource) -> list[str]:
         """Where the chart comes from and how to fetch it; shared by upgrade and template."""
         argv = chart.flags()
         if chart.login is not None:
-            argv.append(f"--registry-config={self._registry_config(chart.login)}")
+            config = self._private_file("registry-config.json", chart.login.config_json(), "registry credentials")
+            argv.append(f"--registry-config={config}")
         return argv
 
     def _wait_args(self, wait: bool, wait_strategy: str | None) -> list[str]:
@@ -753,7 +310,7 @@ class HelmClient:
         """What decides the values, in helm's precedence order; shared by upgrade and template."""
         argv = [f"--values={path}" for path in spec.values_files]
         if spec.values:
-            argv.append(f"--values={self._values_file(spec.values)}")
+            argv.append(f"--values={self._private_file('values.json', json_for_helm(spec.values, sort_keys=True), 'values')}")
         for item in spec.set_values:
             argv += item.argv()
         return argv
@@ -909,56 +466,6 @@ class HelmClient:
         """Runs the release's tests; a failed test is a HelmError like any failed helm."""
         flags, positionals = self.test_argv(spec)
         return self.run(flags, positionals, namespace=spec.namespace)
-
-
-# ---- the helm version cache ----------------------------------------------------------------
-
-VERSION_CACHE_ENTRIES = 32
-
-
-def version_cache_path() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "ai_mesh.helm_engine", "helm-versions.json")
-
-
-def _binary_key(binary: str) -> str | None:
-    try:
-        path = os.path.realpath(binary)
-        info = os.stat(path)
-    except OSError:
-        return None
-    return f"{path}|{info.st_dev}|{info.st_ino}|{info.st_size}|{info.st_mtime_ns}"
-
-
-def _read_version_cache() -> dict[str, str]:
-    try:
-        with open(version_cache_path(), encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, ValueError):
-        return {}
-    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)} if isinstance(data, dict) else {}
-
-
-def _remember_version(key: str, raw: str) -> None:
-    """Best effort, atomic (parallel forks write it too); a read-only home only costs the
-    ``helm version`` process next time."""
-    path = version_cache_path()
-    entries = _read_version_cache()
-    entries.pop(key, None)
-    entries[key] = raw
-    kept = dict(list(entries.items())[-VERSION_CACHE_ENTRIES:])
-    try:
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".helm-versions.")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(kept, handle)
-            os.replace(temp, path)
-        except BaseException:
-            os.unlink(temp)
-            raise
-    except OSError:
-        pass
 
 
 def _release_document(document: t.Any, command: str) -> dict[str, t.Any]:

@@ -31,7 +31,7 @@ import tarfile
 import typing as t
 
 if t.TYPE_CHECKING:
-    from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import DeploySpec
+    from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import DeploySpec
 
 # The Secret label; "helm.sh/..." and helm's own keys (name, owner, status, version) are taken.
 INPUTS_LABEL = "helm-engine.ai-mesh.io/inputs"

@@ -35,7 +35,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
     InputError,
     KubeError,
 )
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import json_for_helm
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._workspace import json_for_helm
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import SENSITIVE_KEY, Redactor
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import (
     Release,
@@ -45,7 +45,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release impor
 )
 
 if t.TYPE_CHECKING:
-    from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import Workspace
+    from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._workspace import Workspace
 
 try:
     import yaml

@@ -42,7 +42,8 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery impo
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import Release, latest
 
 if t.TYPE_CHECKING:
-    from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import DeploySpec, HelmClient
+    from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import HelmClient
+    from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import DeploySpec
     from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import KubeClient
 
 CHECKS = ("cluster", "helm", "namespace", "lock", "render", "crds", "rbac", "ownership")

@@ -20,11 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import RELEASE_LOCKED, EngineError
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import (
-    DEFAULT_HELM_TIMEOUT,
-    RollbackSpec,
-    UninstallSpec,
-)
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import DEFAULT_HELM_TIMEOUT
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import RollbackSpec, UninstallSpec
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import (
     FAILED,
     Release,

@@ -355,11 +355,8 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
     InputError,
     KubeError,
 )
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import (
-    DEFAULT_HELM_TIMEOUT,
-    DeploySpec,
-    UninstallSpec,
-)
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import DEFAULT_HELM_TIMEOUT
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import DeploySpec, UninstallSpec
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._plan import (
     INSTALL,
     NONE,

@@ -206,7 +206,8 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._common import
     recovery_policy,
     run_manager,
 )
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import DeploySpec, HelmClient
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import HelmClient
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import DeploySpec
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._preflight import Preflight, failure
 
 

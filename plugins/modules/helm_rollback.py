@@ -205,7 +205,8 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
     EngineError,
     InputError,
 )
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import DEFAULT_HELM_TIMEOUT, RollbackSpec
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import DEFAULT_HELM_TIMEOUT
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import RollbackSpec
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._plan import plan_rollback
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import claim_stale
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import FAILED, UNINSTALLED, Release, last_good, latest

@@ -156,7 +156,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
     EngineError,
     HelmError,
 )
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import TestSpec
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import TestSpec
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import UNINSTALLED, Hook, Release, latest
 
 # helm 3 still runs hooks of the old "test-success" event as tests.

@@ -28,7 +28,8 @@ except ImportError:  # ansible-core 2.17/2.18, the oldest requires_ansible: the 
 
     sys.modules["ansible.module_utils.testing"] = types.SimpleNamespace(patch_module_args=_patch_module_args)
 
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import HelmClient, Workspace
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import HelmClient
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._workspace import Workspace
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import Redactor
 
 HELM3 = "v3.22.0"

@@ -28,15 +28,14 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
     UNAUTHORIZED,
     EngineError,
 )
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import (
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import HelmClient, classify_error
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import (
     ChartSource,
     DeploySpec,
-    HelmClient,
     RegistryLogin,
-    Workspace,
-    classify_error,
     oci_registry_host,
 )
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._workspace import Workspace
 
 PASSWORD = "Registry-Unit-Secret-31x:y"
 CHART = "oci://127.0.0.1:5000/charts/web"

@@ -8,7 +8,7 @@ import tarfile
 
 import pytest
 
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import ChartSource, DeploySpec, SetValue
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import ChartSource, DeploySpec, SetValue
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._inputs import inputs_digest
 
 

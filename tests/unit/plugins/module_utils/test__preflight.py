@@ -19,7 +19,8 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
     HelmError,
     KubeError,
 )
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import ChartSource, DeploySpec, HelmVersion
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm_version import HelmVersion
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import ChartSource, DeploySpec
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._preflight import (
     Preflight,
     failure,

@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import json_for_helm
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._workspace import json_for_helm
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._manifest import diff_entries, compare
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import (
     MASK,

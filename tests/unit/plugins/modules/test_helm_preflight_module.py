@@ -102,7 +102,8 @@ def test_passes_with_two_helm_processes_and_only_reads(capsys, tmp_path, fakes, 
 
 
 def test_the_render_argv_is_helm_deploys_dry_run(capsys, tmp_path, fakes):
-    from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import HelmClient, Workspace
+    from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import HelmClient
+    from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._workspace import Workspace
 
     run(capsys, tmp_path, release_values={"replicaCount": 2}, create_namespace=True)
     spec = _common.deploy_spec({"chart_ref": str(tmp_path / "chart"), "release_values": {"replicaCount": 2},
