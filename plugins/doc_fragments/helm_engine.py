@@ -1,7 +1,7 @@
 # Copyright (c) ai_mesh.helm_engine contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-# Paired with plugins/module_utils/_common.py (AUTH_ARG_SPEC, HELM_ARG_SPEC, RELEASE_ARG_SPEC).
+# Paired with plugins/module_utils/_args.py (AUTH_ARG_SPEC, HELM_ARG_SPEC, RELEASE_ARG_SPEC).
 
 
 class ModuleDocFragment:
@@ -71,7 +71,7 @@ requirements:
 """
 
     # What decides the rendered release, shared by helm_deploy and helm_preflight.
-    # Paired with CHART_ARG_SPEC in plugins/module_utils/_common.py.
+    # Paired with CHART_ARG_SPEC in plugins/module_utils/_args.py.
     CHART = r"""
 options:
   chart_ref:

@@ -45,6 +45,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._inputs import
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._process import Monitor, Runner
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import Redactor
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import (
+    DEFAULT_HELM_TIMEOUT,
     ChartSource,
     DeploySpec,
     RollbackSpec,
@@ -57,7 +58,6 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._workspace imp
 # whole command (helm docs: "time to wait for any individual Kubernetes operation"). A helm
 # process may therefore legitimately run about three timeouts; past that, plus a margin, it
 # is hung, and is ended: SIGTERM first (helm marks the release failed), SIGKILL after a grace.
-DEFAULT_HELM_TIMEOUT = 300.0  # helm's own --timeout default
 DEADLINE_FACTOR = 3
 DEADLINE_MARGIN = 30.0
 VERSION_DEADLINE = 20.0  # `helm version` touches neither network nor cluster
@@ -271,6 +271,11 @@ class HelmClient:
         if self._version is None:
             self._version = cached_version(
                 self.binary, lambda: self.run(["version", "--template={{.Version}}"], deadline=VERSION_DEADLINE).stdout)
+        return self._version
+
+    @property
+    def detected_version(self) -> HelmVersion | None:
+        """The version once detected, without detecting it (results report it when known)."""
         return self._version
 
     @property

@@ -38,7 +38,8 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._manifest import parse_manifest
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import path_segment
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._lock import KubeLeaseApi, holder_of, is_expired, lease_name
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import RecoveryPolicy, pending_info
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import pending_info
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import RecoveryPolicy
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import Release, latest
 
 if t.TYPE_CHECKING:

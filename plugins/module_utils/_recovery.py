@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import time
 import typing as t
-from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import RELEASE_LOCKED, EngineError
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import DEFAULT_HELM_TIMEOUT
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import RollbackSpec, UninstallSpec
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import RecoveryPolicy, RollbackSpec, UninstallSpec
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import (
     FAILED,
     Release,
@@ -34,26 +32,7 @@ if t.TYPE_CHECKING:
     from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import HelmClient
     from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import KubeClient
 
-DEFAULT_STALE_MARGIN = 60.0
 LOCK_POLL_SECONDS = 2.0
-
-
-@dataclass(frozen=True)
-class RecoveryPolicy:
-    """What to do about a pending release: the RECOVERY options, validated."""
-
-    recover_pending: bool = True
-    stale_pending_after: float | None = None
-    lock_wait: float = 0.0
-    operation_timeout: float | None = None  # the task's timeout, seconds
-
-    @property
-    def stale_after(self) -> float:
-        """A pending revision older than this cannot still be worked on by a helm: by default
-        the operation's timeout (helm's 5 minutes) plus a margin."""
-        if self.stale_pending_after is not None:
-            return self.stale_pending_after
-        return (self.operation_timeout or DEFAULT_HELM_TIMEOUT) + DEFAULT_STALE_MARGIN
 
 
 def pending_info(release: Release, stale_after: float, now: datetime | None = None) -> dict[str, t.Any]:

@@ -28,6 +28,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import KubeClient, path_segment
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._manifest import parse_manifest
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._resources import readiness
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import FailFastPolicy
 
 # Container waiting reasons that no amount of waiting fixes without a change to the release.
 CANNOT_START = frozenset({
@@ -39,15 +40,6 @@ WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "Pod")
 MAX_EVENTS = 5
 LOG_LINES = 20
 MAX_LOGGED_CONTAINERS = 3
-
-
-@dataclasses.dataclass(frozen=True)
-class FailFastPolicy:
-    """When a rollout counts as failed (the fail_fast options)."""
-
-    enabled: bool = True
-    restarts: int = 3  # a crash-looping container fails the rollout at this restart count
-    grace: float = 30.0  # seconds a pod may stay unschedulable before it fails the rollout
 
 
 @dataclasses.dataclass

@@ -15,6 +15,10 @@ import os
 import typing as t
 from dataclasses import dataclass, field
 
+DEFAULT_HELM_TIMEOUT = 300.0  # helm's own --timeout default, seconds
+# A pending revision older than the operation's timeout plus this cannot still be worked on.
+DEFAULT_STALE_MARGIN = 60.0
+
 @dataclass
 class SetValue:
     """One ``--set``-family expression, kubernetes.core's ``set_values`` item."""
@@ -176,3 +180,30 @@ class TestSpec:
     namespace: str
     timeout: str | None = None
     logs: bool = False
+
+
+@dataclass(frozen=True)
+class FailFastPolicy:
+    """When a rollout counts as failed (the fail_fast options)."""
+
+    enabled: bool = True
+    restarts: int = 3  # a crash-looping container fails the rollout at this restart count
+    grace: float = 30.0  # seconds a pod may stay unschedulable before it fails the rollout
+
+
+@dataclass(frozen=True)
+class RecoveryPolicy:
+    """What to do about a pending release: the RECOVERY options, validated."""
+
+    recover_pending: bool = True
+    stale_pending_after: float | None = None
+    lock_wait: float = 0.0
+    operation_timeout: float | None = None  # the task's timeout, seconds
+
+    @property
+    def stale_after(self) -> float:
+        """A pending revision older than this cannot still be worked on by a helm: by default
+        the operation's timeout (helm's 5 minutes) plus a margin."""
+        if self.stale_pending_after is not None:
+            return self.stale_pending_after
+        return (self.operation_timeout or DEFAULT_HELM_TIMEOUT) + DEFAULT_STALE_MARGIN

@@ -335,17 +335,19 @@ error:
 import typing as t
 
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _validate as validate
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._common import (
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._args import (
     CHART_ARG_SPEC,
     OPERATION_ARG_SPEC,
     RECOVERY_ARG_SPEC,
-    EngineModule,
-    Manager,
-    TaskContext,
     argument_spec,
     deploy_spec,
     fail_fast_policy,
     recovery_policy,
+)
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._task import (
+    EngineModule,
+    Manager,
+    TaskContext,
     run_manager,
 )
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import (
@@ -355,8 +357,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
     InputError,
     KubeError,
 )
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import DEFAULT_HELM_TIMEOUT
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import DeploySpec, UninstallSpec
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import DEFAULT_HELM_TIMEOUT, DeploySpec, UninstallSpec
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._plan import (
     INSTALL,
     NONE,
@@ -412,7 +413,7 @@ class DeployManager(Manager):
             return
         # Detect helm now, and build the argv once, so an unsupported helm or a
         # version-dependent option is refused before any recovery changes the release.
-        self.helm.version  # noqa: B018
+        self.context.detect_helm()
         if spec.chart.is_local():  # only a local chart can be pinned; spare the request otherwise
             spec.inputs_digest = inputs_digest(spec, spec.chart.positional(), helm_version=self.helm.version.raw,
                                                kube_version=self.context.kube.server_version())

@@ -196,17 +196,18 @@ error:
 
 import typing as t
 
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._common import (
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._args import (
     CHART_ARG_SPEC,
-    EngineModule,
-    Manager,
-    TaskContext,
     argument_spec,
     deploy_spec,
     recovery_policy,
+)
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._task import (
+    EngineModule,
+    Manager,
+    TaskContext,
     run_manager,
 )
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import HelmClient
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import DeploySpec
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._preflight import Preflight, failure
 
@@ -222,15 +223,11 @@ class PreflightManager(Manager):
     def validate(self) -> None:
         self.deploy_spec = deploy_spec(self.params, self.context.name, self.context.namespace, self.context.timeout)
 
-    def detect_helm(self) -> HelmClient:
-        # A missing helm is one problem among others, so it is looked for here, not before the run.
-        self.context.binary = self.context._helm_binary(self.params.get("binary_path"))
-        return self.context.helm
-
     def execute(self) -> dict[str, t.Any]:
         if self.deploy_spec is None:
             raise AssertionError("validate() builds the deploy spec")
-        report = Preflight(self.context.kube, self.detect_helm, self.deploy_spec, self.policy).run()
+        # A missing helm is one problem among others: it is looked for by the check, not before the run.
+        report = Preflight(self.context.kube, self.context.detect_helm, self.deploy_spec, self.policy).run()
         if report["problems"]:
             raise failure(report)
         return report

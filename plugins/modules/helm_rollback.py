@@ -187,15 +187,17 @@ timeline:
 import typing as t
 
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _validate as validate
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._common import (
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._args import (
     OPERATION_ARG_SPEC,
     RECOVERY_ARG_SPEC,
-    EngineModule,
-    Manager,
-    TaskContext,
     argument_spec,
     fail_fast_policy,
     recovery_policy,
+)
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._task import (
+    EngineModule,
+    Manager,
+    TaskContext,
     run_manager,
 )
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import (
@@ -205,8 +207,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
     EngineError,
     InputError,
 )
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import DEFAULT_HELM_TIMEOUT
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import RollbackSpec
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import DEFAULT_HELM_TIMEOUT, RollbackSpec
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._plan import plan_rollback
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import claim_stale
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import FAILED, UNINSTALLED, Release, last_good, latest
@@ -229,7 +230,7 @@ class RollbackManager(Manager):
         self.fail_fast = fail_fast_policy(self.params, waits=self.params["wait"])
 
     def prepare(self) -> None:
-        self.context.helm.version  # noqa: B018 - detect helm before anything changes
+        self.context.detect_helm()
 
     def execute(self) -> dict[str, t.Any]:
         name, namespace = self.context.name, self.context.namespace

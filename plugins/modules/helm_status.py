@@ -209,11 +209,11 @@ import time
 import typing as t
 
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _validate as validate
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._common import (
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._args import argument_spec
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._task import (
     EngineModule,
     Manager,
     TaskContext,
-    argument_spec,
     run_manager,
 )
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import (
@@ -226,7 +226,8 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import pending_info
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import DEPLOYED, UNINSTALLED, Release, latest
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._resources import ReadinessChecker
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._rollout import WORKLOAD_KINDS, FailFastPolicy, RolloutWatcher
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._rollout import RolloutWatcher, WORKLOAD_KINDS
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import FailFastPolicy
 
 # kubernetes.core.helm_info's release_state filter (helm list's state flags).
 RELEASE_STATES = ("all", "deployed", "failed", "pending", "superseded", "uninstalled", "uninstalling")

@@ -144,12 +144,8 @@ import re
 import typing as t
 
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _validate as validate
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._common import (
-    EngineModule,
-    Manager,
-    argument_spec,
-    run_manager,
-)
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._args import argument_spec
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._task import EngineModule, Manager, run_manager
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import (
     HOOK_FAILED,
     RELEASE_NOT_FOUND,
@@ -186,7 +182,7 @@ class TestManager(Manager):
     __test__ = False  # not a pytest class, whatever its name
 
     def prepare(self) -> None:
-        self.context.helm.version  # noqa: B018 - detect helm before anything runs
+        self.context.detect_helm()
 
     def current(self) -> Release:
         name, namespace = self.context.name, self.context.namespace

@@ -30,9 +30,9 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
     UNAUTHORIZED,
     EngineError,
 )
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import HelmError
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import (
     HelmClient,
-    HelmError,
     VERSION_DEADLINE,
     _release_document,
     classify_error,

@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 """OCI registry credentials: how _helm.py hands them to helm (a 0600 registry config, never
-argv), how _common.py validates and redacts them, and the kinds of helm's registry errors."""
+argv), how _args.py validates and redacts them, and the kinds of helm's registry errors."""
 
 from __future__ import annotations
 
@@ -15,13 +15,12 @@ import typing as t
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._common import (
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._args import (
     CHART_ARG_SPEC,
-    EngineModule,
-    TaskContext,
     argument_spec,
     deploy_spec,
 )
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._task import EngineModule, TaskContext
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import (
     CHART_NOT_FOUND,
     REGISTRY_UNREACHABLE,

@@ -27,7 +27,8 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
     UNAUTHORIZED,
     EngineError,
 )
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import KubeAuth, KubeClient, api_error, path_segment
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import KubeClient, api_error, path_segment
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kubeconfig import KubeAuth
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import Redactor
 
 SERVER = "https://127.0.0.1:6443"

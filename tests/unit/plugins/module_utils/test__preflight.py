@@ -28,7 +28,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._preflight imp
     rendered_objects,
     shipped_crds,
 )
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import RecoveryPolicy
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import RecoveryPolicy
 
 MANIFEST = """---
 apiVersion: v1

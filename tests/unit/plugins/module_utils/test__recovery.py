@@ -13,11 +13,11 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
     EngineError,
 )
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import (
-    RecoveryPolicy,
     ensure_unlocked,
     pending_info,
     repair_failed,
 )
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import RecoveryPolicy
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import Release
 
 HELM3 = "v3.22.0"

@@ -5,8 +5,14 @@ import datetime
 import pytest
 
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._rollout import (
-    FailFastPolicy, RolloutWatcher, current_pods, diagnose, resources_from_helm, rollout_monitor, summarize,
+    RolloutWatcher,
+    current_pods,
+    diagnose,
+    resources_from_helm,
+    rollout_monitor,
+    summarize,
 )
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import FailFastPolicy
 
 NOW = datetime.datetime(2026, 1, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
 POLICY = FailFastPolicy(enabled=True, restarts=3, grace=30)

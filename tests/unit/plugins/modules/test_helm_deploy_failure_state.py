@@ -14,7 +14,7 @@ import typing as t
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _common
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _task
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import KUBERNETES_API, KubeError
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import Release
 from ansible_collections.ai_mesh.helm_engine.plugins.modules import helm_deploy
@@ -104,8 +104,8 @@ def run(monkeypatch, capsys, kubeconfig: str, history: list[dict], after_failure
             return 1, "", TIMEOUT_STDERR
         return 0, "", ""
 
-    monkeypatch.setattr(_common, "run_process", answer)
-    monkeypatch.setattr(_common, "KubeClient", FakeKube)
+    monkeypatch.setattr(_task, "run_process", answer)
+    monkeypatch.setattr(_task, "KubeClient", FakeKube)
     monkeypatch.setattr(FakeKube, "history", history)
     monkeypatch.setattr(FakeKube, "after_failure", after_failure)
     monkeypatch.setattr(FakeKube, "upgraded", False)

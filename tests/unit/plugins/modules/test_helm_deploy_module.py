@@ -14,7 +14,7 @@ import pytest
 import yaml
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _common
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _task
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._inputs import INPUTS_LABEL
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import Release
 from ansible_collections.ai_mesh.helm_engine.plugins.modules import helm_deploy
@@ -107,8 +107,8 @@ def run(monkeypatch, capsys, args: dict[str, t.Any], history: list[dict], render
             return 0, json.dumps(body), ""
         return 0, "", ""
 
-    monkeypatch.setattr(_common, "run_process", answer)
-    monkeypatch.setattr(_common, "KubeClient", FakeKube)
+    monkeypatch.setattr(_task, "run_process", answer)
+    monkeypatch.setattr(_task, "KubeClient", FakeKube)
     releases = [Release.from_json(h) for h in history]
     if labels is not None:  # the storage Secret's labels of the latest revision
         releases[-1].labels = dict(labels)

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _common
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _args, _task
 from ansible_collections.ai_mesh.helm_engine.plugins.modules import helm_preflight
 
 MANIFEST = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\n"
@@ -77,8 +77,8 @@ def fakes(monkeypatch, tmp_path) -> t.Iterator[list[list[str]]]:
                            "web:\n- at '/replicaCount': got string, want integer\n")
         return 0, json.dumps(RELEASE), ""
 
-    monkeypatch.setattr(_common, "run_process", runner)
-    monkeypatch.setattr(_common, "KubeClient", FakeKube)
+    monkeypatch.setattr(_task, "run_process", runner)
+    monkeypatch.setattr(_task, "KubeClient", FakeKube)
     FakeKube.namespace_exists, FakeKube.denied, FakeKube.instances = True, set(), []
     yield calls
 
@@ -106,7 +106,7 @@ def test_the_render_argv_is_helm_deploys_dry_run(capsys, tmp_path, fakes):
     from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._workspace import Workspace
 
     run(capsys, tmp_path, release_values={"replicaCount": 2}, create_namespace=True)
-    spec = _common.deploy_spec({"chart_ref": str(tmp_path / "chart"), "release_values": {"replicaCount": 2},
+    spec = _args.deploy_spec({"chart_ref": str(tmp_path / "chart"), "release_values": {"replicaCount": 2},
                                 "create_namespace": True}, "web", "apps", None)
     with Workspace(str(tmp_path)) as workspace:
         client = HelmClient(lambda argv, deadline: (0, "v4.3.1", ""), "helm", workspace=workspace)

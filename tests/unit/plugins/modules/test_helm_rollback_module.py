@@ -15,7 +15,7 @@ import pytest
 from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _common
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _task
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import Release
 from ansible_collections.ai_mesh.helm_engine.plugins.modules import helm_rollback
 
@@ -111,8 +111,8 @@ def run(monkeypatch, capsys, kubeconfig: str, args: dict[str, t.Any], history: l
             return rollback_answer
         return 0, "", ""
 
-    monkeypatch.setattr(_common, "run_process", answer)
-    monkeypatch.setattr(_common, "KubeClient", FakeKube)
+    monkeypatch.setattr(_task, "run_process", answer)
+    monkeypatch.setattr(_task, "KubeClient", FakeKube)
     monkeypatch.setattr(FakeKube, "history", [json.loads(json.dumps(h)) for h in history])
     monkeypatch.setattr(FakeKube, "marked", [])
     full_args = dict({"name": "web", "namespace": "apps", "binary_path": "/bin/sh", "kubeconfig": kubeconfig,

@@ -13,7 +13,7 @@ import typing as t
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _common
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _task
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import Release
 from ansible_collections.ai_mesh.helm_engine.plugins.modules import helm_status
 
@@ -102,8 +102,8 @@ def run(monkeypatch, capsys, kubeconfig: str, args: dict[str, t.Any], history: l
     def no_helm(argv: list[str], **kwargs: t.Any) -> t.NoReturn:
         raise AssertionError(f"helm_status ran a helm process: {argv}")
 
-    monkeypatch.setattr(_common, "run_process", no_helm)
-    monkeypatch.setattr(_common, "KubeClient", FakeKube)
+    monkeypatch.setattr(_task, "run_process", no_helm)
+    monkeypatch.setattr(_task, "KubeClient", FakeKube)
     monkeypatch.setattr(FakeKube, "history", history)
     monkeypatch.setattr(FakeKube, "script", list(script or []))
     monkeypatch.setattr(FakeKube, "objects", {("Deployment", "web"): deployment(2), ("ConfigMap", "web-config"): {"data": {}}}

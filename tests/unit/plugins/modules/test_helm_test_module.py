@@ -44,6 +44,7 @@ def test_test_pod_logs_are_redacted_with_the_release_values():
     kube = types.SimpleNamespace(release_history=lambda name, namespace: [release])
     module = types.SimpleNamespace(params={"logs": True}, check_mode=False, warn=lambda msg: None)
     context = types.SimpleNamespace(module=module, check_mode=False, name="web", namespace="apps", kube=kube, helm=helm,
+                                    detect_helm=lambda: helm,
                                     redactor=Redactor(), timeout=None)
     result = TestManager(context).run()
     assert result["passed"] is True and result["logs_available"] is True

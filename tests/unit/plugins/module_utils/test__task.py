@@ -14,12 +14,12 @@ try:
 except ImportError:  # ansible-core < 2.19 always returns ``exception`` when a module passes one
     _traceback = None
 
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _common
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._common import (
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _task
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._args import argument_spec
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._task import (
     EngineModule,
     Manager,
     TaskContext,
-    argument_spec,
     build_result,
     run_manager,
 )
@@ -152,7 +152,7 @@ def test_an_engine_error_keeps_its_kind_and_the_common_fields(capsys, kubeconfig
 
 def test_a_bad_timeout_is_refused_before_the_context_exists(capsys, kubeconfig, monkeypatch):
     built = []
-    monkeypatch.setattr(_common, "Workspace", lambda *a, **kw: built.append(a) or pytest.fail("workspace created"))
+    monkeypatch.setattr(_task, "Workspace", lambda *a, **kw: built.append(a) or pytest.fail("workspace created"))
     result = run_with(capsys, kubeconfig, Quiet, timeout="soon")
     assert result["error"]["kind"] == "invalid_arguments" and result["error"]["option"] == "timeout"
     assert built == []
@@ -264,12 +264,12 @@ def test_build_result_keeps_an_explicit_changed(kubeconfig):
 def test_task_context_refuses_before_creating_a_workspace(monkeypatch, kubeconfig, args, option):
     created = []
 
-    class RecordingWorkspace(_common.Workspace):
+    class RecordingWorkspace(_task.Workspace):
         def __init__(self, *a: t.Any, **kw: t.Any) -> None:
             created.append(a)
             super().__init__(*a, **kw)
 
-    monkeypatch.setattr(_common, "Workspace", RecordingWorkspace)
+    monkeypatch.setattr(_task, "Workspace", RecordingWorkspace)
     module = make_module(dict({"name": "web", "namespace": "apps", "kubeconfig": kubeconfig}, **args))
     with pytest.raises(EngineError) as caught:
         TaskContext(module, needs_helm=True)
@@ -280,12 +280,12 @@ def test_task_context_refuses_before_creating_a_workspace(monkeypatch, kubeconfi
 def test_task_context_with_good_inputs_creates_one_private_workspace(monkeypatch, kubeconfig):
     created = []
 
-    class RecordingWorkspace(_common.Workspace):
+    class RecordingWorkspace(_task.Workspace):
         def __init__(self, *a: t.Any, **kw: t.Any) -> None:
             created.append(a)
             super().__init__(*a, **kw)
 
-    monkeypatch.setattr(_common, "Workspace", RecordingWorkspace)
+    monkeypatch.setattr(_task, "Workspace", RecordingWorkspace)
     module = make_module({"name": "web", "namespace": "apps", "kubeconfig": kubeconfig, "binary_path": "/bin/sh"})
     context = TaskContext(module)
     try:
@@ -297,7 +297,7 @@ def test_task_context_with_good_inputs_creates_one_private_workspace(monkeypatch
 
 @pytest.mark.parametrize("binary", ["/etc/passwd", "/etc", "/no/such/helm"])
 def test_an_unusable_helm_is_helm_missing_before_a_workspace(monkeypatch, kubeconfig, binary):
-    monkeypatch.setattr(_common, "Workspace", lambda *a, **kw: pytest.fail("workspace created"))
+    monkeypatch.setattr(_task, "Workspace", lambda *a, **kw: pytest.fail("workspace created"))
     module = make_module({"name": "web", "namespace": "apps", "kubeconfig": kubeconfig, "binary_path": binary})
     with pytest.raises(EngineError) as caught:
         TaskContext(module)
@@ -366,7 +366,7 @@ class LockingLoser(Locking):
 
 @pytest.fixture
 def lease_kube(monkeypatch):
-    monkeypatch.setattr(_common, "KubeClient", LeaseKube)
+    monkeypatch.setattr(_task, "KubeClient", LeaseKube)
     monkeypatch.setattr(LeaseKube, "requests", [])
     monkeypatch.setattr(LeaseKube, "leases", {})
     monkeypatch.setattr(LeaseKube, "namespace_exists", True)

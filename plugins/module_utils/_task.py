@@ -1,0 +1,303 @@
+# Copyright (c) ai_mesh.helm_engine contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# PRIVATE: this module_util is internal to ai_mesh.helm_engine and can change without notice.
+
+"""The task runtime every module shares: the task's context (redactor, workspace, helm and
+Kubernetes clients), the Manager phases, and the one way a result or a failure leaves a module."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+import traceback
+import typing as t
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _validate as validate
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._args import (
+    recovery_policy,
+    redacted_invocation,
+    register_secrets,
+)
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import (
+    HELM_MISSING,
+    INTERNAL_ERROR,
+    INVALID_ARGUMENTS,
+    RELEASE_LOCKED,
+    EngineError,
+    HelmError,
+)
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import HelmClient
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import KubeClient
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kubeconfig import KubeAuth
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._lock import KubeLeaseApi, ReleaseLock, lease_duration
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._process import run_process
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import Redactor
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import RecoveryPolicy
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._workspace import Workspace
+
+
+class EngineModule(AnsibleModule):
+    """AnsibleModule whose every failure carries ``error.kind``: the argument spec's own
+    rejections (a missing option, a wrong type, a bad choice) become ``invalid_arguments``."""
+
+    def fail_json(self, msg: str, **kwargs: t.Any) -> t.NoReturn:  # type: ignore[override]
+        kwargs.setdefault("error", {"kind": INVALID_ARGUMENTS, "message": msg})
+        kwargs.setdefault("changed", False)
+        super().fail_json(msg=msg, **kwargs)
+
+
+def _invocation_without_context(module: AnsibleModule, context_args: dict[str, t.Any]) -> dict[str, t.Any]:
+    """A task refused while its context was being built (an invalid name, context, api_key):
+    Ansible's own invocation would show the parameters with only the secrets we registered
+    masked (see relax_no_log), an inline kubeconfig whole; ours redacts them."""
+    redactor = Redactor(context_args.get("sensitive_paths") or ())
+    values_params = context_args.get("values_params") or ()
+    register_secrets(redactor, module.params, values_params)
+    return redacted_invocation(module.params, redactor, values_params)
+
+
+class TaskContext:
+    """Resources of one task: redactor, private workspace, the helm client, the kube client.
+
+    Building it validates every input the modules share (release name, namespace, kubeconfig,
+    context, host, the helm binary) and touches neither helm nor the cluster."""
+
+    def __init__(
+        self,
+        module: AnsibleModule,
+        *,
+        values_params: t.Sequence[str] = (),
+        sensitive_paths: t.Sequence[str] = (),
+        needs_helm: bool = True,
+        timeout: float | None = None,
+    ) -> None:
+        self.module = module
+        self.check_mode = bool(module.check_mode)
+        self.started = time.monotonic()
+        self.redactor = Redactor(sensitive_paths)
+        self._values_params = values_params
+        self._kube: KubeClient | None = None
+        self._helm: HelmClient | None = None
+        self.workspace: Workspace | None = None
+        register_secrets(self.redactor, module.params, values_params)
+        # Before any input is judged: a refusal message must not come back masked by Ansible.
+        self.relax_no_log()
+        params = module.params
+        self.name = validate.release_name(params.get("name"))
+        self.namespace = validate.namespace(params.get("namespace"))
+        if params.get("host") is not None:
+            validate.url(params["host"], "host")
+        if params.get("context") is not None:
+            validate.argument(params["context"], "context")
+        if params.get("api_key"):  # an empty K8S_AUTH_API_KEY means none
+            validate.api_key(params["api_key"])
+        if params.get("ca_cert") is not None and not os.path.isfile(params["ca_cert"]):
+            raise EngineError(INVALID_ARGUMENTS, f"ca_cert {params['ca_cert']!r} is not a file.", details={"option": "ca_cert"})
+        self.auth = KubeAuth.from_params(params)
+        self.binary = self.find_helm() if needs_helm else None
+        self.view = self.auth.view()
+        self.timeout = timeout
+        # The only side effect so far: a private 0700 dir for values and kubeconfig copies.
+        self.workspace = Workspace(getattr(module, "tmpdir", None))
+        try:
+            self.kubeconfig = self.auth.effective_kubeconfig(self.workspace, self.view)
+        except BaseException:
+            self.workspace.close()
+            raise
+
+    def find_helm(self) -> str:
+        """The helm binary the task runs (binary_path, else helm on PATH), or helm_missing."""
+        binary_path = self.module.params.get("binary_path")
+        if binary_path is not None:
+            validate.argument(binary_path, "binary_path")
+            binary = os.path.expanduser(binary_path)
+        else:
+            binary = self.module.get_bin_path("helm") or ""
+        if not binary or not os.path.exists(binary):
+            where = repr(binary_path) if binary_path else "not on PATH"
+            raise HelmError(HELM_MISSING, f"helm was not found ({where}). Install helm 3.13+ or helm 4, or set binary_path.")
+        if os.path.isdir(binary) or not os.access(binary, os.X_OK):
+            raise HelmError(HELM_MISSING, f"helm at {binary!r} is not an executable file.")
+        return binary
+
+    def _kubeconfig_is_generated(self) -> bool:
+        return bool(self.kubeconfig and self.workspace and self.kubeconfig.startswith(self.workspace.path))
+
+    def relax_no_log(self) -> None:
+        """Values and kubeconfig dicts are no_log so the module's syslog line never holds them,
+        but Ansible would then also mask every equal string anywhere in the result ("3",
+        "nginx", "true"). Keep Ansible's masking for the real secrets only; the rest of each
+        tree is redacted structurally by our own code."""
+        self.module.no_log_values.intersection_update(self.redactor.secrets | {self.module.params.get("api_key") or ""})
+
+    def detect_helm(self) -> HelmClient:
+        """The helm client with its binary found and its version detected, so that a missing
+        or unsupported helm, or an option its major lacks, is refused before anything changes.
+        A module that can report a missing helm among other problems (helm_preflight) calls
+        this late; the others find the binary while the context is built."""
+        if self.binary is None:
+            self.binary = self.find_helm()
+        self.helm.version  # noqa: B018 - detection is the point
+        return self.helm
+
+    @property
+    def helm(self) -> HelmClient:
+        if self._helm is None:
+            self._helm = HelmClient(
+                run_process,
+                self.binary or "helm",
+                kubeconfig=self.kubeconfig,
+                context=self.auth.context if not self._kubeconfig_is_generated() else None,
+                redactor=self.redactor,
+                workspace=self.workspace,
+                timeout=self.timeout,
+            )
+        return self._helm
+
+    @property
+    def kube(self) -> KubeClient:
+        if self._kube is None:
+            context = None if self._kubeconfig_is_generated() else self.auth.context
+            self._kube = KubeClient(self.kubeconfig, context)
+        return self._kube
+
+    def elapsed(self) -> float:
+        return round(time.monotonic() - self.started, 3)
+
+    def invocation(self) -> dict[str, t.Any]:
+        """module_args as Ansible would show them, with every secret redacted by us."""
+        return redacted_invocation(self.module.params, self.redactor, self._values_params)
+
+    def common_result(self) -> dict[str, t.Any]:
+        """What every module returns, success or failure: its cost and what it ran."""
+        helm = self._helm
+        result: dict[str, t.Any] = {
+            "commands": list(helm.commands) if helm else [],
+            "helm_processes": helm.process_count if helm else 0,
+            "kube_requests": self._kube.request_count if self._kube else 0,
+            "duration": self.elapsed(),
+            "invocation": self.invocation(),
+        }
+        if helm is not None and helm.detected_version is not None:
+            result["helm_version"] = helm.detected_version.raw
+        return result
+
+    def close(self) -> None:
+        if self.workspace is not None:
+            self.workspace.close()
+
+
+class Manager:
+    """The phases of every module, in this order: ``validate`` every input (no side effect),
+    ``prepare`` (detect helm, check version-dependent options), then ``execute`` (recover,
+    render, act) and return the result. A rejected input can never follow a change."""
+
+    # The managers that change a release name themselves here: they hold the release's lock
+    # (a Lease, see _lock.py) from before recovery to the end of their operation.
+    lock_operation: str | None = None
+
+    def __init__(self, context: TaskContext) -> None:
+        self.context = context
+        self.module = context.module
+        self.params = context.module.params
+        self.check_mode = context.check_mode
+
+    def validate(self) -> None:
+        """Module-specific inputs; raise InputError."""
+
+    def prepare(self) -> None:
+        """Work that needs helm but changes nothing."""
+
+    def execute(self) -> dict[str, t.Any]:
+        raise NotImplementedError
+
+    def settled_without_lock(self) -> dict[str, t.Any] | None:
+        """A locking manager's result when it can tell, changing nothing, that there is
+        nothing to do: a no-op then costs no lock requests. None: take the lock, execute."""
+        return None
+
+    def run(self) -> dict[str, t.Any]:
+        self.validate()
+        self.prepare()
+        if self.lock_operation is None:
+            return self.execute()
+        settled = self.settled_without_lock()
+        if settled is not None:
+            return settled
+        policy: RecoveryPolicy = getattr(self, "policy", None) or recovery_policy(self.params, self.context.timeout)
+        # Check mode takes no lock, but reads it: a run the real one would refuse is refused.
+        lock = ReleaseLock(
+            KubeLeaseApi(self.context.kube), self.context.name, self.context.namespace,
+            operation=self.lock_operation, duration=lease_duration(policy.stale_after),
+            wait=policy.lock_wait, check_only=self.check_mode,
+        )
+        with lock:
+            if lock.unlocked_reason and not lock.check_only and "may not" in lock.unlocked_reason:
+                self.module.warn(f"Release {self.context.namespace}/{self.context.name} ran without its lock: "
+                                 f"{lock.unlocked_reason}. Two runs at once are then only kept apart by helm's own checks.")
+            # One lock_wait in all: what the lease took is not waited again for a pending revision.
+            self.policy = dataclasses.replace(policy, lock_wait=max(0.0, policy.lock_wait - lock.waited))
+            try:
+                return self.execute()
+            except EngineError as exc:
+                if exc.kind == RELEASE_LOCKED and lock.unlocked_reason and not lock.check_only:
+                    # helm's own words for a concurrent run ("release: already exists") say little.
+                    exc.msg = (f"Another run changed release {self.context.namespace}/{self.context.name} at the same "
+                               f"time (helm: {exc.msg}); it ran without the release's lock: {lock.unlocked_reason}.")
+                raise
+
+
+def build_result(context: TaskContext, fields: dict[str, t.Any]) -> dict[str, t.Any]:
+    """The one result shape of the modules: their own fields, then the common ones, with
+    ``changed`` false unless the cluster changed."""
+    result = dict(fields)
+    result.setdefault("changed", False)
+    result.update(context.common_result())
+    return result
+
+
+def run_manager(
+    module: AnsibleModule,
+    manager_factory: t.Callable[[TaskContext], Manager],
+    *,
+    timeout_option: str | None = "timeout",
+    **context_args: t.Any,
+) -> t.NoReturn:
+    """The one try/except of every module: known failures become fail_json with a stable kind,
+    anything else ``internal_error`` with the traceback in ``exception``."""
+    context = None
+    try:
+        timeout = validate.duration_seconds(module.params.get(timeout_option), timeout_option) if timeout_option else None
+        context = TaskContext(module, timeout=timeout, **context_args)
+        result = build_result(context, manager_factory(context).run())
+        context.close()
+        module.exit_json(**result)
+    except EngineError as exc:
+        result = exc.to_result()
+        result.setdefault("changed", False)
+        if context is not None:
+            result.update(context.common_result())
+            result["msg"] = context.redactor.redact_text(result["msg"])
+            context.close()
+        else:  # refused before the task's context existed: nothing ran
+            result.update(commands=[], helm_processes=0, kube_requests=0, duration=0.0,
+                          invocation=_invocation_without_context(module, context_args))
+        module.fail_json(**result)
+    except Exception as exc:  # a defect: say so in one line, keep the traceback for -vvv
+        message = f"internal error: {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+        if context is not None:
+            message = context.redactor.redact_text(message) or message
+            context.close()
+        trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        module.fail_json(
+            msg=message,
+            error={"kind": INTERNAL_ERROR, "message": message},
+            exception=context.redactor.redact_text(trace) if context is not None else trace,
+            changed=False,
+            invocation=context.invocation() if context is not None else _invocation_without_context(module, context_args),
+        )
+    raise AssertionError("unreachable")  # pragma: no cover
