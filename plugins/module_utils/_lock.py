@@ -43,7 +43,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
     EngineError,
     KubeError,
 )
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._validate import parse_time
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._objects import parse_time
 
 if t.TYPE_CHECKING:
     from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import KubeClient

@@ -26,7 +26,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release impor
     last_good,
     latest,
 )
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._validate import parse_time
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._objects import parse_time
 
 if t.TYPE_CHECKING:
     from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import HelmClient

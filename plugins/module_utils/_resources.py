@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import KubeClient, path_segment
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._manifest import parse_manifest
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._objects import condition_is_true
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import Release
 
 KEEP_POLICY = "helm.sh/resource-policy"
@@ -40,10 +41,6 @@ def kept_resources(kube: KubeClient, release: Release) -> list[dict[str, t.Any]]
 
 # ---- live readiness ---------------------------------------------------------------------------
 
-def _conditions(obj: dict[str, t.Any]) -> dict[str, str]:
-    return {c.get("type", ""): c.get("status", "") for c in (obj.get("status") or {}).get("conditions") or []}
-
-
 def _generation_observed(obj: dict[str, t.Any]) -> bool:
     observed = (obj.get("status") or {}).get("observedGeneration")
     return observed is None or observed >= (obj.get("metadata") or {}).get("generation", 0)
@@ -71,10 +68,9 @@ def _daemonset(obj: dict[str, t.Any]) -> tuple[bool, str]:
 
 
 def _job(obj: dict[str, t.Any]) -> tuple[bool, str]:
-    conditions = _conditions(obj)
-    if conditions.get("Failed") == "True":
+    if condition_is_true(obj, "Failed"):
         return False, "failed"
-    if conditions.get("Complete") == "True":
+    if condition_is_true(obj, "Complete"):
         return True, "complete"
     status = obj.get("status") or {}
     return False, f"running ({status.get('active') or 0} active, {status.get('succeeded') or 0} succeeded)"
@@ -84,7 +80,7 @@ def _pod(obj: dict[str, t.Any]) -> tuple[bool, str]:
     phase = (obj.get("status") or {}).get("phase", "Unknown")
     if phase == "Succeeded":
         return True, "succeeded"
-    ready = _conditions(obj).get("Ready") == "True"
+    ready = condition_is_true(obj, "Ready")
     return ready, f"{phase}, {'ready' if ready else 'not ready'}"
 
 

@@ -27,6 +27,7 @@ import typing as t
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import ROLLOUT_FAILED, EngineError, HelmError
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import KubeClient, path_segment
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._manifest import parse_manifest
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._objects import conditions, metadata, parse_time
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._resources import readiness
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import FailFastPolicy
 
@@ -68,23 +69,6 @@ class Failure:
         return out
 
 
-def parse_time(value: str | None) -> datetime.datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
-    except ValueError:
-        return None
-
-
-def _meta(obj: dict[str, t.Any]) -> dict[str, t.Any]:
-    return obj.get("metadata") or {}
-
-
-def _conditions(obj: dict[str, t.Any]) -> dict[str, dict[str, t.Any]]:
-    return {c.get("type", ""): c for c in (obj.get("status") or {}).get("conditions") or []}
-
-
 def _labels_match(selector: dict[str, t.Any] | None, labels: dict[str, str]) -> bool:
     """A label selector (matchLabels and matchExpressions) against a pod's labels."""
     if not selector:
@@ -107,7 +91,7 @@ def _labels_match(selector: dict[str, t.Any] | None, labels: dict[str, str]) -> 
 
 def container_failures(pod: dict[str, t.Any], owner: tuple[str, str], policy: FailFastPolicy) -> list[Failure]:
     """Containers of a pod that cannot start, or crash-loop past the restart threshold."""
-    meta, status = _meta(pod), pod.get("status") or {}
+    meta, status = metadata(pod), pod.get("status") or {}
     failures = []
     statuses = (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or [])
     for cs in statuses:
@@ -129,13 +113,13 @@ def container_failures(pod: dict[str, t.Any], owner: tuple[str, str], policy: Fa
 
 def unschedulable_failure(pod: dict[str, t.Any], owner: tuple[str, str], policy: FailFastPolicy,
                           now: datetime.datetime) -> Failure | None:
-    scheduled = _conditions(pod).get("PodScheduled") or {}
+    scheduled = conditions(pod).get("PodScheduled") or {}
     if scheduled.get("status") != "False" or scheduled.get("reason") != "Unschedulable":
         return None
-    since = parse_time(scheduled.get("lastTransitionTime")) or parse_time(_meta(pod).get("creationTimestamp"))
+    since = parse_time(scheduled.get("lastTransitionTime")) or parse_time(metadata(pod).get("creationTimestamp"))
     if since is None or (now - since).total_seconds() < policy.grace:
         return None
-    meta = _meta(pod)
+    meta = metadata(pod)
     return Failure(owner[0], meta.get("namespace", ""), owner[1], "Unschedulable",
                    scheduled.get("message") or "no node can run the pod", pod=meta.get("name"))
 
@@ -143,15 +127,15 @@ def unschedulable_failure(pod: dict[str, t.Any], owner: tuple[str, str], policy:
 def workload_failure(obj: dict[str, t.Any]) -> Failure | None:
     """Failures a workload reports on itself: a Job past backoffLimit, a Deployment past its
     progress deadline."""
-    kind, meta = obj.get("kind"), _meta(obj)
-    conditions = _conditions(obj)
+    kind, meta = obj.get("kind"), metadata(obj)
+    by_type = conditions(obj)
     if kind == "Job":
-        failed = conditions.get("Failed") or {}
+        failed = by_type.get("Failed") or {}
         if failed.get("status") == "True":
             return Failure("Job", meta.get("namespace", ""), meta.get("name", ""), failed.get("reason") or "Failed",
                            failed.get("message") or "the Job failed")
     if kind == "Deployment":
-        progressing = conditions.get("Progressing") or {}
+        progressing = by_type.get("Progressing") or {}
         if progressing.get("status") == "False" and progressing.get("reason") == "ProgressDeadlineExceeded":
             return Failure("Deployment", meta.get("namespace", ""), meta.get("name", ""), "ProgressDeadlineExceeded",
                            progressing.get("message") or "the Deployment exceeded its progress deadline")
@@ -161,39 +145,39 @@ def workload_failure(obj: dict[str, t.Any]) -> Failure | None:
 def current_pods(workload: dict[str, t.Any], pods: list[dict[str, t.Any]],
                  replicasets: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
     """The pods of the workload's current template (not those an update is replacing)."""
-    kind, meta, spec = workload.get("kind"), _meta(workload), workload.get("spec") or {}
+    kind, meta, spec = workload.get("kind"), metadata(workload), workload.get("spec") or {}
     if kind == "Pod":
-        return [p for p in pods if _meta(p).get("name") == meta.get("name")]
+        return [p for p in pods if metadata(p).get("name") == meta.get("name")]
     observed = (workload.get("status") or {}).get("observedGeneration")
     if kind != "Job" and (observed is None or observed < meta.get("generation", 0)):
         # The controller has not seen the new template yet: every pod is still an old one.
         return []
-    selected = [p for p in pods if _labels_match(spec.get("selector"), _meta(p).get("labels") or {})]
+    selected = [p for p in pods if _labels_match(spec.get("selector"), metadata(p).get("labels") or {})]
     if kind == "Deployment":
         revision = (meta.get("annotations") or {}).get("deployment.kubernetes.io/revision")
         owned = [rs for rs in replicasets
-                 if any(ref.get("uid") == meta.get("uid") for ref in _meta(rs).get("ownerReferences") or [])]
-        newest = [rs for rs in owned if (_meta(rs).get("annotations") or {}).get("deployment.kubernetes.io/revision") == revision]
+                 if any(ref.get("uid") == meta.get("uid") for ref in metadata(rs).get("ownerReferences") or [])]
+        newest = [rs for rs in owned if (metadata(rs).get("annotations") or {}).get("deployment.kubernetes.io/revision") == revision]
         if not newest:
             return []  # the controller has not created the new ReplicaSet yet: nothing to judge
-        hashes = {(_meta(rs).get("labels") or {}).get("pod-template-hash") for rs in newest}
-        return [p for p in selected if (_meta(p).get("labels") or {}).get("pod-template-hash") in hashes]
+        hashes = {(metadata(rs).get("labels") or {}).get("pod-template-hash") for rs in newest}
+        return [p for p in selected if (metadata(p).get("labels") or {}).get("pod-template-hash") in hashes]
     if kind == "StatefulSet":
         revision = (workload.get("status") or {}).get("updateRevision")
         if not revision:
             return selected
-        return [p for p in selected if (_meta(p).get("labels") or {}).get("controller-revision-hash") == revision]
+        return [p for p in selected if (metadata(p).get("labels") or {}).get("controller-revision-hash") == revision]
     if kind == "DaemonSet":
         generation = str(meta.get("generation", ""))
-        return [p for p in selected if (_meta(p).get("labels") or {}).get("pod-template-generation") in (generation, None)]
+        return [p for p in selected if (metadata(p).get("labels") or {}).get("pod-template-generation") in (generation, None)]
     if kind == "Job":
         uid = meta.get("uid")
-        return [p for p in selected if any(ref.get("uid") == uid for ref in _meta(p).get("ownerReferences") or [])]
+        return [p for p in selected if any(ref.get("uid") == uid for ref in metadata(p).get("ownerReferences") or [])]
     return selected
 
 
 def _version(obj: dict[str, t.Any]) -> tuple[str, int]:
-    return _meta(obj).get("uid", ""), _meta(obj).get("generation", 0)
+    return metadata(obj).get("uid", ""), metadata(obj).get("generation", 0)
 
 
 def diagnose(workloads: list[dict[str, t.Any]], pods: list[dict[str, t.Any]], replicasets: list[dict[str, t.Any]],
@@ -207,13 +191,13 @@ def diagnose(workloads: list[dict[str, t.Any]], pods: list[dict[str, t.Any]], re
     what a new ConfigMap or Secret is about to fix)."""
     failures: list[Failure] = []
     for workload in workloads:
-        key = (workload.get("kind", ""), _meta(workload).get("name", ""))
+        key = (workload.get("kind", ""), metadata(workload).get("name", ""))
         if baseline is not None and baseline.get(key) == _version(workload):
             continue
         own = workload_failure(workload)
         if own is not None:
             failures.append(own)
-        owner = (workload.get("kind", ""), _meta(workload).get("name", ""))
+        owner = (workload.get("kind", ""), metadata(workload).get("name", ""))
         for pod in current_pods(workload, pods, replicasets):
             failures.extend(container_failures(pod, owner, policy))
             unschedulable = unschedulable_failure(pod, owner, policy, now)
@@ -254,8 +238,8 @@ class RolloutWatcher:
         workloads = self._workloads()
         if "Pod" in self.names:
             workloads += [dict(p, kind="Pod") for p in self._list(f"/api/v1/namespaces/{path_segment(self.namespace)}/pods")
-                          if _meta(p).get("name") in self.names["Pod"]]
-        self.baseline = {(w.get("kind", ""), _meta(w).get("name", "")): _version(w) for w in workloads}
+                          if metadata(p).get("name") in self.names["Pod"]]
+        self.baseline = {(w.get("kind", ""), metadata(w).get("name", "")): _version(w) for w in workloads}
 
     def _list(self, path: str) -> list[dict[str, t.Any]]:
         return (self.kube.get_json(path) or {}).get("items") or []
@@ -273,7 +257,7 @@ class RolloutWatcher:
             if kind not in self.names:
                 continue
             for item in self._list(path):
-                if _meta(item).get("name") in self.names[kind]:
+                if metadata(item).get("name") in self.names[kind]:
                     item.setdefault("kind", kind)
                     found.append(item)
         return found
@@ -285,7 +269,7 @@ class RolloutWatcher:
         workloads = self._workloads()
         pods = self._list(f"/api/v1/namespaces/{ns}/pods")
         for pod in pods:
-            if _meta(pod).get("name") in self.names.get("Pod", ()):
+            if metadata(pod).get("name") in self.names.get("Pod", ()):
                 workloads.append(dict(pod, kind="Pod"))
         replicasets = self._list(f"/apis/apps/v1/namespaces/{ns}/replicasets") if "Deployment" in self.names else []
         now = now or datetime.datetime.now(datetime.timezone.utc)
@@ -299,7 +283,7 @@ class RolloutWatcher:
         """Appends each change of a workload's state to the timeline."""
         failing = {(f.kind, f.name): f.reason for f in failures}
         for workload in workloads:
-            key = (workload.get("kind", ""), _meta(workload).get("name", ""))
+            key = (workload.get("kind", ""), metadata(workload).get("name", ""))
             ready, detail = readiness(key[0], workload)
             state = "failing" if key in failing else "ready" if ready else "waiting"
             if key in failing:

@@ -12,7 +12,6 @@ Each check names the rule it enforces, so the message says how to fix the input.
 from __future__ import annotations
 
 import base64
-import datetime
 import gzip
 import json
 import math
@@ -216,21 +215,6 @@ def positive_number(value: t.Any, option: str, *, minimum: float, maximum: float
         bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
         raise InputError(f"{option} must be {bound}, got {value}.", option=option)
     return float(value)
-
-
-def parse_time(value: str | None) -> datetime.datetime | None:
-    """helm's RFC 3339 timestamps (with nanoseconds) as aware datetimes; None when unreadable."""
-    if not value:
-        return None
-    try:
-        from dateutil import parser  # shipped with the kubernetes client
-    except ImportError:  # pragma: no cover - kubernetes depends on python-dateutil
-        return None
-    try:
-        parsed = parser.isoparse(value)
-    except (ValueError, OverflowError):
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)
 
 
 def _text(value: t.Any, option: str) -> str:

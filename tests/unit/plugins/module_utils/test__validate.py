@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -17,8 +16,6 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
     INVALID_VALUES,
     InputError,
 )
-
-UTC = timezone.utc
 
 
 def refused(call, *args, **kwargs) -> InputError:
@@ -283,36 +280,6 @@ def test_positive_number():
     assert validate.positive_number(1.5, "n", minimum=1, maximum=2) == 1.5
     for value in (0, 3, True, "2", float("nan"), None):
         assert refused(validate.positive_number, value, "n", minimum=1, maximum=2).details == {"option": "n"}
-
-
-# ---- parse_time --------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "text, expected",
-    [
-        ("2024-05-02T11:00:00.123456789Z", datetime(2024, 5, 2, 11, 0, 0, 123456, tzinfo=UTC)),
-        ("2024-05-02T11:00:00.5Z", datetime(2024, 5, 2, 11, 0, 0, 500000, tzinfo=UTC)),
-        ("2024-05-02T11:00:00Z", datetime(2024, 5, 2, 11, 0, 0, tzinfo=UTC)),
-        ("2024-05-02T13:00:00.987654321+02:00", datetime(2024, 5, 2, 11, 0, 0, 987654, tzinfo=UTC)),
-        ("2024-05-02T06:30:00-04:30", datetime(2024, 5, 2, 11, 0, 0, tzinfo=UTC)),
-        ("2024-05-02T11:00:00", datetime(2024, 5, 2, 11, 0, 0, tzinfo=UTC)),  # no offset: UTC
-    ],
-)
-def test_parse_time(text, expected):
-    parsed = validate.parse_time(text)
-    assert parsed == expected
-    assert parsed.utcoffset() is not None
-
-
-def test_parse_time_keeps_the_offset():
-    parsed = validate.parse_time("2024-05-02T13:00:00+02:00")
-    assert parsed.utcoffset() == timedelta(hours=2)
-
-
-@pytest.mark.parametrize("text", [None, "", "yesterday", "2024-13-45T99:00:00Z", "2024-05-02T11:00:00+99:00"])
-def test_parse_time_invalid(text):
-    assert validate.parse_time(text) is None
 
 
 # ---- api_key ------------------------------------------------------------------------------------
