@@ -12,11 +12,9 @@ effective kubeconfig (see _kubeconfig.py).
 
 from __future__ import annotations
 
-import base64
 import importlib.util
 import json
 import os
-import re
 import sys
 import threading
 import types
@@ -35,16 +33,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
     InputError,
     KubeError,
 )
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import (
-    Release,
-    decode_storage,
-    encode_storage,
-    storage_secret_name,
-)
 
-RELEASE_SECRET_TYPE = "helm.sh/release.v1"
-# A label value (the selector's right-hand side must be one, or it reshapes the selector).
-_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 
 
 USER_AGENT = "ai_mesh.helm_engine"
@@ -289,29 +278,6 @@ class KubeClient:
         """A plain-text read (a container's log)."""
         return self._call("GET", path, text=True, query=query)
 
-    def release_history(self, name: str, namespace: str) -> list[Release]:
-        """Every stored revision of a release, oldest first, read from helm's Secrets. The
-        name is checked again on each item: the label selector is only a filter."""
-        if not _LABEL_VALUE.match(name):
-            raise InputError(f"{name!r} cannot be a release name: it is not a valid label value.", option="name")
-        listing = self.get_json(
-            f"/api/v1/namespaces/{path_segment(namespace)}/secrets",
-            {"labelSelector": f"owner=helm,name={name}"},
-        )
-        releases = []
-        for item in listing.get("items") or []:
-            if item.get("type") != RELEASE_SECRET_TYPE:
-                continue
-            payload = (item.get("data") or {}).get("release")
-            if not payload:
-                continue
-            # The API base64-encodes Secret data; helm's payload inside is base64 again.
-            release = Release.from_json(decode_storage(base64.b64decode(payload)))
-            release.labels = dict((item.get("metadata") or {}).get("labels") or {})
-            if release.name == name and (release.namespace or namespace) == namespace:
-                releases.append(release)
-        return sorted(releases, key=lambda r: r.revision)
-
     def patch_json(self, path: str, body: dict[str, t.Any]) -> t.Any:
         return self._call("PATCH", path, body=body, content_type="application/merge-patch+json")
 
@@ -323,37 +289,16 @@ class KubeClient:
         """A write of a whole object: POST (create), PUT (replace), DELETE (with DeleteOptions)."""
         return self._call(method, path, body=body)
 
-    def mark_release_failed(self, release: Release, description: str) -> None:
-        """Rewrites a stuck revision as failed, as helm itself does when it is interrupted
-        gently (SIGTERM), so the history says what happened instead of pending forever."""
-        data = json.loads(json.dumps(release.raw))
-        data.setdefault("info", {})["status"] = "failed"
-        data["info"]["description"] = description
-        payload = base64.b64encode(encode_storage(data).encode("ascii")).decode("ascii")
-        secret = storage_secret_name(release.name, release.revision)
-        self.patch_json(
-            f"/api/v1/namespaces/{path_segment(release.namespace)}/secrets/{path_segment(secret)}",
-            {"metadata": {"labels": {"status": "failed"}}, "data": {"release": payload}},
-        )
-
     def server_version(self) -> str:
         """The API server's gitVersion (what a chart sees as .Capabilities.KubeVersion)."""
         return str((self.get_json("/version") or {}).get("gitVersion") or "")
-
-    def label_revision(self, release: Release, key: str, value: str) -> None:
-        """Sets one label on a revision's storage Secret; its content stays as helm wrote it."""
-        secret = storage_secret_name(release.name, release.revision)
-        self.patch_json(
-            f"/api/v1/namespaces/{path_segment(release.namespace)}/secrets/{path_segment(secret)}",
-            {"metadata": {"labels": {key: value}}},
-        )
 
     def namespace_exists(self, namespace: str) -> bool:
         return self.get_json(f"/api/v1/namespaces/{path_segment(namespace)}", missing_ok=True) is not None
 
     # ---- generic resource reads -----------------------------------------------------------
 
-    def _resources_of(self, api_version: str, kind: str | None = None) -> dict[str, dict[str, t.Any]]:
+    def served_resources(self, api_version: str, kind: str | None = None) -> dict[str, dict[str, t.Any]]:
         """Discovery for one group/version, cached per task: kind -> APIResource. A built-in
         kind every conformant API server serves is known without asking."""
         if kind is not None and (api_version, kind) in BUILTIN_RESOURCES:
@@ -371,7 +316,7 @@ class KubeClient:
     def object_path(self, api_version: str, kind: str, namespace: str | None, name: str | None = None) -> str | None:
         """The REST path of an object (or of its collection when name is None); None when the
         cluster does not serve that kind."""
-        resource = self._resources_of(api_version, kind).get(kind)
+        resource = self.served_resources(api_version, kind).get(kind)
         if resource is None:
             return None
         base = "/api/v1" if api_version == "v1" else f"/apis/{'/'.join(path_segment(p) for p in api_version.split('/'))}"

@@ -40,12 +40,13 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import p
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._lock import KubeLeaseApi, holder_of, is_expired, lease_name
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import pending_info
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import RecoveryPolicy
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import Release, latest
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import latest
 
 if t.TYPE_CHECKING:
     from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import HelmClient
     from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import DeploySpec
     from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import KubeClient
+    from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._storage import ReleaseStore
 
 CHECKS = ("cluster", "helm", "namespace", "lock", "render", "crds", "rbac", "ownership")
 SSAR_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
@@ -178,12 +179,13 @@ class Preflight:
 
     def __init__(
         self,
-        kube: KubeClient,
+        store: ReleaseStore,
         detect_helm: t.Callable[[], HelmClient],
         spec: DeploySpec,
         policy: RecoveryPolicy,
     ) -> None:
-        self.kube = kube
+        self.store = store
+        self.kube: KubeClient = store.kube
         self.detect_helm = detect_helm
         self.spec = spec
         self.policy = policy
@@ -329,7 +331,7 @@ class Preflight:
         """True when the latest revision is pending-*. Read-only: what helm_deploy's recovery
         would decide, without marking or rolling back anything."""
         try:
-            history = self.kube.release_history(self.spec.release, self.spec.namespace)
+            history = self.store.history(self.spec.release, self.spec.namespace)
         except EngineError as exc:
             self._problem("lock", exc.kind, f"the release history (helm's Secrets) cannot be read: {exc.msg}")
             return False
@@ -362,7 +364,7 @@ class Preflight:
             if exc.kind == INVALID_VALUES and "schema" in (exc.stderr or exc.msg).lower() and not self.spec.skip_schema_validation:
                 return self._render_despite_schema(helm)
             return None
-        summary = Release.from_json(release)
+        summary = self.store.decode(release)
         self._mark("render", PASSED, f"{summary.chart}-{summary.chart_version} renders (server-side dry run)")
         return release
 
@@ -407,7 +409,7 @@ class Preflight:
         self._problem("render", exc.kind, message)
 
     def _type_of(self, api_version: str, kind: str, shipped: dict[tuple[str, str], ResourceType]) -> ResourceType | None:
-        resource = self.kube._resources_of(api_version).get(kind)
+        resource = self.kube.served_resources(api_version).get(kind)
         if resource is not None:
             return ResourceType(resource["name"], bool(resource.get("namespaced")))
         return shipped.get((api_version, kind))

@@ -30,7 +30,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._objects impor
 
 if t.TYPE_CHECKING:
     from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import HelmClient
-    from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import KubeClient
+    from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._storage import ReleaseStore
 
 LOCK_POLL_SECONDS = 2.0
 
@@ -59,7 +59,7 @@ def stale_description(release: Release, info: dict[str, t.Any]) -> str:
 
 
 def claim_stale(
-    kube: KubeClient, history: list[Release], policy: RecoveryPolicy, *, check_mode: bool
+    store: ReleaseStore, history: list[Release], policy: RecoveryPolicy, *, check_mode: bool
 ) -> tuple[list[Release], dict[str, t.Any] | None]:
     """The one gate before touching a pending release, for helm_deploy and helm_rollback.
 
@@ -75,7 +75,7 @@ def claim_stale(
     info = pending_info(current, stale_after)
     while not info["stale"] and time.monotonic() < deadline:
         time.sleep(min(LOCK_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
-        history = kube.release_history(current.name, current.namespace)
+        history = store.history(current.name, current.namespace)
         current = latest(history)
         if current is None or not current.is_pending:
             return history, None
@@ -91,18 +91,18 @@ def claim_stale(
     if not policy.recover_pending:
         raise EngineError(RELEASE_LOCKED, f"{where}; it is stale, but recover_pending is false.", details={"pending": info})
     if not check_mode:
-        kube.mark_release_failed(current, stale_description(current, info))
+        store.mark_failed(current, stale_description(current, info))
     return history, {"stuck_revision": current.revision, "stuck_status": current.status, "since": current.updated}
 
 
 def ensure_unlocked(
-    kube: KubeClient, helm: HelmClient, history: list[Release], policy: RecoveryPolicy, *, check_mode: bool
+    store: ReleaseStore, helm: HelmClient, history: list[Release], policy: RecoveryPolicy, *, check_mode: bool
 ) -> dict[str, t.Any] | None:
     """Unlocks a stale pending release before an install/upgrade: a never-deployed
     pending-install is uninstalled, anything else rolled back to the last good revision.
     Returns None when the release was not pending, else a report of what was (or, in check
     mode, would be) done."""
-    history, report = claim_stale(kube, history, policy, check_mode=check_mode)
+    history, report = claim_stale(store, history, policy, check_mode=check_mode)
     if report is None:
         return None
     current = latest(history)

@@ -37,6 +37,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._lock import K
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._process import run_process
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import Redactor
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import RecoveryPolicy
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._storage import ReleaseStore
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._workspace import Workspace
 
 
@@ -81,6 +82,7 @@ class TaskContext:
         self.redactor = Redactor(sensitive_paths)
         self._values_params = values_params
         self._kube: KubeClient | None = None
+        self._store: ReleaseStore | None = None
         self._helm: HelmClient | None = None
         self.workspace: Workspace | None = None
         register_secrets(self.redactor, module.params, values_params)
@@ -157,6 +159,13 @@ class TaskContext:
                 timeout=self.timeout,
             )
         return self._helm
+
+    @property
+    def store(self) -> ReleaseStore:
+        """helm's release records; every revision it decodes registers its values as secrets."""
+        if self._store is None:
+            self._store = ReleaseStore(self.kube, self.redactor)
+        return self._store
 
     @property
     def kube(self) -> KubeClient:

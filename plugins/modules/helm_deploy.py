@@ -424,7 +424,7 @@ class DeployManager(Manager):
     def settled_without_lock(self) -> dict[str, t.Any] | None:
         """The result when nothing is to be done, decided without taking the lock (a no-op
         changes nothing, so it cannot race); None when the locked run must decide."""
-        history = self.context.kube.release_history(self.context.name, self.context.namespace)
+        history = self.context.store.history(self.context.name, self.context.namespace)
         current = latest(history)
         if self.deploy_spec is None:
             return self.absent(history) if not plan_uninstall(current).changed else None
@@ -446,7 +446,7 @@ class DeployManager(Manager):
             return current
         seen = (current.revision, current.status) if current is not None else None
         if self._render is None or self._render[0] != seen:
-            self._render = (seen, Release.from_json(self.helm.render(spec)))
+            self._render = (seen, self.context.store.decode(self.helm.render(spec)))
             self.rendered = True
         return self._render[1]
 
@@ -458,12 +458,12 @@ class DeployManager(Manager):
         if self.check_mode or not digest or current.labels.get(INPUTS_LABEL) == digest:
             return
         try:
-            self.context.kube.label_revision(current, INPUTS_LABEL, digest)
+            self.context.store.label(current, INPUTS_LABEL, digest)
         except KubeError:
             pass
 
     def execute(self) -> dict[str, t.Any]:
-        history = self.context.kube.release_history(self.context.name, self.context.namespace)
+        history = self.context.store.history(self.context.name, self.context.namespace)
         if self.deploy_spec is None:
             return self.absent(history)
         return self.present(self.deploy_spec, history)
@@ -474,7 +474,7 @@ class DeployManager(Manager):
         return deploy_spec(self.params, self.context.name, self.context.namespace, self.context.timeout)
 
     def present(self, spec: DeploySpec, history: list[Release]) -> dict[str, t.Any]:
-        recovery = ensure_unlocked(self.context.kube, self.helm, history, self.policy, check_mode=self.check_mode)
+        recovery = ensure_unlocked(self.context.store, self.helm, history, self.policy, check_mode=self.check_mode)
         if recovery and self.check_mode:
             # helm refuses even a dry run on a pending release: report the recovery and the
             # operation that would follow it, without rendering.
@@ -482,7 +482,7 @@ class DeployManager(Manager):
             plan = Plan(action=action, reasons=[f"stale {recovery['stuck_status']} would be recovered by {recovery['action']}"])
             return dict(self.result(plan, latest(history)), recovery=recovery)
         if recovery:
-            history = self.context.kube.release_history(spec.release, spec.namespace)
+            history = self.context.store.history(spec.release, spec.namespace)
         current = latest(history)
         if current is not None and current.status == UNINSTALLED:
             current = None
@@ -505,7 +505,7 @@ class DeployManager(Manager):
                                  redact=self.context.redactor.redact_text,
                                  timeout=self.context.timeout or DEFAULT_HELM_TIMEOUT)
         try:
-            deployed = Release.from_json(self.helm.upgrade(spec, monitor=rollout_monitor(watcher)))
+            deployed = self.context.store.decode(self.helm.upgrade(spec, monitor=rollout_monitor(watcher)))
         except EngineError as exc:
             # What was attempted, for the caller and the audit log, next to what it left.
             exc.extra.update(action=plan.action, reasons=plan.reasons, changes=plan.summary())
@@ -533,7 +533,7 @@ class DeployManager(Manager):
         """A failed helm run may still have changed the cluster (a failed revision, an atomic
         rollback): report the state it left, and changed only when the history moved."""
         try:
-            after = latest(self.context.kube.release_history(spec.release, spec.namespace))
+            after = latest(self.context.store.history(spec.release, spec.namespace))
         except EngineError:
             exc.extra["changed"] = recovered
             return
@@ -588,11 +588,6 @@ class DeployManager(Manager):
         return release.core_status(self.context.redactor.redact_values(release.config or {}))
 
     def result(self, plan: Plan, current: Release | None, *, desired: Release | None = None) -> dict[str, t.Any]:
-        for release in (current, desired):
-            # Stored and rendered values are secrets too, the old ones included: an upgrade's
-            # diff shows the resources a chart copied them into, before and after.
-            if release is not None:
-                self.context.redactor.add_values(release.config)
         result: dict[str, t.Any] = {
             "changed": plan.changed,
             "action": plan.action,

@@ -227,7 +227,7 @@ class PreflightManager(Manager):
         if self.deploy_spec is None:
             raise AssertionError("validate() builds the deploy spec")
         # A missing helm is one problem among others: it is looked for by the check, not before the run.
-        report = Preflight(self.context.kube, self.context.detect_helm, self.deploy_spec, self.policy).run()
+        report = Preflight(self.context.store, self.context.detect_helm, self.deploy_spec, self.policy).run()
         if report["problems"]:
             raise failure(report)
         return report

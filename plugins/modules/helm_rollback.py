@@ -234,19 +234,16 @@ class RollbackManager(Manager):
 
     def execute(self) -> dict[str, t.Any]:
         name, namespace = self.context.name, self.context.namespace
-        history = [r for r in self.context.kube.release_history(name, namespace) if r.status != UNINSTALLED]
+        history = [r for r in self.context.store.history(name, namespace) if r.status != UNINSTALLED]
         current = latest(history)
         if current is None:
             raise EngineError(RELEASE_NOT_FOUND, f"Release {namespace}/{name} does not exist: nothing to roll back.")
         # helm rollback does not refuse a pending release; only a stale one may be rolled back.
-        history, recovery = claim_stale(self.context.kube, history, self.policy, check_mode=self.check_mode)
+        history, recovery = claim_stale(self.context.store, history, self.policy, check_mode=self.check_mode)
         current = latest(history) or current
         if recovery:
             recovery["action"] = "rollback"
         target = self.choose_target(history, current)
-        for release in (current, target):
-            # Stored values are secrets too: mask them wherever a chart copied them.
-            self.context.redactor.add_values(release.config)
         plan = plan_rollback(current, target)
         self.warn_if_pruned(history, target)
         result: dict[str, t.Any] = {
@@ -295,7 +292,7 @@ class RollbackManager(Manager):
             raise
         if watcher.timeline:
             result["timeline"] = watcher.timeline
-        after = latest(self.context.kube.release_history(name, namespace))
+        after = latest(self.context.store.history(name, namespace))
         if after is not None:
             result["release"] = after.summary()
             result["revision"] = after.revision
@@ -304,7 +301,7 @@ class RollbackManager(Manager):
     def attach_state_after_failure(self, exc: EngineError, before: Release, *, recovered: bool) -> None:
         """A rollback that failed while waiting still wrote a revision: say so."""
         try:
-            after = latest(self.context.kube.release_history(before.name, before.namespace))
+            after = latest(self.context.store.history(before.name, before.namespace))
         except EngineError:
             exc.extra["changed"] = recovered
             return

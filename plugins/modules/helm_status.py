@@ -261,7 +261,6 @@ class StatusManager(Manager):
     def explain(self, current: Release, resources: list[dict[str, t.Any]]) -> None:
         """Adds the fail-fast diagnosis (reason, events) to workloads that are not ready: what a
         deploy that failed fast reported, readable again right after. A failed look adds nothing."""
-        self.context.redactor.add_values(current.config)
         watcher = RolloutWatcher(self.context.kube, current.namespace, current.manifest, FailFastPolicy(),
                                  redact=self.context.redactor.redact_text)
         try:
@@ -277,7 +276,7 @@ class StatusManager(Manager):
 
     def snapshot(self) -> dict[str, t.Any]:
         name, namespace = self.context.name, self.context.namespace
-        history = self.context.kube.release_history(name, namespace)
+        history = self.context.store.history(name, namespace)
         current = latest(history)
         if current is None or (current.status == UNINSTALLED and "uninstalled" not in (self.params["release_state"] or [])):
             return {"exists": False, "healthy": False, "summary": f"release {namespace}/{name} does not exist"}
@@ -290,7 +289,6 @@ class StatusManager(Manager):
         if not_ready:
             summary += "; not ready: " + ", ".join(f"{r['kind']}/{r['name']} ({r['detail']})" for r in not_ready[:5])
         redactor = self.context.redactor
-        redactor.add_values(current.config)
         values = current.all_values() if self.params["get_all_values"] else (current.config or {})
         result: dict[str, t.Any] = {
             "exists": True,

@@ -186,11 +186,10 @@ class TestManager(Manager):
 
     def current(self) -> Release:
         name, namespace = self.context.name, self.context.namespace
-        history = [r for r in self.context.kube.release_history(name, namespace) if r.status != UNINSTALLED]
+        history = [r for r in self.context.store.history(name, namespace) if r.status != UNINSTALLED]
         current = latest(history)
         if current is None:
             raise EngineError(RELEASE_NOT_FOUND, f"Release {namespace}/{name} does not exist: nothing to test.")
-        self.context.redactor.add_values(current.config)
         return current
 
     @staticmethod

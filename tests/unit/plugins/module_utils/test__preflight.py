@@ -29,6 +29,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._preflight imp
     shipped_crds,
 )
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import RecoveryPolicy
+from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.fake_kube import FakeApi, release_store
 
 MANIFEST = """---
 apiVersion: v1
@@ -56,13 +57,6 @@ HOOK = {"name": "web-migrate", "kind": "Job", "events": ["pre-install"],
         "manifest": "apiVersion: batch/v1\nkind: Job\nmetadata: {name: web-migrate}\n"}
 TEST_HOOK = {"name": "web-test", "kind": "Pod", "events": ["test"],
              "manifest": "apiVersion: v1\nkind: Pod\nmetadata: {name: web-test}\n"}
-DISCOVERY = {
-    "v1": {"ConfigMap": {"name": "configmaps", "namespaced": True}, "Secret": {"name": "secrets", "namespaced": True}},
-    "apps/v1": {"Deployment": {"name": "deployments", "namespaced": True}},
-    "batch/v1": {"Job": {"name": "jobs", "namespaced": True}},
-}
-
-
 def release(manifest: str = MANIFEST, crds: bool = True) -> dict[str, t.Any]:
     files = [{"name": "crds/widget.yaml", "data": base64.b64encode(CRD.encode()).decode()}] if crds else []
     return {"name": "web", "namespace": "apps", "version": 1, "info": {"status": "pending-install"},
@@ -70,47 +64,38 @@ def release(manifest: str = MANIFEST, crds: bool = True) -> dict[str, t.Any]:
             "manifest": manifest, "hooks": [HOOK, TEST_HOOK]}
 
 
-class FakeKube:
-    def __init__(self, *, denied: set[tuple[str, str]] = frozenset(), live: dict | None = None,
-                 namespace: bool = True, version_error: Exception | None = None, lease: dict | None = None) -> None:
-        self.denied = denied
-        self.lease = lease
-        self.live = live or {}
-        self.namespace = namespace
-        self.version_error = version_error
-        self.posts: list[dict] = []
-        self.writes = 0
+LEASE_PATH = "/apis/coordination.k8s.io/v1/namespaces/apps/leases/helm-engine.web"
 
-    def get_json(self, path: str, query=None, *, missing_ok: bool = False):
-        if path == "/version":
-            if self.version_error:
-                raise self.version_error
-            return {"gitVersion": "v1.36.3"}
-        if path == "/apis/coordination.k8s.io/v1/namespaces/apps/leases/helm-engine.web":
-            if isinstance(self.lease, Exception):
-                raise self.lease
-            return self.lease
-        if path.startswith("/api/v1/namespaces/"):
-            return {"metadata": {"name": "apps"}} if self.namespace else None
-        raise AssertionError(path)
 
-    def release_history(self, name, namespace):
-        return []
+def cluster(*, denied: set[tuple[str, str]] = frozenset(), live: dict | None = None, namespace: bool = True,
+            version_error: Exception | None = None, lease: dict | Exception | None = None) -> FakeApi:
+    """A fake cluster for one preflight: which (resource, verb) RBAC denies, the objects that
+    exist (kind, name), whether the namespace exists, a failing /version, a held lease."""
+    api = FakeApi()
+    if namespace:
+        api.put_object({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}})
+    for (kind, name), obj in (live or {}).items():
+        api.put_object(dict(obj, apiVersion="apps/v1" if kind == "Deployment" else "v1", kind=kind,
+                            metadata=dict(obj.get("metadata") or {}, name=name, namespace="apps")))
+    if isinstance(lease, dict):
+        api.put(LEASE_PATH, lease)
 
-    def _resources_of(self, api_version):
-        return DISCOVERY.get(api_version, {})
+    def hook(method: str, path: str, _query: t.Any, body: t.Any) -> t.Any:
+        if path == "/version" and version_error is not None:
+            raise version_error
+        if path == LEASE_PATH and isinstance(lease, Exception):
+            raise lease
+        if method == "POST" and path.endswith("/selfsubjectaccessreviews"):
+            attributes = body["spec"]["resourceAttributes"]
+            return {"status": {"allowed": (attributes["resource"], attributes["verb"]) not in denied}}
+        return None
 
-    def post_json(self, path, body):
-        self.posts.append(body)
-        attrs = body["spec"]["resourceAttributes"]
-        return {"status": {"allowed": (attrs["resource"], attrs["verb"]) not in self.denied}}
+    api.hooks.append(hook)
+    return api
 
-    def get_object(self, api_version, kind, namespace, name):
-        return self.live.get((kind, name))
 
-    def patch_json(self, *a, **k):  # pragma: no cover - a preflight never writes
-        self.writes += 1
-        raise AssertionError("preflight wrote to the cluster")
+def access_reviews(api: FakeApi) -> list[dict]:
+    return [body for method, _path, body in api.writes if method == "POST"]
 
 
 class FakeHelm:
@@ -133,10 +118,13 @@ def spec(**extra) -> DeploySpec:
     return DeploySpec(release="web", namespace="apps", chart=ChartSource("./chart"), **extra)
 
 
-def run(kube=None, helm=None, **spec_extra) -> dict:
-    kube = kube or FakeKube()
+def run(api=None, helm=None, **spec_extra) -> dict:
+    api = api or cluster()
     helm = helm or FakeHelm()
-    return Preflight(kube, lambda: helm, spec(**spec_extra), RecoveryPolicy()).run()
+    report = Preflight(release_store(api), lambda: helm, spec(**spec_extra), RecoveryPolicy()).run()
+    # A preflight only reads; its one kind of POST asks a question (SelfSubjectAccessReview).
+    assert all(method == "POST" and path.endswith("/selfsubjectaccessreviews") for method, path, _ in api.writes)
+    return report
 
 
 def test_all_checks_pass_and_crds_shipped_in_the_chart_count():
@@ -156,22 +144,22 @@ def test_missing_crd_is_a_problem_unless_shipped():
 
 
 def test_one_rbac_problem_per_kind_with_the_denied_verbs():
-    kube = FakeKube(denied={("deployments", "create"), ("deployments", "patch"), ("jobs", "create"), ("secrets", "create")})
-    report = run(kube)
+    api = cluster(denied={("deployments", "create"), ("deployments", "patch"), ("jobs", "create"), ("secrets", "create")})
+    report = run(api)
     problems = report["problems"]
     assert [(p["check"], p["kind"], p["resource_kind"]) for p in problems] == [
         ("rbac", FORBIDDEN, "Secret"), ("rbac", FORBIDDEN, "Deployment"), ("rbac", FORBIDDEN, "Job")]
     assert problems[1]["verbs"] == ["create", "patch"] and problems[1]["namespace"] == "apps"
-    assert all(b["kind"] == "SelfSubjectAccessReview" for b in kube.posts)
+    assert all(b["kind"] == "SelfSubjectAccessReview" for b in access_reviews(api))
 
 
 def test_namespace_missing_without_create_namespace_and_cluster_scoped_create_with_it():
-    report = run(FakeKube(namespace=False))
+    report = run(cluster(namespace=False))
     assert [(p["check"], p["status"]) for p in report["problems"]] == [("namespace", 404)]
-    kube = FakeKube(namespace=False, denied={("namespaces", "create")})
-    report = run(kube, create_namespace=True)
+    api = cluster(namespace=False, denied={("namespaces", "create")})
+    report = run(api, create_namespace=True)
     assert [(p["check"], p["resource_kind"], p["namespace"]) for p in report["problems"]] == [("rbac", "Namespace", None)]
-    reviews = [b["spec"]["resourceAttributes"] for b in kube.posts if b["spec"]["resourceAttributes"]["resource"] == "namespaces"]
+    reviews = [b["spec"]["resourceAttributes"] for b in access_reviews(api) if b["spec"]["resourceAttributes"]["resource"] == "namespaces"]
     assert reviews == [{"verb": "create", "group": "", "resource": "namespaces"}]  # cluster-scoped: no namespace
 
 
@@ -180,18 +168,18 @@ def test_unowned_resources_are_conflicts_or_adoptable():
             ("Deployment", "web"): {"metadata": {"labels": {"app.kubernetes.io/managed-by": "Helm"},
                                                  "annotations": {"meta.helm.sh/release-name": "web",
                                                                  "meta.helm.sh/release-namespace": "apps"}}}}
-    report = run(FakeKube(live=live))
+    report = run(cluster(live=live))
     assert [(p["check"], p["kind"], p["resource_kind"], p["name"]) for p in report["problems"]] == [
         ("ownership", RESOURCE_CONFLICT, "ConfigMap", "web")]
-    adopting = run(FakeKube(live=live), take_ownership=True)
+    adopting = run(cluster(live=live), take_ownership=True)
     assert adopting["passed"] and [a["kind"] for a in adopting["adoptable"]] == ["ConfigMap"]
 
 
 def test_every_problem_is_collected_in_one_run_and_fails_once():
-    kube = FakeKube(namespace=False, denied={("configmaps", "create")})
+    api = cluster(namespace=False, denied={("configmaps", "create")})
     helm = FakeHelm(error=HelmError(INVALID_VALUES, "values don't meet the specifications of the schema(s)",
                                     stderr="Error: values don't meet the specifications of the schema(s) in the following chart(s):\nweb:\n- at '/replicaCount': got string, want integer"))
-    report = run(kube, helm)
+    report = run(api, helm)
     # The schema refused the values, yet the resources were rendered without it, so the same
     # run also names what RBAC denies.
     assert [p["check"] for p in report["problems"]] == ["namespace", "render", "rbac"]
@@ -208,8 +196,8 @@ def test_unreachable_cluster_and_missing_helm_are_both_reported():
     def no_helm():
         raise HelmError(HELM_MISSING, "helm was not found")
 
-    kube = FakeKube(version_error=KubeError(CLUSTER_UNREACHABLE, "GET /version: connection refused"))
-    report = Preflight(kube, no_helm, spec(), RecoveryPolicy()).run()
+    api = cluster(version_error=KubeError(CLUSTER_UNREACHABLE, "GET /version: connection refused"))
+    report = Preflight(release_store(api), no_helm, spec(), RecoveryPolicy()).run()
     assert [(p["check"], p["kind"]) for p in report["problems"]] == [("cluster", CLUSTER_UNREACHABLE), ("helm", HELM_MISSING)]
     assert {c["check"]: c["status"] for c in report["checks"]}["render"] == "skipped"
 
@@ -219,18 +207,18 @@ def test_a_dry_run_refused_on_the_resources_falls_back_to_helm_template(kind):
     template = MANIFEST.replace("---\napiVersion: widgets.example/v1\nkind: Widget\nmetadata: {name: web}\n", "") + \
         "---\napiVersion: batch/v1\nkind: Job\nmetadata:\n  name: web-migrate\n  annotations: {helm.sh/hook: 'pre-install,pre-upgrade'}\n"
     helm = FakeHelm(error=HelmError(kind, "refused"), template=template)
-    report = run(FakeKube(denied={("configmaps", "patch")}), helm)
+    report = run(cluster(denied={("configmaps", "patch")}), helm)
     assert [(p["check"], p["resource_kind"]) for p in report["problems"]] == [("rbac", "ConfigMap")]
     assert "helm template" in {c["check"]: c["detail"] for c in report["checks"]}["render"]
     # Refused for a reason no check explains: the refusal itself is the problem.
-    report = run(FakeKube(), helm)
+    report = run(cluster(), helm)
     assert [(p["check"], p["kind"]) for p in report["problems"]] == [("render", kind)]
 
 
 def test_an_unknown_kind_in_the_dry_run_is_named_by_the_crds_check():
     helm = FakeHelm(error=HelmError(RENDER_FAILED, 'unable to build kubernetes objects from release manifest: no matches for kind "Widget" in version "widgets.example/v1"'),
                     template=MANIFEST)
-    report = run(FakeKube(), helm)
+    report = run(cluster(), helm)
     assert [(p["check"], p["resource_kind"]) for p in report["problems"]] == [("crds", "Widget")]
 
 
@@ -246,13 +234,13 @@ def test_a_lease_held_by_another_run_is_a_release_locked_problem():
     now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     lease = {"metadata": {"name": "helm-engine.web", "annotations": {"helm-engine.ai-mesh.io/operation": "helm_deploy"}},
              "spec": {"holderIdentity": "ci-7/pid-1/ab", "acquireTime": now, "renewTime": now, "leaseDurationSeconds": 300}}
-    report = run(FakeKube(lease=lease))
+    report = run(cluster(lease=lease))
     (problem,) = report["problems"]
     assert (problem["check"], problem["kind"]) == ("lock", "release_locked")
     assert "ci-7/pid-1/ab (helm_deploy) holds Lease helm-engine.web since" in problem["message"]
     assert problem["lock"]["holder"] == "ci-7/pid-1/ab"
     # Expired (its holder was killed): the deploy would take it over.
     expired = dict(lease, spec=dict(lease["spec"], renewTime="2020-01-01T00:00:00.000000Z"))
-    assert run(FakeKube(lease=expired))["passed"]
+    assert run(cluster(lease=expired))["passed"]
     # Not readable by this identity: not a lock problem (the deploy names the missing rights).
-    assert run(FakeKube(lease=KubeError(FORBIDDEN, "GET leases: forbidden (403)", details={"status": 403})))["passed"]
+    assert run(cluster(lease=KubeError(FORBIDDEN, "GET leases: forbidden (403)", details={"status": 403})))["passed"]

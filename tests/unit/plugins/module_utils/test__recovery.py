@@ -19,6 +19,8 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery impo
 )
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import RecoveryPolicy
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import Release
+from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.fake_kube import FakeApi, release_store
+from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.releases import release as shared_release
 
 HELM3 = "v3.22.0"
 HELM4 = "v4.3.1"
@@ -27,10 +29,7 @@ UTC = timezone.utc
 
 
 def release(revision: int, status: str, updated: str | None = "2024-05-02T11:00:00.5Z") -> Release:
-    info = {"status": status}
-    if updated is not None:
-        info["last_deployed"] = updated
-    return Release.from_json({"name": "web", "namespace": "apps", "version": revision, "info": info})
+    return shared_release(revision, status, updated=updated)
 
 
 # ---- pending_info / stale_threshold ------------------------------------------------------
@@ -80,27 +79,14 @@ def test_stale_threshold(policy, threshold):
 LONG_AGO = "2020-01-01T00:00:00Z"
 
 
-def unlock(client, history, *, check_mode=False, kube=None, **policy):
+def unlock(client, history, *, check_mode=False, api=None, later=None, **policy):
+    """ensure_unlocked over a fake cluster holding ``history``; ``later``: what each re-read of
+    the history finds (while waiting for a lock), the last one repeated."""
     policy.setdefault("operation_timeout", 300)
-    return ensure_unlocked(kube or FakeKube(), client, history, RecoveryPolicy(**policy), check_mode=check_mode)
-
-
-class FakeKube:
-    """Records the stuck revisions the recovery rewrites as failed; answers history re-reads
-    (while waiting for a lock) from ``later``, one list per read, the last one repeated."""
-
-    def __init__(self, later: list[list[Release]] | None = None) -> None:
-        self.marked: list[tuple[int, str]] = []
-        self.later = later or []
-        self.reads = 0
-
-    def release_history(self, name: str, namespace: str) -> list[Release]:
-        assert (name, namespace) == ("web", "apps")
-        self.reads += 1
-        return self.later[min(self.reads, len(self.later)) - 1]
-
-    def mark_release_failed(self, release: Release, description: str) -> None:
-        self.marked.append((release.revision, description))
+    api = api or FakeApi()
+    api.set_releases([r.raw for r in history])
+    api.script_releases([[r.raw for r in h] for h in later or []])
+    return ensure_unlocked(release_store(api), client, history, RecoveryPolicy(**policy), check_mode=check_mode)
 
 
 def test_not_pending_needs_nothing(make_client):
@@ -125,10 +111,10 @@ def test_fresh_pending_release_is_locked(make_client):
 def test_stale_pending_upgrade_rolls_back_to_last_good(make_client):
     client, fake = make_client()
     history = [release(1, "superseded"), release(2, "deployed"), release(3, "pending-upgrade", updated=LONG_AGO)]
-    kube = FakeKube()
-    report = unlock(client, history, kube=kube)
-    assert [revision for revision, _ in kube.marked] == [3]
-    assert "pending-upgrade abandoned" in kube.marked[0][1]
+    api = FakeApi()
+    report = unlock(client, history, api=api)
+    assert [revision for revision, _ in api.marked_failed()] == [3]
+    assert "pending-upgrade abandoned" in api.marked_failed()[0][1]
     assert report == {
         "stuck_revision": 3, "stuck_status": "pending-upgrade", "since": LONG_AGO,
         "action": "rollback", "to_revision": 2, "performed": True,
@@ -138,20 +124,20 @@ def test_stale_pending_upgrade_rolls_back_to_last_good(make_client):
 
 def test_stale_first_install_is_uninstalled(make_client):
     client, fake = make_client()
-    kube = FakeKube()
-    report = unlock(client, [release(1, "pending-install", updated=LONG_AGO)], kube=kube, operation_timeout=None)
+    api = FakeApi()
+    report = unlock(client, [release(1, "pending-install", updated=LONG_AGO)], api=api, operation_timeout=None)
     assert (report["action"], report["performed"]) == ("uninstall", True)
-    assert [revision for revision, _ in kube.marked] == [1]
+    assert [revision for revision, _ in api.marked_failed()] == [1]
     assert fake.calls == [["helm", "uninstall", "--namespace=apps", "--", "web"]]
 
 
 def test_stale_pending_in_check_mode_runs_nothing(make_client):
     client, fake = make_client()
     history = [release(1, "deployed"), release(2, "pending-rollback", updated=LONG_AGO)]
-    kube = FakeKube()
-    report = unlock(client, history, kube=kube, check_mode=True)
+    api = FakeApi()
+    report = unlock(client, history, api=api, check_mode=True)
     assert (report["action"], report["to_revision"], report["performed"]) == ("rollback", 1, False)
-    assert kube.marked == []
+    assert api.marked_failed() == []
     assert fake.calls == []
 
 
@@ -177,22 +163,22 @@ def test_lock_wait_returns_once_the_other_operation_finished(make_client, monkey
     client, fake = make_client()
     pending = [release(1, "deployed"), release(2, "pending-upgrade", updated=just_now())]
     done = [release(1, "superseded"), release(2, "deployed")]
-    kube = FakeKube(later=[pending, done])
-    assert unlock(client, pending, kube=kube, lock_wait=5.0) is None
-    assert kube.reads == 2
-    assert kube.marked == [] and fake.calls == []
+    api = FakeApi()
+    assert unlock(client, pending, api=api, later=[pending, done], lock_wait=5.0) is None
+    assert api.count("GET", "/secrets") == 2
+    assert api.marked_failed() == [] and fake.calls == []
 
 
 def test_lock_wait_gives_up_after_its_time(make_client, monkeypatch):
     monkeypatch.setattr(_recovery, "LOCK_POLL_SECONDS", 0.01)
     client, fake = make_client()
     pending = [release(1, "deployed"), release(2, "pending-upgrade", updated=just_now())]
-    kube = FakeKube(later=[pending])
+    api = FakeApi()
     with pytest.raises(EngineError) as caught:
-        unlock(client, pending, kube=kube, lock_wait=0.2)
+        unlock(client, pending, api=api, later=[pending], lock_wait=0.2)
     assert caught.value.kind == RELEASE_LOCKED
-    assert kube.reads >= 2
-    assert kube.marked == [] and fake.calls == []
+    assert api.count("GET", "/secrets") >= 2
+    assert api.marked_failed() == [] and fake.calls == []
 
 
 # ---- repair_failed: helm 3 patches from the last deployed revision -----------------------

@@ -15,77 +15,29 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _task
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import KUBERNETES_API, KubeError
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import Release
 from ansible_collections.ai_mesh.helm_engine.plugins.modules import helm_deploy
+from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.env import clear_auth_env, write_kubeconfig
+from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.fake_kube import FakeApi, FakeKube
+from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.releases import release_json as shared_release_json
 
 MANIFEST = "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-config\ndata:\n  MESSAGE: {message}\n"
 TIMEOUT_STDERR = "Error: UPGRADE FAILED: context deadline exceeded"
 
 
 def release_json(revision: int, status: str, message: str) -> dict[str, t.Any]:
-    return {
-        "name": "web", "namespace": "apps", "version": revision,
-        "info": {"status": status, "last_deployed": "2026-11-25T10:00:00Z", "description": f"revision {revision}"},
-        "chart": {"metadata": {"name": "sample", "version": "0.1.0", "appVersion": "1.0.0"}},
-        "config": {"message": message}, "manifest": MANIFEST.format(message=message), "hooks": [],
-    }
-
-
-class FakeKube:
-    """helm's history; ``after_failure`` replaces it once the real upgrade ran (None: reading fails)."""
-
-    history: list[dict[str, t.Any]] = []
-    after_failure: list[dict[str, t.Any]] | None = []
-    upgraded = False
-
-    def __init__(self, kubeconfig: str | None, context: str | None) -> None:
-        self.request_count = 0
-
-    def release_history(self, name: str, namespace: str) -> list[Release]:
-        self.request_count += 1
-        if FakeKube.upgraded:
-            if FakeKube.after_failure is None:
-                raise KubeError(KUBERNETES_API, "GET secrets: Kubernetes API error 500: boom", details={"status": 500})
-            return [Release.from_json(h) for h in FakeKube.after_failure]
-        return [Release.from_json(h) for h in FakeKube.history]
-
-    def server_version(self) -> str:
-        self.request_count += 1
-        return "v1.36.3"
-
-    labelled: t.ClassVar[list[tuple[int, str, str]]] = []
-
-    def label_revision(self, release: Release, key: str, value: str) -> None:
-        self.request_count += 1
-        FakeKube.labelled.append((release.revision, key, value))
-
-    # The release lock (a Lease) is always free here; test__lock.py covers the lock itself.
-    def get_json(self, path: str, query: t.Any = None, *, missing_ok: bool = False) -> t.Any:
-        return None
-
-    def write_json(self, method: str, path: str, body: dict[str, t.Any]) -> t.Any:
-        return dict(body, metadata=dict(body.get("metadata") or {}, uid="lease-uid", resourceVersion="1"))
+    return shared_release_json(revision, status, config={"message": message}, manifest=MANIFEST.format(message=message),
+                               description=f"revision {revision}")
 
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch):
-    for name in ("KUBECONFIG", "K8S_AUTH_CONTEXT", "K8S_AUTH_HOST", "K8S_AUTH_API_KEY", "K8S_AUTH_SSL_CA_CERT",
-                 "K8S_AUTH_VERIFY_SSL", "K8S_AUTH_KUBECONFIG", "KUBERNETES_SERVICE_HOST"):
-        monkeypatch.delenv(name, raising=False)
+    clear_auth_env(monkeypatch)
 
 
 @pytest.fixture
 def kubeconfig(tmp_path, chart_maker) -> str:
     chart_maker(tmp_path)
-    path = tmp_path / "kubeconfig"
-    path.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "unit",
-        "clusters": [{"name": "unit", "cluster": {"server": "https://127.0.0.1:6443"}}],
-        "users": [{"name": "unit", "user": {"token": "unit-token"}}],
-        "contexts": [{"name": "unit", "context": {"cluster": "unit", "user": "unit"}}],
-    }))
-    return str(path)
+    return write_kubeconfig(tmp_path)
 
 
 def run(monkeypatch, capsys, kubeconfig: str, history: list[dict], after_failure: list[dict] | None, *,
@@ -100,15 +52,17 @@ def run(monkeypatch, capsys, kubeconfig: str, history: list[dict], after_failure
         if argv[1] == "upgrade" and "--dry-run=server" in argv:
             return 0, json.dumps(desired), ""
         if argv[1] == "upgrade":
-            FakeKube.upgraded = True
+            if after_failure is None:  # reading the history after the failure fails
+                api.fail("GET", "/secrets")
+            else:
+                api.set_releases(after_failure)
             return 1, "", TIMEOUT_STDERR
         return 0, "", ""
 
     monkeypatch.setattr(_task, "run_process", answer)
-    monkeypatch.setattr(_task, "KubeClient", FakeKube)
-    monkeypatch.setattr(FakeKube, "history", history)
-    monkeypatch.setattr(FakeKube, "after_failure", after_failure)
-    monkeypatch.setattr(FakeKube, "upgraded", False)
+    api = FakeApi()
+    api.set_releases(history)
+    monkeypatch.setattr(_task, "KubeClient", FakeKube.bind(api))
     args = {"name": "web", "namespace": "apps", "chart_ref": str(pathlib.Path(kubeconfig).parent / "sample"), "binary_path": "/bin/sh", "kubeconfig": kubeconfig,
             "release_values": {"message": message}, "wait": True, "timeout": "5s",
             "_ansible_check_mode": False, "_ansible_diff": False}

@@ -11,83 +11,30 @@ import types
 import typing as t
 
 import pytest
-import yaml
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _task
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._inputs import INPUTS_LABEL
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import Release
 from ansible_collections.ai_mesh.helm_engine.plugins.modules import helm_deploy
+from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.env import clear_auth_env, write_kubeconfig
+from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.fake_kube import FakeApi, FakeKube
+from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.releases import CONFIGMAP_MANIFEST, release_json
 
 
-MANIFEST = "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-config\ndata:\n  MESSAGE: hello\n"
+MANIFEST = CONFIGMAP_MANIFEST
 SECRET = "Unit-Secret-Value-81"
-
-
-def release_json(revision: int = 1, status: str = "deployed", config: dict | None = None, manifest: str = MANIFEST) -> dict:
-    return {
-        "name": "web", "namespace": "apps", "version": revision,
-        "info": {"status": status, "last_deployed": "2026-11-25T10:00:00Z", "description": "Install complete"},
-        "chart": {"metadata": {"name": "sample", "version": "0.1.0", "appVersion": "1.0.0"}},
-        "config": config or {}, "manifest": manifest, "hooks": [],
-    }
-
-
-KUBECONFIG = {
-    "apiVersion": "v1", "kind": "Config", "current-context": "unit",
-    "clusters": [{"name": "unit", "cluster": {"server": "https://127.0.0.1:6443"}}],
-    "users": [{"name": "unit", "user": {"token": "unit-token"}}],
-    "contexts": [{"name": "unit", "context": {"cluster": "unit", "user": "unit"}}],
-}
 
 
 # The local chart of the task (made per test by the kubeconfig fixture).
 CHART: dict[str, str] = {}
 
 
-class FakeKube:
-    """The cluster as the managers read it: helm's release history, request counted."""
-
-    history: list[Release] = []
-
-    def __init__(self, kubeconfig: str | None, context: str | None) -> None:
-        self.kubeconfig = kubeconfig
-        self.request_count = 0
-
-    def release_history(self, name: str, namespace: str) -> list[Release]:
-        self.request_count += 1
-        return list(self.history)
-
-    def mark_release_failed(self, release: Release, description: str) -> None:  # pragma: no cover - no stuck release here
-        raise AssertionError("no test here has a stuck release")
-
-    def server_version(self) -> str:
-        self.request_count += 1
-        return "v1.36.3"
-
-    labelled: t.ClassVar[list[tuple[int, str, str]]] = []
-
-    def label_revision(self, release: Release, key: str, value: str) -> None:
-        self.request_count += 1
-        FakeKube.labelled.append((release.revision, key, value))
-
-    # The release lock (a Lease) is always free here; test__lock.py covers the lock itself.
-    def get_json(self, path: str, query: t.Any = None, *, missing_ok: bool = False) -> t.Any:
-        return None
-
-    def write_json(self, method: str, path: str, body: dict[str, t.Any]) -> t.Any:
-        return dict(body, metadata=dict(body.get("metadata") or {}, uid="lease-uid", resourceVersion="1"))
-
-
 @pytest.fixture(autouse=True)
 def kubeconfig(monkeypatch, tmp_path, chart_maker) -> str:
     """A kubeconfig of our own, through the module's env fallback; never the runner's."""
-    for name in ("KUBECONFIG", "K8S_AUTH_CONTEXT", "K8S_AUTH_HOST", "K8S_AUTH_API_KEY", "K8S_AUTH_SSL_CA_CERT",
-                 "K8S_AUTH_VERIFY_SSL", "KUBERNETES_SERVICE_HOST"):
-        monkeypatch.delenv(name, raising=False)
-    path = tmp_path / "kubeconfig"
-    path.write_text(yaml.safe_dump(KUBECONFIG))
-    monkeypatch.setenv("K8S_AUTH_KUBECONFIG", str(path))
+    clear_auth_env(monkeypatch)
+    path = write_kubeconfig(tmp_path)
+    monkeypatch.setenv("K8S_AUTH_KUBECONFIG", path)
     CHART["path"] = chart_maker(tmp_path)
     return str(path)
 
@@ -108,15 +55,10 @@ def run(monkeypatch, capsys, args: dict[str, t.Any], history: list[dict], render
         return 0, "", ""
 
     monkeypatch.setattr(_task, "run_process", answer)
-    monkeypatch.setattr(_task, "KubeClient", FakeKube)
-    releases = [Release.from_json(h) for h in history]
-    if labels is not None:  # the storage Secret's labels of the latest revision
-        releases[-1].labels = dict(labels)
-    monkeypatch.setattr(FakeKube, "history", releases)
-    fake.lease_writes = []
-    monkeypatch.setattr(FakeKube, "write_json", lambda self, method, path, body: fake.lease_writes.append(method) or dict(
-        body, metadata=dict(body.get("metadata") or {}, uid="lease-uid", resourceVersion="1")))
-    monkeypatch.setattr(FakeKube, "labelled", [])
+    api = FakeApi()
+    api.set_releases(history, labels)  # labels: the storage Secret's labels of the latest revision
+    monkeypatch.setattr(_task, "KubeClient", FakeKube.bind(api))
+    fake.api = api
     full_args = dict({"name": "web", "namespace": "apps", "chart_ref": CHART["path"], "binary_path": "/bin/sh",
                       "_ansible_check_mode": check, "_ansible_diff": True}, **args)
     with patch_module_args(full_args), pytest.raises(SystemExit):
@@ -145,7 +87,7 @@ def test_no_op_runs_one_dry_run_and_changes_nothing(monkeypatch, capsys, kubecon
     # The server's version (part of the digest), the history, and the digest stored on revision 1;
     # no lock: a no-op is decided without it.
     assert result["kube_requests"] == 3
-    assert FakeKube.labelled == [(1, INPUTS_LABEL, digest)]
+    assert fake.api.label_patches() == [(1, INPUTS_LABEL, digest)]
 
 
 # helm_deploy.py DeployManager.prepare relies on upgrade_argv() to detect helm, but upgrade_argv
@@ -288,7 +230,7 @@ def test_a_matching_inputs_digest_skips_the_render_and_the_lock(monkeypatch, cap
         # Not even `helm version`: the first run left its answer in the (per-test) cache.
         assert fake.calls == [] and result["helm_processes"] == 0
         assert result["inputs_digest"] == digest and result["values_digest"] == first["values_digest"]
-        assert fake.lease_writes == [] and FakeKube.labelled == []
+        assert fake.api.lease_writes() == [] and fake.api.label_patches() == []
         assert result["kube_requests"] == 2  # the server's version and the history
 
 
@@ -316,8 +258,8 @@ def test_changed_values_are_rendered_and_the_new_digest_is_stored_by_helm(monkey
     assert result["changed"] is True and result["rendered"] is True
     dry, real = fake.calls_of_upgrade()
     assert f"--labels={INPUTS_LABEL}={result['inputs_digest']}" in real
-    assert fake.lease_writes  # a change takes the release's lock
-    assert FakeKube.labelled == []  # helm stores the digest with the new revision itself
+    assert fake.api.lease_writes()  # a change takes the release's lock
+    assert fake.api.label_patches() == []  # helm stores the digest with the new revision itself
 
 
 def test_inputs_that_cannot_be_pinned_clear_a_stored_digest(monkeypatch, capsys, kubeconfig):
@@ -337,10 +279,10 @@ def test_inputs_that_cannot_be_pinned_clear_a_stored_digest(monkeypatch, capsys,
 def test_uninstalling_a_missing_release_takes_no_lock(monkeypatch, capsys, kubeconfig):
     result, fake = run(monkeypatch, capsys, {"state": "absent"}, [], release_json())
     assert (result["changed"], result["action"]) == (False, "none")
-    assert fake.lease_writes == [] and fake.calls == []
+    assert fake.api.lease_writes() == [] and fake.calls == []
     removed = release_json(status="uninstalled")
     result, fake = run(monkeypatch, capsys, {"state": "absent"}, [removed], removed)
-    assert result["changed"] is False and fake.lease_writes == []
+    assert result["changed"] is False and fake.api.lease_writes() == []
 
 
 def test_a_change_takes_the_lock_and_reuses_the_decision_render(monkeypatch, capsys, kubeconfig):
@@ -350,6 +292,6 @@ def test_a_change_takes_the_lock_and_reuses_the_decision_render(monkeypatch, cap
     result, fake = run(monkeypatch, capsys, {"release_values": {"message": "bye"}}, [current], desired,
                        upgraded=dict(desired, info=dict(desired["info"], status="deployed")))
     assert result["changed"] is True
-    assert fake.lease_writes[0] == "POST"  # the Lease was created before the change
+    assert fake.api.lease_writes()[0] == "POST"  # the Lease was created before the change
     # One dry run (before the lock, reused under it since the release had not moved), one real run.
     assert ["--dry-run=server" in argv for argv in fake.calls_of_upgrade()] == [True, False]

@@ -8,64 +8,38 @@ import sys
 import typing as t
 
 import pytest
-import yaml
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _args, _task
 from ansible_collections.ai_mesh.helm_engine.plugins.modules import helm_preflight
+from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.env import clear_auth_env, write_kubeconfig
+from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.fake_kube import FakeApi, FakeKube
 
 MANIFEST = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\n"
 RELEASE = {"name": "web", "namespace": "apps", "version": 1, "info": {"status": "pending-install"},
            "chart": {"metadata": {"name": "web", "version": "1.0.0"}}, "manifest": MANIFEST, "hooks": []}
-KUBECONFIG = {
-    "apiVersion": "v1", "kind": "Config", "current-context": "unit",
-    "clusters": [{"name": "unit", "cluster": {"server": "https://127.0.0.1:6443"}}],
-    "users": [{"name": "unit", "user": {"token": "unit-token"}}],
-    "contexts": [{"name": "unit", "context": {"cluster": "unit", "user": "unit"}}],
-}
+NAMESPACE = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}}
 
 
-class FakeKube:
-    namespace_exists = True
-    denied: set[str] = set()
-    instances: list[FakeKube] = []
+def access_reviews(denied: set[str]) -> t.Callable[..., t.Any]:
+    """SelfSubjectAccessReviews: allowed unless the verb is denied."""
 
-    def __init__(self, kubeconfig, context) -> None:
-        self.request_count = 0
-        self.methods: list[str] = []
-        FakeKube.instances.append(self)
-
-    def get_json(self, path, query=None, *, missing_ok=False):
-        self.request_count += 1
-        self.methods.append("GET")
-        if path == "/version":
-            return {"gitVersion": "v1.36.3"}
-        return {"metadata": {}} if self.namespace_exists else None
-
-    def release_history(self, name, namespace):
-        self.methods.append("GET")
-        return []
-
-    def _resources_of(self, api_version):
-        return {"ConfigMap": {"name": "configmaps", "namespaced": True}}
-
-    def post_json(self, path, body):
-        self.methods.append("POST " + path)
-        return {"status": {"allowed": body["spec"]["resourceAttributes"]["verb"] not in self.denied}}
-
-    def get_object(self, *args):
-        self.methods.append("GET")
+    def hook(method: str, path: str, _query: t.Any, body: t.Any) -> t.Any:
+        if method == "POST" and path.endswith("/selfsubjectaccessreviews"):
+            return {"status": {"allowed": body["spec"]["resourceAttributes"]["verb"] not in denied}}
         return None
+
+    return hook
+
+
+# The fake cluster of the running test.
+API: list[FakeApi] = []
 
 
 @pytest.fixture(autouse=True)
 def fakes(monkeypatch, tmp_path) -> t.Iterator[list[list[str]]]:
-    for name in ("KUBECONFIG", "K8S_AUTH_CONTEXT", "K8S_AUTH_HOST", "K8S_AUTH_API_KEY", "K8S_AUTH_SSL_CA_CERT",
-                 "K8S_AUTH_VERIFY_SSL", "KUBERNETES_SERVICE_HOST"):
-        monkeypatch.delenv(name, raising=False)
-    path = tmp_path / "kubeconfig"
-    path.write_text(yaml.safe_dump(KUBECONFIG))
-    monkeypatch.setenv("K8S_AUTH_KUBECONFIG", str(path))
+    clear_auth_env(monkeypatch)
+    monkeypatch.setenv("K8S_AUTH_KUBECONFIG", write_kubeconfig(tmp_path))
     calls: list[list[str]] = []
 
     def runner(argv, *, deadline):
@@ -78,8 +52,11 @@ def fakes(monkeypatch, tmp_path) -> t.Iterator[list[list[str]]]:
         return 0, json.dumps(RELEASE), ""
 
     monkeypatch.setattr(_task, "run_process", runner)
-    monkeypatch.setattr(_task, "KubeClient", FakeKube)
-    FakeKube.namespace_exists, FakeKube.denied, FakeKube.instances = True, set(), []
+    API.clear()
+    API.append(FakeApi())
+    API[0].put_object(NAMESPACE)
+    API[0].hooks.append(access_reviews(set()))
+    monkeypatch.setattr(_task, "KubeClient", FakeKube.bind(API[0]))
     yield calls
 
 
@@ -98,7 +75,7 @@ def test_passes_with_two_helm_processes_and_only_reads(capsys, tmp_path, fakes, 
     assert result["passed"] is True and result["changed"] is False and not result.get("failed")
     assert [argv[1] for argv in fakes] == ["version", "upgrade"]
     assert "--dry-run=server" in fakes[1]
-    assert all(m == "GET" or m.endswith("/selfsubjectaccessreviews") for m in FakeKube.instances[0].methods)
+    assert all(method == "GET" or path.endswith("/selfsubjectaccessreviews") for method, path in API[0].requests)
 
 
 def test_the_render_argv_is_helm_deploys_dry_run(capsys, tmp_path, fakes):
@@ -117,7 +94,7 @@ def test_the_render_argv_is_helm_deploys_dry_run(capsys, tmp_path, fakes):
 
 
 def test_every_problem_in_one_failure(capsys, tmp_path):
-    FakeKube.namespace_exists = False
+    del API[0].objects["/api/v1/namespaces/apps"]
     result = run(capsys, tmp_path, release_values={"replicaCount": "three"})
     assert result["failed"] is True and result["changed"] is False
     assert [(p["check"], p["kind"]) for p in result["problems"]] == [("namespace", "kubernetes_api_error"),
@@ -127,13 +104,13 @@ def test_every_problem_in_one_failure(capsys, tmp_path):
 
 
 def test_forbidden_kinds_are_problems(capsys, tmp_path):
-    FakeKube.denied = {"create", "patch"}
+    API[0].hooks[:] = [access_reviews({"create", "patch"})]
     result = run(capsys, tmp_path)
     assert {(p["check"], p["resource_kind"]) for p in result["problems"]} == {("rbac", "ConfigMap"), ("rbac", "Secret")}
     assert result["error"]["kind"] == "forbidden"
 
 
 def test_missing_helm_is_one_problem_among_others(capsys, tmp_path):
-    FakeKube.namespace_exists = False
+    del API[0].objects["/api/v1/namespaces/apps"]
     result = run(capsys, tmp_path, binary_path=str(tmp_path / "no-helm"))
     assert [(p["check"], p["kind"]) for p in result["problems"]] == [("helm", "helm_missing"), ("namespace", "kubernetes_api_error")]

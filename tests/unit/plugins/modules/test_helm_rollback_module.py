@@ -18,6 +18,9 @@ from ansible.module_utils.testing import patch_module_args
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _task
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import Release
 from ansible_collections.ai_mesh.helm_engine.plugins.modules import helm_rollback
+from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.env import clear_auth_env, write_kubeconfig
+from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.fake_kube import FakeApi, FakeKube
+from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.releases import release_json
 
 SECRET = "Rollback-Unit-Secret-5e2b"
 
@@ -31,60 +34,18 @@ def revision(number: int, status: str, message: str, *, password: str | None = N
     config: dict[str, t.Any] = {"message": message}
     if password is not None:
         config["auth"] = {"password": password}
-    return {
-        "name": "web", "namespace": "apps", "version": number,
-        "info": {"status": status, "last_deployed": updated, "description": f"revision {number}"},
-        "chart": {"metadata": {"name": "sample", "version": "0.1.0", "appVersion": "1.0.0"}},
-        "config": config, "manifest": manifest(message), "hooks": [],
-    }
-
-
-class FakeKube:
-    """The cluster: a release history; a helm rollback appends the target's copy as deployed."""
-
-    history: list[dict[str, t.Any]] = []
-    marked: list[tuple[int, str]] = []
-
-    def __init__(self, kubeconfig: str | None, context: str | None) -> None:
-        self.request_count = 0
-
-    def release_history(self, name: str, namespace: str) -> list[Release]:
-        self.request_count += 1
-        return [Release.from_json(h) for h in self.history]
-
-    def mark_release_failed(self, release: Release, description: str) -> None:
-        self.request_count += 1
-        FakeKube.marked.append((release.revision, description))
-        for item in self.history:
-            if item["version"] == release.revision:
-                item["info"]["status"] = "failed"
-
-    # The release lock (a Lease) is always free here; test__lock.py covers the lock itself.
-    def get_json(self, path: str, query: t.Any = None, *, missing_ok: bool = False) -> t.Any:
-        return None
-
-    def write_json(self, method: str, path: str, body: dict[str, t.Any]) -> t.Any:
-        return dict(body, metadata=dict(body.get("metadata") or {}, uid="lease-uid", resourceVersion="1"))
+    return release_json(number, status, config=config, manifest=manifest(message), updated=updated,
+                        description=f"revision {number}")
 
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch):
-    """Only the kubeconfig the test passes: none of the runner's auth settings."""
-    for name in ("KUBECONFIG", "K8S_AUTH_CONTEXT", "K8S_AUTH_HOST", "K8S_AUTH_API_KEY", "K8S_AUTH_SSL_CA_CERT",
-                 "K8S_AUTH_VERIFY_SSL", "K8S_AUTH_KUBECONFIG", "KUBERNETES_SERVICE_HOST"):
-        monkeypatch.delenv(name, raising=False)
+    clear_auth_env(monkeypatch)
 
 
 @pytest.fixture
 def kubeconfig(tmp_path) -> str:
-    path = tmp_path / "kubeconfig"
-    path.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "unit",
-        "clusters": [{"name": "unit", "cluster": {"server": "https://127.0.0.1:6443"}}],
-        "users": [{"name": "unit", "user": {"token": "unit-token"}}],
-        "contexts": [{"name": "unit", "context": {"cluster": "unit", "user": "unit"}}],
-    }))
-    return str(path)
+    return write_kubeconfig(tmp_path)
 
 
 def run(monkeypatch, capsys, kubeconfig: str, args: dict[str, t.Any], history: list[dict[str, t.Any]], *,
@@ -98,23 +59,15 @@ def run(monkeypatch, capsys, kubeconfig: str, args: dict[str, t.Any], history: l
             return 0, "v4.3.1", ""
         if argv[1] == "rollback":
             if rollback_answer[0] == 0:
-                target = int(argv[-1])
-                source = next(h for h in FakeKube.history if h["version"] == target)
-                for item in FakeKube.history:
-                    if item["info"]["status"] == "deployed":
-                        item["info"]["status"] = "superseded"
-                copy = json.loads(json.dumps(source))
-                copy["version"] = max(h["version"] for h in FakeKube.history) + 1
-                copy["info"]["status"] = "deployed"
-                copy["info"]["description"] = f"Rollback to {target}"
-                FakeKube.history.append(copy)
+                api.roll_back(int(argv[-1]))
             return rollback_answer
         return 0, "", ""
 
     monkeypatch.setattr(_task, "run_process", answer)
-    monkeypatch.setattr(_task, "KubeClient", FakeKube)
-    monkeypatch.setattr(FakeKube, "history", [json.loads(json.dumps(h)) for h in history])
-    monkeypatch.setattr(FakeKube, "marked", [])
+    api = FakeApi()
+    api.set_releases(history)
+    monkeypatch.setattr(_task, "KubeClient", FakeKube.bind(api))
+    fake.api = api
     full_args = dict({"name": "web", "namespace": "apps", "binary_path": "/bin/sh", "kubeconfig": kubeconfig,
                       "_ansible_check_mode": check, "_ansible_diff": True}, **args)
     with patch_module_args(full_args), pytest.raises(SystemExit):
@@ -312,11 +265,11 @@ def test_a_stale_pending_release_is_marked_failed_then_rolled_back(monkeypatch, 
     result, fake = run(monkeypatch, capsys, kubeconfig, {}, history)
     assert result["changed"] is True and result["to_revision"] == 1
     assert result["recovery"]["stuck_revision"] == 2 and result["recovery"]["performed"] is True
-    assert [r for r, _ in FakeKube.marked] == [2]
+    assert [r for r, _ in fake.api.marked_failed()] == [2]
 
 
 def test_a_fresh_pending_release_is_release_locked(monkeypatch, capsys, kubeconfig):
     history = [revision(1, "superseded", "one"), revision(2, "pending-upgrade", "two", updated="2099-01-01T00:00:00Z")]
     result, fake = run(monkeypatch, capsys, kubeconfig, {}, history)
     assert result["failed"] and result["error"]["kind"] == "release_locked"
-    assert rollbacks(fake) == [] and FakeKube.marked == []
+    assert rollbacks(fake) == [] and fake.api.marked_failed() == []

@@ -14,8 +14,10 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _task
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import Release
 from ansible_collections.ai_mesh.helm_engine.plugins.modules import helm_status
+from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.env import clear_auth_env, write_kubeconfig
+from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.fake_kube import FakeApi, FakeKube
+from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.releases import release_json
 
 SECRET = "Status-Unit-Secret-0c4d"
 
@@ -38,13 +40,12 @@ data:
 
 def revision(number: int, status: str, *, config: dict | None = None, updated: str = "2026-11-25T10:00:00Z",
              defaults: dict | None = None) -> dict[str, t.Any]:
-    return {
-        "name": "web", "namespace": "apps", "version": number,
-        "info": {"status": status, "last_deployed": updated, "description": f"revision {number}", "notes": "see docs"},
-        "chart": {"metadata": {"name": "sample", "version": "0.1.0", "appVersion": "1.0.0"},
-                  "values": defaults if defaults is not None else {"replicaCount": 2, "message": "hello", "image": {"tag": "1.0"}}},
-        "config": config if config is not None else {"message": "hi"}, "manifest": MANIFEST, "hooks": [],
-    }
+    document = release_json(number, status, config=config if config is not None else {"message": "hi"}, manifest=MANIFEST,
+                            updated=updated, description=f"revision {number}",
+                            values=defaults if defaults is not None else {"replicaCount": 2, "message": "hello",
+                                                                          "image": {"tag": "1.0"}})
+    document["info"]["notes"] = "see docs"
+    return document
 
 
 def deployment(ready: int, desired: int = 2) -> dict[str, t.Any]:
@@ -52,48 +53,21 @@ def deployment(ready: int, desired: int = 2) -> dict[str, t.Any]:
             "status": {"observedGeneration": 1, "availableReplicas": ready, "updatedReplicas": desired}}
 
 
-class FakeKube:
-    history: list[dict[str, t.Any]] = []
-    objects: dict[tuple[str, str], dict[str, t.Any]] = {}
-    # Replaced, per poll, by the next history (wait_for tests).
-    script: list[list[dict[str, t.Any]]] = []
-
-    def __init__(self, kubeconfig: str | None, context: str | None) -> None:
-        self.request_count = 0
-
-    def release_history(self, name: str, namespace: str) -> list[Release]:
-        self.request_count += 1
-        if FakeKube.script:
-            FakeKube.history = FakeKube.script.pop(0)
-        return [Release.from_json(h) for h in FakeKube.history]
-
-    def get_object(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, t.Any] | None:
-        self.request_count += 1
-        return FakeKube.objects.get((kind, name))
-
-    def get_json(self, path: str, query: dict[str, str] | None = None, *, missing_ok: bool = False) -> t.Any:
-        self.request_count += 1
-        return {"items": []}
-
-
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch):
-    """Only the kubeconfig the test passes: none of the runner's auth settings."""
-    for name in ("KUBECONFIG", "K8S_AUTH_CONTEXT", "K8S_AUTH_HOST", "K8S_AUTH_API_KEY", "K8S_AUTH_SSL_CA_CERT",
-                 "K8S_AUTH_VERIFY_SSL", "K8S_AUTH_KUBECONFIG", "KUBERNETES_SERVICE_HOST"):
-        monkeypatch.delenv(name, raising=False)
+    clear_auth_env(monkeypatch)
 
 
 @pytest.fixture
 def kubeconfig(tmp_path) -> str:
-    path = tmp_path / "kubeconfig"
-    path.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "unit",
-        "clusters": [{"name": "unit", "cluster": {"server": "https://127.0.0.1:6443"}}],
-        "users": [{"name": "unit", "user": {"token": "unit-token"}}],
-        "contexts": [{"name": "unit", "context": {"cluster": "unit", "user": "unit"}}],
-    }))
-    return str(path)
+    return write_kubeconfig(tmp_path)
+
+
+def stored(kind: str, obj: dict[str, t.Any], name: str) -> dict[str, t.Any]:
+    """A test's object as the API holds it: kind, apiVersion and name filled in."""
+    api_version = {"Deployment": "apps/v1"}.get(kind, "v1")
+    return dict(obj, apiVersion=api_version, kind=kind,
+                metadata=dict(obj.get("metadata") or {}, name=name, namespace="apps"))
 
 
 def run(monkeypatch, capsys, kubeconfig: str, args: dict[str, t.Any], history: list[dict[str, t.Any]], *,
@@ -103,11 +77,13 @@ def run(monkeypatch, capsys, kubeconfig: str, args: dict[str, t.Any], history: l
         raise AssertionError(f"helm_status ran a helm process: {argv}")
 
     monkeypatch.setattr(_task, "run_process", no_helm)
-    monkeypatch.setattr(_task, "KubeClient", FakeKube)
-    monkeypatch.setattr(FakeKube, "history", history)
-    monkeypatch.setattr(FakeKube, "script", list(script or []))
-    monkeypatch.setattr(FakeKube, "objects", {("Deployment", "web"): deployment(2), ("ConfigMap", "web-config"): {"data": {}}}
-                        if objects is None else objects)
+    api = FakeApi()
+    api.set_releases(history)
+    api.script_releases(script or [])
+    for (kind, name), obj in ({("Deployment", "web"): deployment(2), ("ConfigMap", "web-config"): {"data": {}}}
+                              if objects is None else objects).items():
+        api.put_object(stored(kind, obj, name))
+    monkeypatch.setattr(_task, "KubeClient", FakeKube.bind(api))
     full_args = dict({"name": "web", "namespace": "apps", "kubeconfig": kubeconfig,
                       "_ansible_check_mode": False, "_ansible_diff": False}, **args)
     with patch_module_args(full_args), pytest.raises(SystemExit):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 from ansible_collections.ai_mesh.helm_engine.plugins.modules.helm_test import parse_logs
+from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.fake_kube import FakeApi, FakeKube
+from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.releases import release_json
 
 
 def test_parse_logs_splits_per_pod():
@@ -29,23 +31,22 @@ def test_test_pod_logs_are_redacted_with_the_release_values():
     import types
 
     from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import Redactor
-    from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import Release
+    from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._storage import ReleaseStore
     from ansible_collections.ai_mesh.helm_engine.plugins.modules.helm_test import TestManager
 
     secret = "Test-Pod-Secret-5e1f"
-    release = Release.from_json({
-        "name": "web", "namespace": "apps", "version": 2, "info": {"status": "deployed"},
-        "chart": {"metadata": {"name": "web", "version": "1.0.0"}},
-        "config": {"auth": {"password": secret}}, "manifest": "",
-        "hooks": [{"name": "web-test", "kind": "Pod", "events": ["test"], "last_run": {"phase": "Succeeded"}}],
-    })
+    api = FakeApi()
+    api.set_releases([release_json(2, config={"auth": {"password": secret}}, manifest="", chart="web", chart_version="1.0.0",
+                                   hooks=[{"name": "web-test", "kind": "Pod", "events": ["test"],
+                                           "last_run": {"phase": "Succeeded"}}])])
     helm = types.SimpleNamespace(version="v4.3.1", test=lambda spec: types.SimpleNamespace(
         stdout=f"NAME: web\nPOD LOGS: web-test\nconnecting with password {secret}\nok\n"))
-    kube = types.SimpleNamespace(release_history=lambda name, namespace: [release])
+    kube = FakeKube.bind(api)()
+    redactor = Redactor()
     module = types.SimpleNamespace(params={"logs": True}, check_mode=False, warn=lambda msg: None)
     context = types.SimpleNamespace(module=module, check_mode=False, name="web", namespace="apps", kube=kube, helm=helm,
-                                    detect_helm=lambda: helm,
-                                    redactor=Redactor(), timeout=None)
+                                    store=ReleaseStore(kube, redactor), detect_helm=lambda: helm,
+                                    redactor=redactor, timeout=None)
     result = TestManager(context).run()
     assert result["passed"] is True and result["logs_available"] is True
     assert "connecting with password" in result["logs"]["web-test"], result["logs"]

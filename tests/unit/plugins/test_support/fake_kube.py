@@ -1,0 +1,309 @@
+# Copyright (c) ai_mesh.helm_engine contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""The one fake Kubernetes cluster of the unit tests.
+
+``FakeKube`` is the collection's real ``KubeClient`` with its transport replaced: every method
+(the release store's reads and writes, discovery, lists in pages, request counting) runs as in
+production, and only ``_call``, the REST boundary, is answered by an in-memory ``FakeApi``.
+So a test that passes here exercises the same request paths the cluster sees.
+
+``FakeApi`` keeps objects by REST path; a GET on a collection lists what lies directly below it
+(``labelSelector`` with ``k=v`` terms is honoured); PATCH merges, POST creates (409 when it
+exists), PUT replaces and DELETE removes, both checking ``resourceVersion`` and ``uid``
+preconditions (409). ``hooks`` answer or fail chosen requests before the store does.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import itertools
+import re
+import typing as t
+
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import BUILTIN_RESOURCES, KubeClient, api_error
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import Redactor
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import decode_storage, storage_secret_name
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._storage import ReleaseStore
+from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.releases import storage_secret
+
+# A hook sees (method, path, query, body); it returns an answer, raises, or returns None to let
+# the store answer.
+Hook = t.Callable[[str, str, t.Dict[str, str], t.Any], t.Any]
+
+SERVER_VERSION = "v1.36.3"
+
+
+class ApiStatus(Exception):
+    """An API error as the kubernetes client raises it: ``status`` and ``reason``."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def object_path(api_version: str, kind: str, namespace: str | None, name: str) -> str:
+    """The REST path of a built-in kind's object, as KubeClient.object_path builds it."""
+    plural, namespaced = BUILTIN_RESOURCES[(api_version, kind)]
+    base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    if namespaced and namespace:
+        base += f"/namespaces/{namespace}"
+    return f"{base}/{plural}/{name}"
+
+
+def _matches(labels: dict[str, str], selector: str | None) -> bool:
+    for term in filter(None, (selector or "").split(",")):
+        key, _, value = term.partition("=")
+        if labels.get(key) != value:
+            return False
+    return True
+
+
+def _merge(target: dict[str, t.Any], patch: dict[str, t.Any]) -> dict[str, t.Any]:
+    """JSON merge patch (RFC 7386): null deletes a key, objects merge, the rest replaces."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)
+    return target
+
+
+class FakeApi:
+    """In-memory API server state shared by every FakeKube a test builds."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, dict[str, t.Any]] = {}
+        self.requests: list[tuple[str, str]] = []
+        self.writes: list[tuple[str, str, t.Any]] = []  # (method, path, body) of every write
+        self.hooks: list[Hook] = []
+        self.server_version = SERVER_VERSION
+        # (apiVersion, APIResource) the cluster serves besides the built-in kinds (CRDs).
+        self.served: list[tuple[str, dict[str, t.Any]]] = []
+        self._versions = itertools.count(1)
+
+    # ---- building the cluster -------------------------------------------------------------
+
+    def put(self, path: str, obj: dict[str, t.Any]) -> dict[str, t.Any]:
+        stored = copy.deepcopy(obj)
+        meta = stored.setdefault("metadata", {})
+        meta.setdefault("name", path.rsplit("/", 1)[-1])
+        meta.setdefault("uid", f"uid-{meta['name']}")
+        meta["resourceVersion"] = str(next(self._versions))
+        self.objects[path] = stored
+        return stored
+
+    def add_release(self, document: dict[str, t.Any], labels: dict[str, str] | None = None) -> None:
+        """A revision as helm stores it: its Secret, payload and labels."""
+        secret = storage_secret(document, labels)
+        self.put(self.release_path(document["name"], document["namespace"], document["version"]), secret)
+
+    def set_releases(self, documents: t.Sequence[dict[str, t.Any]], labels: dict[str, str] | None = None) -> None:
+        """The release history is exactly these revisions (``labels`` on the latest)."""
+        for path in [p for p in self.objects if "/secrets/sh.helm.release.v1." in p]:
+            del self.objects[path]
+        for index, document in enumerate(documents):
+            self.add_release(document, labels if index == len(documents) - 1 else None)
+
+    def put_object(self, obj: dict[str, t.Any]) -> dict[str, t.Any]:
+        """An object of a built-in kind, stored where the API serves it."""
+        meta = obj.get("metadata") or {}
+        return self.put(object_path(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"]), obj)
+
+    def script_releases(self, histories: t.Sequence[t.Sequence[dict[str, t.Any]]]) -> None:
+        """Each read of the release history first replaces it with the next of ``histories``
+        (the last one stays): a release that moves while a module polls it."""
+        remaining = [list(h) for h in histories]
+
+        def hook(method: str, path: str, _query: dict[str, str], _body: t.Any) -> None:
+            if method == "GET" and path.endswith("/secrets") and remaining:
+                self.set_releases(remaining.pop(0))
+
+        self.hooks.append(hook)
+
+    @staticmethod
+    def release_path(name: str, namespace: str, revision: int) -> str:
+        return f"/api/v1/namespaces/{namespace}/secrets/{storage_secret_name(name, revision)}"
+
+    def labels_of_release(self, name: str, namespace: str, revision: int) -> dict[str, str]:
+        return dict(self.objects[self.release_path(name, namespace, revision)]["metadata"].get("labels") or {})
+
+    def releases(self, name: str = "web", namespace: str = "apps") -> list[dict[str, t.Any]]:
+        """The stored revisions of a release, decoded, oldest first."""
+        prefix = f"/api/v1/namespaces/{namespace}/secrets/sh.helm.release.v1.{name}.v"
+        documents = [decode_storage(base64.b64decode(obj["data"]["release"]))
+                     for path, obj in self.objects.items() if path.startswith(prefix)]
+        return sorted(documents, key=lambda d: d["version"])
+
+    def roll_back(self, target: int, name: str = "web", namespace: str = "apps") -> None:
+        """What ``helm rollback`` stores: the deployed revision superseded, the target's copy
+        deployed as a new revision."""
+        history = self.releases(name, namespace)
+        for document in history:
+            if document["info"]["status"] == "deployed":
+                document["info"]["status"] = "superseded"
+        copied = copy.deepcopy(next(d for d in history if d["version"] == target))
+        copied["version"] = max(d["version"] for d in history) + 1
+        copied["info"].update(status="deployed", description=f"Rollback to {target}")
+        self.set_releases(history + [copied])
+
+    def marked_failed(self) -> list[tuple[int, str]]:
+        """(revision, description) of every revision this collection rewrote as failed."""
+        found = []
+        for method, path, body in self.writes:
+            if method == "PATCH" and "/secrets/sh.helm.release.v1." in path and (body or {}).get("data"):
+                document = decode_storage(base64.b64decode(body["data"]["release"]))
+                found.append((document["version"], document["info"]["description"]))
+        return found
+
+    def fail(self, method: str, path_suffix: str, status: int = 500, reason: str = "boom") -> None:
+        """From now on, ``method`` on a path ending in ``path_suffix`` fails with ``status``."""
+
+        def hook(seen_method: str, path: str, _query: dict[str, str], _body: t.Any) -> None:
+            if seen_method == method and path.endswith(path_suffix):
+                raise ApiStatus(status, reason)
+
+        self.hooks.append(hook)
+
+    def label_patches(self) -> list[tuple[int, str, str]]:
+        """(revision, key, value) of every label this collection set on a release's Secret."""
+        found = []
+        for method, path, body in self.writes:
+            if method == "PATCH" and "/secrets/sh.helm.release.v1." in path and not (body or {}).get("data"):
+                revision = int(path.rsplit(".v", 1)[1])
+                found += [(revision, key, value) for key, value in ((body.get("metadata") or {}).get("labels") or {}).items()]
+        return found
+
+    def lease_writes(self) -> list[str]:
+        return [method for method, path, _body in self.writes if "/leases" in path]
+
+    def count(self, method: str, fragment: str = "") -> int:
+        return sum(1 for m, p in self.requests if m == method and fragment in p)
+
+    # ---- serving --------------------------------------------------------------------------
+
+    def serve(self, method: str, path: str, query: dict[str, str] | None, body: t.Any) -> t.Any:
+        self.requests.append((method, path))
+        if method != "GET":
+            self.writes.append((method, path, copy.deepcopy(body)))
+        query = dict(query or {})
+        for hook in self.hooks:
+            answer = hook(method, path, query, body)
+            if answer is not None:
+                return copy.deepcopy(answer)
+        if method == "GET":
+            return self._get(path, query)
+        if method == "PATCH":
+            return self._patch(path, body)
+        if method == "POST":
+            return self._create(path, body)
+        if method == "PUT":
+            return self._replace(path, body)
+        if method == "DELETE":
+            return self._delete(path, body)
+        raise ApiStatus(405, f"{method} not allowed")
+
+    def _get(self, path: str, query: dict[str, str]) -> t.Any:
+        if path == "/version":
+            return {"gitVersion": self.server_version}
+        if re.fullmatch(r"/api/v1|/apis/[^/]+/[^/]+", path):
+            return self._discovery(path)
+        if path in self.objects:
+            return copy.deepcopy(self.objects[path])
+        prefix = path.rstrip("/") + "/"
+        items = [copy.deepcopy(obj) for key, obj in sorted(self.objects.items())
+                 if key.startswith(prefix) and "/" not in key[len(prefix):]
+                 and _matches((obj.get("metadata") or {}).get("labels") or {}, query.get("labelSelector"))]
+        if items or self._is_collection(path):
+            return {"kind": "List", "metadata": {}, "items": items}
+        raise ApiStatus(404, "Not Found")
+
+    def _discovery(self, path: str) -> dict[str, t.Any]:
+        """An APIResourceList: the built-in kinds of that group/version, and ``served`` ones."""
+        api_version = "v1" if path == "/api/v1" else path[len("/apis/"):]
+        resources = [{"kind": kind, "name": plural, "namespaced": namespaced}
+                     for (version, kind), (plural, namespaced) in BUILTIN_RESOURCES.items() if version == api_version]
+        resources += [dict(r) for version, r in self.served if version == api_version]
+        if not resources:
+            raise ApiStatus(404, "Not Found")
+        return {"kind": "APIResourceList", "groupVersion": api_version, "resources": resources}
+
+    @staticmethod
+    def _is_collection(path: str) -> bool:
+        """A plural resource path (namespaced or not): lists of nothing are empty, not 404."""
+        parts = path.strip("/").split("/")
+        return len(parts) >= 3 and (len(parts) % 2 == 1 if parts[0] == "api" else len(parts) % 2 == 0)
+
+    def _patch(self, path: str, body: dict[str, t.Any]) -> t.Any:
+        if path not in self.objects:
+            raise ApiStatus(404, "Not Found")
+        stored = _merge(self.objects[path], body)
+        stored["metadata"]["resourceVersion"] = str(next(self._versions))
+        return copy.deepcopy(stored)
+
+    def _create(self, path: str, body: dict[str, t.Any]) -> t.Any:
+        name = (body.get("metadata") or {}).get("name")
+        target = f"{path}/{name}"
+        if target in self.objects:
+            raise ApiStatus(409, "AlreadyExists")
+        return copy.deepcopy(self.put(target, body))
+
+    def _check_preconditions(self, path: str, expected: dict[str, t.Any]) -> None:
+        stored = self.objects[path]["metadata"]
+        for key in ("uid", "resourceVersion"):
+            if expected.get(key) and expected[key] != stored.get(key):
+                raise ApiStatus(409, "Conflict: the object has been modified")
+
+    def _replace(self, path: str, body: dict[str, t.Any]) -> t.Any:
+        if path not in self.objects:
+            raise ApiStatus(404, "Not Found")
+        self._check_preconditions(path, body.get("metadata") or {})
+        uid = self.objects[path]["metadata"]["uid"]
+        stored = self.put(path, body)
+        stored["metadata"]["uid"] = uid
+        return copy.deepcopy(stored)
+
+    def _delete(self, path: str, body: t.Any) -> t.Any:
+        if path not in self.objects:
+            raise ApiStatus(404, "Not Found")
+        self._check_preconditions(path, ((body or {}).get("preconditions") or {}))
+        return self.objects.pop(path)
+
+
+class FakeKube(KubeClient):
+    """``KubeClient`` over a ``FakeApi``: ``FakeKube.bind(api)`` makes the class a drop-in for
+    ``_task.KubeClient`` (which modules build with a kubeconfig and a context)."""
+
+    api: FakeApi = FakeApi()
+    built: t.ClassVar[list[tuple[str | None, str | None]]] = []
+
+    def __init__(self, kubeconfig: str | None = None, context: str | None = None) -> None:  # pylint: disable=super-init-not-called
+        # Nothing of the kubernetes library: the transport is the fake API.
+        type(self).built.append((kubeconfig, context))
+        self.request_count = 0
+        import threading
+
+        self._count_lock = threading.Lock()
+
+    @classmethod
+    def bind(cls, api: FakeApi) -> type[FakeKube]:
+        """A FakeKube class whose instances all serve ``api`` (one per test)."""
+        return type("BoundFakeKube", (cls,), {"api": api, "built": []})
+
+    def _call(self, method: str, path: str, *, text: bool = False, query: dict[str, str] | None = None,
+              body: t.Any = None, content_type: str = "application/json") -> t.Any:
+        with self._count_lock:
+            self.request_count += 1
+        try:
+            return self.api.serve(method, path, query, body)
+        except ApiStatus as exc:
+            raise api_error(exc, f"{method} {path}") from None
+
+
+def release_store(api: FakeApi, redactor: Redactor | None = None) -> ReleaseStore:
+    """The real release store over a fake cluster."""
+    return ReleaseStore(FakeKube.bind(api)(), redactor or Redactor())
