@@ -165,16 +165,6 @@ def redactor_for(result: t.Mapping[str, t.Any]) -> Redactor:
     return redactor
 
 
-def redact_strings(data: t.Any, redactor: Redactor) -> t.Any:
-    if isinstance(data, str):
-        return redactor.redact_text(data)
-    if isinstance(data, dict):
-        return {key: redact_strings(value, redactor) for key, value in data.items()}
-    if isinstance(data, list):
-        return [redact_strings(value, redactor) for value in data]
-    return data
-
-
 def error_of(result: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
     error = result.get("error") if isinstance(result.get("error"), dict) else {}
     message = error.get("message") or result.get("msg") or ""
@@ -189,7 +179,7 @@ def summarize_helm_result(result: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
         "action": result.get("action"),
         "release": release.get("name") or args.get("name"),
         "namespace": release.get("namespace") or args.get("namespace"),
-        "revision_before": result["previous_revision"] if "previous_revision" in result else result.get("from_revision"),
+        "revision_before": result.get("previous_revision"),
         "revision_after": release.get("revision", result.get("revision")),
         "status_after": release.get("status"),
         "chart": release.get("chart"),
@@ -367,7 +357,7 @@ class CallbackModule(CallbackBase):
         no_log = bool(data.get("_ansible_no_log")) or task.no_log is True or "censored" in data
         if no_log:
             record["no_log"] = True  # what the task did stays hidden, as the user asked
-            return redact_strings(record, Redactor())
+            return Redactor().redact_tree(record)
         redactor = redactor_for(data)
         if module and module.startswith(COLLECTION + "."):
             record.update(summarize_helm_result(data))
@@ -375,4 +365,4 @@ class CallbackModule(CallbackBase):
             record["error"] = error_of(data)
         elif status == "skipped" and data.get("skip_reason"):
             record["skip_reason"] = str(data["skip_reason"])[:MAX_MESSAGE]
-        return redact_strings(record, redactor)
+        return redactor.redact_tree(record)

@@ -54,6 +54,7 @@ class Redactor:
     def __init__(self, sensitive_paths: t.Iterable[str] = ()) -> None:
         self._secrets: set[str] = set()
         self._forms: set[str] = set()
+        self._longest_first: list[str] | None = None  # the forms in the order they are replaced
         self._sensitive_paths = [split_path(p) for p in sensitive_paths]
 
     @property
@@ -68,6 +69,7 @@ class Redactor:
             self._secrets.add(text)
             if len(text) >= MIN_TEXT_MASK_LEN:
                 self._forms.update(text_forms(text))
+                self._longest_first = None
 
     def add_set_value(self, expression: str, value_type: str = "raw", file_content: str | None = None) -> None:
         """Registers one ``set_values`` item: the expression, and each value as helm reads it.
@@ -119,12 +121,26 @@ class Redactor:
                 self.add_secret(leaf)
 
     def redact_text(self, text: str | None) -> str | None:
-        if not text:
+        if not text or not self._forms:
             return text
-        for form in sorted(self._forms, key=len, reverse=True):
+        if self._longest_first is None:
+            # Longest first: a secret that contains another is masked whole.
+            self._longest_first = sorted(self._forms, key=len, reverse=True)
+        for form in self._longest_first:
             if form in text:
                 text = text.replace(form, MASK)
         return text
+
+    def redact_tree(self, data: t.Any) -> t.Any:
+        """A copy of a result (dicts, lists, strings) with every known secret masked in every
+        string: the last sweep over what a module returns, whatever built it."""
+        if isinstance(data, str):
+            return self.redact_text(data)
+        if isinstance(data, dict):
+            return {key: self.redact_tree(value) for key, value in data.items()}
+        if isinstance(data, (list, tuple)):
+            return [self.redact_tree(value) for value in data]
+        return data
 
     def redact_argv(self, argv: t.Sequence[str]) -> list[str]:
         """Keeps the keys of --set* expressions and hides their values."""

@@ -36,7 +36,8 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kubeconfig im
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._lock import KubeLeaseApi, ReleaseLock, lease_duration
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._process import run_process
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import Redactor
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import RecoveryPolicy
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._rollout import RolloutWatcher
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import DEFAULT_HELM_TIMEOUT, FailFastPolicy, RecoveryPolicy
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._storage import ReleaseStore
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._workspace import Workspace
 
@@ -174,6 +175,12 @@ class TaskContext:
             self._kube = KubeClient(self.kubeconfig, context)
         return self._kube
 
+    def rollout_watcher(self, manifest: str, policy: FailFastPolicy | None = None) -> RolloutWatcher:
+        """The watcher of a release's workloads in the task's namespace, its evidence redacted;
+        it judges a rollout within the task's timeout (helm's default without one)."""
+        return RolloutWatcher(self.kube, self.namespace, manifest, policy or FailFastPolicy(),
+                              redact=self.redactor.redact_text, timeout=self.timeout or DEFAULT_HELM_TIMEOUT)
+
     def elapsed(self) -> float:
         return round(time.monotonic() - self.started, 3)
 
@@ -262,11 +269,17 @@ class Manager:
 
 def build_result(context: TaskContext, fields: dict[str, t.Any]) -> dict[str, t.Any]:
     """The one result shape of the modules: their own fields, then the common ones, with
-    ``changed`` false unless the cluster changed."""
+    ``changed`` false unless the cluster changed; swept for every secret the task knows, so
+    a field a module forgot to redact cannot carry one out."""
     result = dict(fields)
     result.setdefault("changed", False)
     result.update(context.common_result())
-    return result
+    return context.redactor.redact_tree(result)
+
+
+def failure_result(context: TaskContext, exc: EngineError) -> dict[str, t.Any]:
+    """A failure's result, shaped and swept like a success's (see build_result)."""
+    return build_result(context, exc.to_result())
 
 
 def run_manager(
@@ -286,14 +299,11 @@ def run_manager(
         context.close()
         module.exit_json(**result)
     except EngineError as exc:
-        result = exc.to_result()
-        result.setdefault("changed", False)
         if context is not None:
-            result.update(context.common_result())
-            result["msg"] = context.redactor.redact_text(result["msg"])
+            result = failure_result(context, exc)
             context.close()
         else:  # refused before the task's context existed: nothing ran
-            result.update(commands=[], helm_processes=0, kube_requests=0, duration=0.0,
+            result = dict(exc.to_result(), changed=False, commands=[], helm_processes=0, kube_requests=0, duration=0.0,
                           invocation=_invocation_without_context(module, context_args))
         module.fail_json(**result)
     except Exception as exc:  # a defect: say so in one line, keep the traceback for -vvv

@@ -351,13 +351,11 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._task import (
     run_manager,
 )
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import (
-    RELEASE_LOCKED,
-    ROLLOUT_FAILED,
     EngineError,
     InputError,
     KubeError,
 )
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import DEFAULT_HELM_TIMEOUT, DeploySpec, UninstallSpec
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import DeploySpec, UninstallSpec
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._plan import (
     INSTALL,
     NONE,
@@ -371,11 +369,8 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery impo
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._inputs import INPUTS_LABEL, inputs_digest
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import DEPLOYED, UNINSTALLED, Release, latest
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._resources import kept_resources
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._rollout import (
-    RolloutWatcher,
-    resources_from_helm,
-    rollout_monitor,
-)
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._outcome import record_failure
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._rollout import rollout_monitor
 
 
 class DeployManager(Manager):
@@ -501,26 +496,14 @@ class DeployManager(Manager):
             result["recovery"] = repair
         if self.check_mode:
             return result
-        watcher = RolloutWatcher(self.context.kube, spec.namespace, desired.manifest, self.fail_fast,
-                                 redact=self.context.redactor.redact_text,
-                                 timeout=self.context.timeout or DEFAULT_HELM_TIMEOUT)
+        watcher = self.context.rollout_watcher(desired.manifest, self.fail_fast)
         try:
             deployed = self.context.store.decode(self.helm.upgrade(spec, monitor=rollout_monitor(watcher)))
         except EngineError as exc:
             # What was attempted, for the caller and the audit log, next to what it left.
-            exc.extra.update(action=plan.action, reasons=plan.reasons, changes=plan.summary())
-            self.attach_state_after_failure(exc, spec, before=current, recovered=bool(recovery or repair))
-            if watcher.timeline:
-                exc.extra["timeline"] = watcher.timeline
-            if exc.kind == ROLLOUT_FAILED:
-                stopped = "resources" in exc.details  # fail-fast stopped helm; else helm's waiter gave up
-                if not stopped:
-                    resources = resources_from_helm(exc.stderr or exc.msg)
-                    exc.details["resources"] = resources
-                    if resources:  # the same words as fail-fast's verdict; helm's own are in error.stderr
-                        exc.msg = "The rollout cannot succeed: " + "; ".join(
-                            f"{r['kind']}/{r['name']}: {r['reason']} ({r['message']})" for r in resources) + "."
-                exc.msg = self.rollout_failed_message(exc, spec, before=current, stopped=stopped)
+            record_failure(exc, self.context.store, spec.release, spec.namespace, before=current,
+                           recovered=bool(recovery or repair), atomic=spec.atomic, timeline=watcher.timeline,
+                           attempted={"action": plan.action, "reasons": plan.reasons, "changes": plan.summary()})
             raise
         if watcher.timeline:
             result["timeline"] = watcher.timeline
@@ -528,33 +511,6 @@ class DeployManager(Manager):
         result["status"] = self.core_status(deployed)
         result["hooks"] = [h.summary() for h in deployed.hooks if h.phase]
         return result
-
-    def attach_state_after_failure(self, exc: EngineError, spec: DeploySpec, *, before: Release | None, recovered: bool) -> None:
-        """A failed helm run may still have changed the cluster (a failed revision, an atomic
-        rollback): report the state it left, and changed only when the history moved."""
-        try:
-            after = latest(self.context.store.history(spec.release, spec.namespace))
-        except EngineError:
-            exc.extra["changed"] = recovered
-            return
-        moved = (after.revision, after.status) != (before.revision, before.status) if after and before else after is not None and after.status != UNINSTALLED
-        # helm refuses a locked release before it writes anything: whatever moved, another run moved.
-        exc.extra["changed"] = bool((moved and exc.kind != RELEASE_LOCKED) or recovered)
-        exc.extra["previous_revision"] = before.revision if before else None
-        if after is not None:
-            exc.extra["release"] = after.summary()
-            exc.extra["hooks"] = [h.summary() for h in after.hooks if h.phase]
-
-    @staticmethod
-    def rollout_failed_message(exc: EngineError, spec: DeploySpec, *, before: Release | None, stopped: bool) -> str:
-        """Says what helm left after it was stopped (or gave up): with atomic, the previous revision again."""
-        after = exc.extra.get("release") or {}
-        what = "helm was stopped" if stopped else "helm gave up"
-        if spec.atomic and before is not None and after.get("status") == "deployed" and after.get("revision") != before.revision:
-            return f"{exc.msg} {what} and rolled back: revision {after['revision']} deploys revision {before.revision} again."
-        if spec.atomic and before is None:
-            return f"{exc.msg} {what} and uninstalled the release it was installing."
-        return f"{exc.msg} {what}; revision {after.get('revision', '?')} is {after.get('status', 'unknown')}."
 
     # ---- state=absent ------------------------------------------------------------------
 

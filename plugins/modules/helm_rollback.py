@@ -90,6 +90,13 @@ from_revision:
   description: The revision that was current before the task.
   returned: success
   type: int
+previous_revision:
+  description:
+    - The revision that was current before the task, as helm_deploy names it (the same as
+      RV(from_revision)); also returned when the rollback failed, with the state it left in
+      RV(release) and RV(revision).
+  returned: always, once the release was read
+  type: int
 to_revision:
   description: The revision rolled back to.
   returned: success
@@ -207,11 +214,12 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
     EngineError,
     InputError,
 )
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import DEFAULT_HELM_TIMEOUT, RollbackSpec
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import RollbackSpec
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._plan import plan_rollback
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import claim_stale
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import FAILED, UNINSTALLED, Release, last_good, latest
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._rollout import RolloutWatcher, rollout_monitor
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._outcome import record_failure
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._rollout import rollout_monitor
 
 
 class RollbackManager(Manager):
@@ -252,6 +260,7 @@ class RollbackManager(Manager):
             "reasons": plan.reasons if plan.changed else [],
             "changes": plan.summary(),
             "from_revision": current.revision,
+            "previous_revision": current.revision,
             "to_revision": target.revision,
             "revision": current.revision,
             "release": current.summary(),
@@ -266,9 +275,7 @@ class RollbackManager(Manager):
             return result
         timeout = self.context.timeout
         # The rollout to watch is the target's: a rollback deploys its manifest again.
-        watcher = RolloutWatcher(self.context.kube, namespace, target.manifest, self.fail_fast,
-                                 redact=self.context.redactor.redact_text,
-                                 timeout=self.context.timeout or DEFAULT_HELM_TIMEOUT)
+        watcher = self.context.rollout_watcher(target.manifest, self.fail_fast)
         try:
             self.context.helm.rollback(
                 RollbackSpec(
@@ -286,9 +293,8 @@ class RollbackManager(Manager):
                 monitor=rollout_monitor(watcher),
             )
         except EngineError as exc:
-            self.attach_state_after_failure(exc, current, recovered=bool(recovery))
-            if watcher.timeline:
-                exc.extra["timeline"] = watcher.timeline
+            record_failure(exc, self.context.store, name, namespace, before=current, recovered=bool(recovery),
+                           timeline=watcher.timeline)
             raise
         if watcher.timeline:
             result["timeline"] = watcher.timeline
@@ -297,18 +303,6 @@ class RollbackManager(Manager):
             result["release"] = after.summary()
             result["revision"] = after.revision
         return result
-
-    def attach_state_after_failure(self, exc: EngineError, before: Release, *, recovered: bool) -> None:
-        """A rollback that failed while waiting still wrote a revision: say so."""
-        try:
-            after = latest(self.context.store.history(before.name, before.namespace))
-        except EngineError:
-            exc.extra["changed"] = recovered
-            return
-        exc.extra["changed"] = recovered or (after is not None and after.revision != before.revision)
-        if after is not None:
-            exc.extra["release"] = after.summary()
-            exc.extra["revision"] = after.revision
 
     def choose_target(self, history: list[Release], current: Release) -> Release:
         by_revision = {r.revision: r for r in history}

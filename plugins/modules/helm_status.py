@@ -226,8 +226,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import pending_info
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import DEPLOYED, UNINSTALLED, Release, latest
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._resources import ReadinessChecker
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._rollout import RolloutWatcher, WORKLOAD_KINDS
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import FailFastPolicy
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._rollout import WORKLOAD_KINDS
 
 # kubernetes.core.helm_info's release_state filter (helm list's state flags).
 RELEASE_STATES = ("all", "deployed", "failed", "pending", "superseded", "uninstalled", "uninstalling")
@@ -261,8 +260,7 @@ class StatusManager(Manager):
     def explain(self, current: Release, resources: list[dict[str, t.Any]]) -> None:
         """Adds the fail-fast diagnosis (reason, events) to workloads that are not ready: what a
         deploy that failed fast reported, readable again right after. A failed look adds nothing."""
-        watcher = RolloutWatcher(self.context.kube, current.namespace, current.manifest, FailFastPolicy(),
-                                 redact=self.context.redactor.redact_text)
+        watcher = self.context.rollout_watcher(current.manifest)
         try:
             failures = watcher.poll()
         except EngineError:

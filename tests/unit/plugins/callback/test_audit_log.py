@@ -199,7 +199,7 @@ def test_a_failed_upgrade_records_the_error_kind_and_message(callback, log):
 
 
 def test_a_rollback_records_from_to_and_the_state_left(callback, log):
-    result = {"changed": True, "action": "rollback", "from_revision": 5, "to_revision": 4, "revision": 6,
+    result = {"changed": True, "action": "rollback", "from_revision": 5, "previous_revision": 5, "to_revision": 4, "revision": 6,
               "release": dict(DEPLOY_RESULT["release"], revision=6),
               "left": {"revision": 5, "status": "failed", "user_values": {"auth": {"password": "<redacted>"}},
                        "values_digest": "sha256:11", "manifest_digest": "sha256:22"},

@@ -232,3 +232,13 @@ def test_add_set_value_keeps_non_sensitive_values_readable():
     redactor = Redactor()
     redactor.add_set_value("image.tag=1.2.3,replicaCount=3")
     assert redactor.redact_text("image 1.2.3, 3 replicas") == "image 1.2.3, 3 replicas"
+
+
+def test_redact_tree_masks_every_string_and_copies():
+    redactor = Redactor()
+    redactor.add_secret("Tree-Secret-1234")
+    data = {"a": "x Tree-Secret-1234 y", "b": [1, None, True, {"c": ("Tree-Secret-1234",)}], "d": 2.5}
+    swept = redactor.redact_tree(data)
+    assert swept == {"a": "x ******** y", "b": [1, None, True, {"c": ["********"]}], "d": 2.5}
+    assert data["a"] == "x Tree-Secret-1234 y"  # the input is left as it was
+    assert Redactor().redact_tree(data) == dict(data, b=[1, None, True, {"c": ["Tree-Secret-1234"]}])

@@ -150,6 +150,33 @@ def test_an_engine_error_keeps_its_kind_and_the_common_fields(capsys, kubeconfig
     assert {"commands", "helm_processes", "kube_requests", "duration", "invocation"} <= set(result)
 
 
+# A secret the task learns while it runs (a stored release's values, decoded by the release
+# store): Ansible's own masking never heard of it, so only the final sweep keeps it out.
+STORED_SECRET = "Stored-Release-Secret-3f9c"
+
+
+class ForgetsToRedact(Manager):
+    def execute(self) -> dict[str, t.Any]:
+        self.context.redactor.add_values({"auth": {"password": STORED_SECRET}})
+        return {"changed": False, "notes": f"connect with {STORED_SECRET}", "nested": [{"value": STORED_SECRET}]}
+
+
+class FailsWithoutRedacting(Manager):
+    def execute(self) -> dict[str, t.Any]:
+        self.context.redactor.add_values({"auth": {"password": STORED_SECRET}})
+        error = EngineError("helm_failed", f"helm quoted {STORED_SECRET}", stderr=STORED_SECRET)
+        error.extra["release"] = {"notes": [STORED_SECRET]}
+        raise error
+
+
+@pytest.mark.parametrize("manager", [ForgetsToRedact, FailsWithoutRedacting])
+def test_the_whole_result_is_swept_for_secrets_the_task_learned(capsys, kubeconfig, manager):
+    result = run_with(capsys, kubeconfig, manager)
+    assert STORED_SECRET not in json.dumps(result)
+    shown = result.get("notes") or result["release"]["notes"][0]
+    assert "********" in str(shown)
+
+
 def test_a_bad_timeout_is_refused_before_the_context_exists(capsys, kubeconfig, monkeypatch):
     built = []
     monkeypatch.setattr(_task, "Workspace", lambda *a, **kw: built.append(a) or pytest.fail("workspace created"))

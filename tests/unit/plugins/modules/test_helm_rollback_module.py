@@ -258,6 +258,15 @@ def test_a_helm_failure_reports_the_revision_it_left(monkeypatch, capsys, kubeco
     assert result["changed"] is False and result["revision"] == 2
 
 
+def test_previous_revision_names_the_revision_before_the_task_as_helm_deploy_does(monkeypatch, capsys, kubeconfig):
+    result, _ = run(monkeypatch, capsys, kubeconfig, {}, GOOD_THEN_FAILED)
+    assert result["previous_revision"] == result["from_revision"] == 3 and result["revision"] == 4
+    history = [revision(1, "superseded", "one"), revision(2, "deployed", "two")]
+    failed, _ = run(monkeypatch, capsys, kubeconfig, {"revision": 1}, history,
+                    rollback_answer=(1, "", "Error: timed out waiting for the condition"))
+    assert failed["failed"] and failed["previous_revision"] == 2
+
+
 def test_a_stale_pending_release_is_marked_failed_then_rolled_back(monkeypatch, capsys, kubeconfig):
     history = [revision(1, "deployed", "one"),
                revision(2, "pending-upgrade", "two", updated="2020-01-01T00:00:00Z")]
