@@ -156,6 +156,30 @@ def deadline_for(timeout: float | None) -> float:
     return (timeout or DEFAULT_HELM_TIMEOUT) * DEADLINE_FACTOR + DEADLINE_MARGIN
 
 
+# The flags each spec's attributes turn into, in the order helm gets them (see switches).
+SET_VALUE_FLAGS = {"raw": "--set", "string": "--set-string", "json": "--set-json", "file": "--set-file",
+                   "literal": "--set-literal"}
+CHART_SWITCHES = (("repo_url", "--repo"), ("version", "--version"), ("dependency_update", "--dependency-update"),
+                  ("plain_http", "--plain-http"), ("insecure_skip_tls_verify", "--insecure-skip-tls-verify"),
+                  # Verifies the chart repository's or the OCI registry's certificate (both majors).
+                  ("ca_file", "--ca-file"))
+UPGRADE_SWITCHES = (("skip_crds", "--skip-crds"), ("skip_schema_validation", "--skip-schema-validation"),
+                    ("disable_hooks", "--no-hooks"), ("description", "--description"), ("history_max", "--history-max"),
+                    ("take_ownership", "--take-ownership"))
+
+
+def switches(source: t.Any, table: t.Sequence[tuple[str, str]]) -> list[str]:
+    """The flags of ``table`` whose attribute of ``source`` is set, in table order: True gives
+    the bare flag, any other value but None, False and "" gives ``flag=value`` (0 included)."""
+    argv = []
+    for attribute, flag in table:
+        value = getattr(source, attribute)
+        if value is None or value is False or value == "":
+            continue
+        argv.append(flag if value is True else f"{flag}={value}")
+    return argv
+
+
 class HelmClient:
     """Runs helm for one task. ``runner`` is ``run_process`` (or a fake in tests)."""
 
@@ -298,7 +322,7 @@ class HelmClient:
 
     def _chart_args(self, chart: ChartSource) -> list[str]:
         """Where the chart comes from and how to fetch it; shared by upgrade and template."""
-        argv = chart.flags()
+        argv = switches(chart, CHART_SWITCHES)
         if chart.login is not None:
             config = self._private_file("registry-config.json", chart.login.config_json(), "registry credentials")
             argv.append(f"--registry-config={config}")
@@ -316,9 +340,15 @@ class HelmClient:
         argv = [f"--values={path}" for path in spec.values_files]
         if spec.values:
             argv.append(f"--values={self._private_file('values.json', json_for_helm(spec.values, sort_keys=True), 'values')}")
-        for item in spec.set_values:
-            argv += item.argv()
+        # One argument each, flag=value: a value that starts with '-' can never be read as a flag.
+        argv += [f"{SET_VALUE_FLAGS[item.value_type]}={item.value}" for item in spec.set_values]
         return argv
+
+    @staticmethod
+    def _post_renderer_args(spec: DeploySpec) -> list[str]:
+        if not spec.post_renderer:
+            return []
+        return [f"--post-renderer={spec.post_renderer}"] + [f"--post-renderer-args={a}" for a in spec.post_renderer_args]
 
     def template_argv(self, spec: DeploySpec) -> tuple[list[str], list[str]]:
         """(flags, positionals) of ``helm template`` for the same chart and values as
@@ -327,57 +357,32 @@ class HelmClient:
         argv = ["template"] + self._chart_args(spec.chart) + self._values_args(spec)
         if not spec.skip_crds:
             argv.append("--include-crds")
-        if spec.skip_schema_validation:
-            argv.append("--skip-schema-validation")
-        if spec.disable_hooks:
-            argv.append("--no-hooks")
+        argv += switches(spec, [("skip_schema_validation", "--skip-schema-validation"), ("disable_hooks", "--no-hooks")])
         argv.append("--skip-tests")
-        if spec.post_renderer:
-            argv.append(f"--post-renderer={spec.post_renderer}")
-            argv += [f"--post-renderer-args={a}" for a in spec.post_renderer_args]
+        argv += self._post_renderer_args(spec)
         return argv, [spec.release, spec.chart.positional()]
 
     def upgrade_argv(self, spec: DeploySpec, *, dry_run: bool) -> tuple[list[str], list[str]]:
         """(flags, positionals) of ``helm upgrade --install``."""
         argv = ["upgrade", "--install"] + self._chart_args(spec.chart) + self._values_args(spec)
-        if spec.create_namespace:
-            argv.append("--create-namespace")
-        if spec.reuse_values:
-            argv.append("--reuse-values")
-        elif spec.reset_then_reuse_values:
-            argv.append("--reset-then-reuse-values")
-        elif spec.reset_values:
-            argv.append("--reset-values")
-        if spec.skip_crds:
-            argv.append("--skip-crds")
-        if spec.skip_schema_validation:
-            argv.append("--skip-schema-validation")
-        if spec.disable_hooks:
-            argv.append("--no-hooks")
-        if spec.description:
-            argv.append(f"--description={spec.description}")
-        if spec.history_max is not None:
-            argv.append(f"--history-max={spec.history_max}")
-        if spec.take_ownership:
-            argv.append("--take-ownership")
-        if spec.post_renderer:
-            argv.append(f"--post-renderer={spec.post_renderer}")
-            argv += [f"--post-renderer-args={a}" for a in spec.post_renderer_args]
+        argv += switches(spec, [("create_namespace", "--create-namespace")])
+        # One of them: helm refuses --reuse-values with --reset-values.
+        for attribute, flag in (("reuse_values", "--reuse-values"), ("reset_then_reuse_values", "--reset-then-reuse-values"),
+                                ("reset_values", "--reset-values")):
+            if getattr(spec, attribute):
+                argv.append(flag)
+                break
+        argv += switches(spec, UPGRADE_SWITCHES)
+        argv += self._post_renderer_args(spec)
         if spec.inputs_digest or spec.drop_inputs_label:
             argv.append(f"--labels={INPUTS_LABEL}={spec.inputs_digest or 'null'}")
         argv += self._wait_args(spec.wait or spec.atomic, spec.wait_strategy)
         if spec.wait_for_jobs and (spec.wait or spec.atomic):
             argv.append("--wait-for-jobs")
-        if spec.timeout:
-            argv.append(f"--timeout={spec.timeout}")
+        argv += switches(spec, [("timeout", "--timeout")])
         if spec.atomic:
             argv.append("--rollback-on-failure" if self.major >= 4 else "--atomic")
-        if spec.cleanup_on_fail:
-            argv.append("--cleanup-on-fail")
-        if spec.force:
-            # helm 4 refuses --force-replace with server-side apply, its default since 4.0;
-            # replacing is a client-side operation, as helm 3's --force was.
-            argv += ["--server-side=false", "--force-replace"] if self.major >= 4 else ["--force"]
+        argv += switches(spec, [("cleanup_on_fail", "--cleanup-on-fail")]) + self._force_args(spec.force)
         if spec.server_side is not None or spec.force_conflicts:
             self.require_helm4("server_side" if spec.server_side is not None else "force_conflicts")
             if spec.server_side is not None:
@@ -397,41 +402,28 @@ class HelmClient:
         return argv, [spec.release, spec.chart.positional()]
 
     def rollback_argv(self, spec: RollbackSpec) -> tuple[list[str], list[str]]:
-        argv = ["rollback"]
-        argv += self._wait_args(spec.wait, spec.wait_strategy)
-        if spec.timeout:
-            argv.append(f"--timeout={spec.timeout}")
-        if spec.cleanup_on_fail:
-            argv.append("--cleanup-on-fail")
-        if spec.force:
-            argv += ["--server-side=false", "--force-replace"] if self.major >= 4 else ["--force"]
-        if spec.disable_hooks:
-            argv.append("--no-hooks")
-        if spec.history_max is not None:
-            argv.append(f"--history-max={spec.history_max}")
+        argv = ["rollback"] + self._wait_args(spec.wait, spec.wait_strategy)
+        argv += switches(spec, [("timeout", "--timeout"), ("cleanup_on_fail", "--cleanup-on-fail")])
+        argv += self._force_args(spec.force)
+        argv += switches(spec, [("disable_hooks", "--no-hooks"), ("history_max", "--history-max")])
         return argv, [spec.release, str(spec.revision)]
 
+    def _force_args(self, force: bool) -> list[str]:
+        if not force:
+            return []
+        # helm 4 refuses --force-replace with server-side apply, its default since 4.0;
+        # replacing is a client-side operation, as helm 3's --force was.
+        return ["--server-side=false", "--force-replace"] if self.major >= 4 else ["--force"]
+
     def uninstall_argv(self, spec: UninstallSpec) -> tuple[list[str], list[str]]:
-        argv = ["uninstall"]
-        if spec.wait:
-            argv.append("--wait")
-        if spec.timeout:
-            argv.append(f"--timeout={spec.timeout}")
-        if spec.keep_history:
-            argv.append("--keep-history")
-        if spec.disable_hooks:
-            argv.append("--no-hooks")
+        argv = ["uninstall"] + switches(spec, [("wait", "--wait"), ("timeout", "--timeout"), ("keep_history", "--keep-history"),
+                                               ("disable_hooks", "--no-hooks")])
         return argv, [spec.release]
 
     def test_argv(self, spec: TestSpec) -> tuple[list[str], list[str]]:
         """(flags, positionals) of ``helm test``. ``--logs`` exists in helm 3 and helm 4 alike
         (both list it in ``helm test --help``); nothing here depends on the major."""
-        argv = ["test"]
-        if spec.timeout:
-            argv.append(f"--timeout={spec.timeout}")
-        if spec.logs:
-            argv.append("--logs")
-        return argv, [spec.release]
+        return ["test"] + switches(spec, [("timeout", "--timeout"), ("logs", "--logs")]), [spec.release]
 
     # ---- operations -----------------------------------------------------------------------
 

@@ -97,11 +97,16 @@ def plan_install(desired: Release) -> Plan:
 
 
 def plan_upgrade(current: Release, desired: Release) -> Plan:
+    return _plan_towards(current, desired, UPGRADE)
+
+
+def _plan_towards(current: Release, desired: Release, action: str) -> Plan:
+    """``action`` when anything differs (or the release is not deployed), else no change."""
     reasons, changes = differences(current, desired)
     if current.status != "deployed":
         reasons.insert(0, f"release status is {current.status}")
     return Plan(
-        action=UPGRADE if reasons else NONE,
+        action=action if reasons else NONE,
         reasons=reasons,
         resource_changes=changes,
         values_before=current.config or {},
@@ -123,13 +128,4 @@ def plan_uninstall(current: Release | None) -> Plan:
 
 def plan_rollback(current: Release, target: Release) -> Plan:
     """A rollback makes the release match ``target`` again: the same comparison as an upgrade."""
-    reasons, changes = differences(current, target)
-    if current.status != "deployed":
-        reasons.insert(0, f"release status is {current.status}")
-    return Plan(
-        action=ROLLBACK if reasons else NONE,
-        reasons=reasons,
-        resource_changes=changes,
-        values_before=current.config or {},
-        values_after=target.config or {},
-    )
+    return _plan_towards(current, target, ROLLBACK)

@@ -26,18 +26,6 @@ class SetValue:
     value: str
     value_type: str = "raw"
 
-    FLAGS: t.ClassVar[dict[str, str]] = {
-        "raw": "--set",
-        "string": "--set-string",
-        "json": "--set-json",
-        "file": "--set-file",
-        "literal": "--set-literal",
-    }
-
-    def argv(self) -> list[str]:
-        # One argument, flag=value: a value that starts with '-' can never be read as a flag.
-        return [f"{self.FLAGS[self.value_type]}={self.value}"]
-
 
 OCI_SCHEME = "oci://"
 
@@ -88,23 +76,6 @@ class ChartSource:
 
     def positional(self) -> str:
         return os.path.expanduser(self.ref) if self.is_local() else self.ref
-
-    def flags(self) -> list[str]:
-        argv = []
-        if self.repo_url:
-            argv.append(f"--repo={self.repo_url}")
-        if self.version:
-            argv.append(f"--version={self.version}")
-        if self.dependency_update:
-            argv.append("--dependency-update")
-        if self.plain_http:
-            argv.append("--plain-http")
-        if self.insecure_skip_tls_verify:
-            argv.append("--insecure-skip-tls-verify")
-        if self.ca_file:
-            # Verifies the chart repository's or the OCI registry's certificate (both majors).
-            argv.append(f"--ca-file={self.ca_file}")
-        return argv
 
 
 @dataclass

@@ -21,9 +21,8 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
 )
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm_version import HelmVersion
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import ChartSource, DeploySpec
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._preflight import (
-    Preflight,
-    failure,
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._preflight import Preflight, failure
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._rendered import (
     release_from_template,
     rendered_objects,
     shipped_crds,
