@@ -43,13 +43,16 @@ class Role:
             "helm_release_test_logs": False,
         }
 
-    def __call__(self, *extra_args: str, expect_failure: bool = False, **role_vars: t.Any) -> dict[str, t.Any]:
+    def __call__(self, *extra_args: str, expect_failure: bool = False, play_defaults: dict[str, t.Any] | None = None,
+                 env: dict[str, str] | None = None, **role_vars: t.Any) -> dict[str, t.Any]:
+        """play_defaults: the play's module_defaults; env: added to ansible-playbook's environment."""
         self.runs += 1
         result_file = self.tmp_path / f"result-{self.runs}.json"
         play = [{
             "name": "Role under test",
             "hosts": "localhost",
             "gather_facts": False,
+            **({"module_defaults": play_defaults} if play_defaults else {}),
             "tasks": [
                 {"name": "Run the role", "ansible.builtin.include_role": {"name": "ai_mesh.helm_engine.helm_release"},
                  "vars": dict(self.base, **role_vars)},
@@ -58,7 +61,7 @@ class Role:
                  "check_mode": False, "changed_when": False},
             ],
         }]
-        proc = run_playbook(yaml.safe_dump(play), tmp_path=self.tmp_path, extra_args=extra_args)
+        proc = run_playbook(yaml.safe_dump(play), tmp_path=self.tmp_path, extra_args=extra_args, env=env)
         output = proc.stdout + proc.stderr
         recap = dict(item.split("=") for item in RECAP.findall(proc.stdout)[-1].split()) if RECAP.search(proc.stdout) else {}
         fatals = [json.loads(m) for m in FATAL.findall(proc.stdout)]
@@ -119,6 +122,22 @@ def test_install_then_repeat_changes_nothing(role):
     assert again["result"]["action"] == "none" and again["result"]["changed"] is False, again["result"]
     assert int(again["result"]["revision"]) == 1
     assert again["recap"]["changed"] == 0, again["stdout"][-3000:]
+
+
+def test_the_play_s_module_defaults_for_the_group_reach_the_role(role, helm, kubeconfig, tmp_path):
+    """helm and the cluster given once for the play (docs/larger-playbook.md), none to the role:
+    every step and the handler use them. KUBECONFIG names no file and helm is not on PATH, so
+    a step that missed them would fail."""
+    group = {"group/ai_mesh.helm_engine.helm_engine": {"binary_path": helm, "kubeconfig": kubeconfig}}
+    env = {"KUBECONFIG": str(tmp_path / "no-such-kubeconfig")}
+    first = role(play_defaults=group, env=env, helm_release_binary_path="", helm_release_kubeconfig="")
+    assert first["result"]["action"] == "install" and int(first["result"]["revision"]) == 1, first["result"]
+    assert [t["phase"] for t in first["result"]["tests"]] == ["Succeeded"], first["result"]["tests"]
+    failed = role(play_defaults=group, env=env, helm_release_binary_path="", helm_release_kubeconfig="",
+                  helm_release_values={"podLabels": {"helm-engine.test/ready": "false"}},
+                  helm_release_validate_timeout="10s", expect_failure=True)
+    assert "step readiness failed (timeout)" in failed["msg"], failed["msg"]
+    assert "revision 1 restored (now revision 3" in failed["msg"], failed["msg"]
 
 
 def test_failed_post_task_rolls_back_to_the_previous_revision(role, run_module, helm, kubeconfig, namespace, tmp_path):
