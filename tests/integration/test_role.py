@@ -44,16 +44,21 @@ class Role:
         }
 
     def __call__(self, *extra_args: str, expect_failure: bool = False, play_defaults: dict[str, t.Any] | None = None,
-                 env: dict[str, str] | None = None, **role_vars: t.Any) -> dict[str, t.Any]:
-        """play_defaults: the play's module_defaults; env: added to ansible-playbook's environment."""
+                 env: dict[str, str] | None = None, earlier: dict[str, t.Any] | None = None,
+                 **role_vars: t.Any) -> dict[str, t.Any]:
+        """play_defaults: the play's module_defaults; env: added to ansible-playbook's environment;
+        earlier: the role's variables for a run of the role before this one in the same play."""
         self.runs += 1
         result_file = self.tmp_path / f"result-{self.runs}.json"
+        before = [] if earlier is None else [
+            {"name": "An earlier run of the role", "ansible.builtin.include_role": {"name": "ai_mesh.helm_engine.helm_release"},
+             "vars": dict(self.base, **earlier)}]
         play = [{
             "name": "Role under test",
             "hosts": "localhost",
             "gather_facts": False,
             **({"module_defaults": play_defaults} if play_defaults else {}),
-            "tasks": [
+            "tasks": before + [
                 {"name": "Run the role", "ansible.builtin.include_role": {"name": "ai_mesh.helm_engine.helm_release"},
                  "vars": dict(self.base, **role_vars)},
                 {"name": "Save the result", "ansible.builtin.copy": {
@@ -151,6 +156,17 @@ def test_failed_post_task_rolls_back_to_the_previous_revision(role, run_module, 
     assert failed["recap"]["rescued"] == 1
     assert_rolled_back_to(run_module, helm, kubeconfig, namespace, 1, {"replicaCount": 2})
     assert [r["status"] for r in history(helm, kubeconfig, namespace)] == ["superseded", "superseded", "deployed"]
+
+
+def test_a_failed_pre_task_is_named_so_after_an_earlier_run_in_the_same_play(role, namespace, tmp_path):
+    """The step of a failed task of the user's is told by whether this run deployed yet, not
+    by what an earlier run of the role in the play left behind."""
+    check = tmp_path / "pre.yml"
+    check.write_text("---\n- name: A user pre-check that fails\n  ansible.builtin.fail:\n    msg: the change window is closed\n")
+    failed = role(earlier={"helm_release_run_tests": False}, helm_release_pre_tasks=[str(check)], expect_failure=True)
+    msg = failed["msg"]
+    assert msg.startswith(f"helm_release {namespace}/{RELEASE}: step pre_tasks failed (task_failed): "
+                          "the change window is closed; "), msg
 
 
 def test_upgrade_that_never_becomes_ready_is_rolled_back(role, run_module, helm, kubeconfig, namespace):
