@@ -152,6 +152,8 @@ def test_failed_post_task_rolls_back_to_the_previous_revision(role, run_module, 
     failed = role(helm_release_values={"replicaCount": 3}, helm_release_post_tasks=[str(check)], expect_failure=True)
     msg = failed["msg"]
     assert msg.startswith(f"helm_release {namespace}/{RELEASE}: step post_tasks failed (task_failed): the service answered 500"), msg
+    # No failing resources, so nothing about events (it said "last events: None;" here).
+    assert "the service answered 500; revision 1 restored" in msg and "None" not in msg, msg
     assert "revision 1 restored (now revision 3" in msg, msg
     assert failed["recap"]["rescued"] == 1
     assert_rolled_back_to(run_module, helm, kubeconfig, namespace, 1, {"replicaCount": 2})
