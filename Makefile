@@ -69,11 +69,11 @@ test-unit: venv collection
 test-integration: venv collection
 	tools/with-cluster.sh $(VENV)/bin/python -m pytest -q tests/integration
 
-# shellcheck on the scripts; ansible-lint on all Ansible content (roles, playbooks, molecule,
-# examples; .ansible-lint excludes the rest) with its state in a temporary ANSIBLE_HOME and
-# cache, so no .ansible/ is left in the tree; the changelog fragments.
+# shellcheck (the venv's, from requirements-dev.txt) on the scripts; ansible-lint on all Ansible
+# content (roles, playbooks, molecule, examples; .ansible-lint excludes the rest) with its state in
+# a temporary ANSIBLE_HOME and cache, so no .ansible/ is left in the tree; the changelog fragments.
 lint: venv collection
-	shellcheck -x tools/*.sh tools/versions.env .ci/run
+	$(VENV)/bin/shellcheck -x tools/*.sh tools/versions.env .ci/run
 	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	  ANSIBLE_HOME="$$tmp/home" XDG_CACHE_HOME="$$tmp/cache" $(VENV)/bin/ansible-lint --offline
 	$(VENV)/bin/antsibull-changelog lint

@@ -8,7 +8,7 @@ if ! "$TOOLS_DIR/cluster.sh" status >/dev/null 2>&1; then
   "$TOOLS_DIR/cluster.sh" up
   started_here=1
 fi
-# shellcheck disable=SC2317  # reached through the EXIT trap
+# shellcheck disable=SC2329  # reached through the EXIT trap
 cleanup() { if (( started_here )); then "$TOOLS_DIR/cluster.sh" down || true; fi; }
 trap cleanup EXIT
 eval "$("$TOOLS_DIR/cluster.sh" env)"

@@ -43,14 +43,22 @@ class Role:
             "helm_release_test_logs": False,
         }
 
-    def __call__(self, *extra_args: str, expect_failure: bool = False, **role_vars: t.Any) -> dict[str, t.Any]:
+    def __call__(self, *extra_args: str, expect_failure: bool = False, play_defaults: dict[str, t.Any] | None = None,
+                 env: dict[str, str] | None = None, earlier: dict[str, t.Any] | None = None,
+                 **role_vars: t.Any) -> dict[str, t.Any]:
+        """play_defaults: the play's module_defaults; env: added to ansible-playbook's environment;
+        earlier: the role's variables for a run of the role before this one in the same play."""
         self.runs += 1
         result_file = self.tmp_path / f"result-{self.runs}.json"
+        before = [] if earlier is None else [
+            {"name": "An earlier run of the role", "ansible.builtin.include_role": {"name": "ai_mesh.helm_engine.helm_release"},
+             "vars": dict(self.base, **earlier)}]
         play = [{
             "name": "Role under test",
             "hosts": "localhost",
             "gather_facts": False,
-            "tasks": [
+            **({"module_defaults": play_defaults} if play_defaults else {}),
+            "tasks": before + [
                 {"name": "Run the role", "ansible.builtin.include_role": {"name": "ai_mesh.helm_engine.helm_release"},
                  "vars": dict(self.base, **role_vars)},
                 {"name": "Save the result", "ansible.builtin.copy": {
@@ -58,7 +66,7 @@ class Role:
                  "check_mode": False, "changed_when": False},
             ],
         }]
-        proc = run_playbook(yaml.safe_dump(play), tmp_path=self.tmp_path, extra_args=extra_args)
+        proc = run_playbook(yaml.safe_dump(play), tmp_path=self.tmp_path, extra_args=extra_args, env=env)
         output = proc.stdout + proc.stderr
         recap = dict(item.split("=") for item in RECAP.findall(proc.stdout)[-1].split()) if RECAP.search(proc.stdout) else {}
         fatals = [json.loads(m) for m in FATAL.findall(proc.stdout)]
@@ -121,6 +129,22 @@ def test_install_then_repeat_changes_nothing(role):
     assert again["recap"]["changed"] == 0, again["stdout"][-3000:]
 
 
+def test_the_play_s_module_defaults_for_the_group_reach_the_role(role, helm, kubeconfig, tmp_path):
+    """helm and the cluster given once for the play (docs/larger-playbook.md), none to the role:
+    every step and the handler use them. KUBECONFIG names no file and helm is not on PATH, so
+    a step that missed them would fail."""
+    group = {"group/ai_mesh.helm_engine.helm_engine": {"binary_path": helm, "kubeconfig": kubeconfig}}
+    env = {"KUBECONFIG": str(tmp_path / "no-such-kubeconfig")}
+    first = role(play_defaults=group, env=env, helm_release_binary_path="", helm_release_kubeconfig="")
+    assert first["result"]["action"] == "install" and int(first["result"]["revision"]) == 1, first["result"]
+    assert [t["phase"] for t in first["result"]["tests"]] == ["Succeeded"], first["result"]["tests"]
+    failed = role(play_defaults=group, env=env, helm_release_binary_path="", helm_release_kubeconfig="",
+                  helm_release_values={"podLabels": {"helm-engine.test/ready": "false"}},
+                  helm_release_validate_timeout="10s", expect_failure=True)
+    assert "step readiness failed (timeout)" in failed["msg"], failed["msg"]
+    assert "revision 1 restored (now revision 3" in failed["msg"], failed["msg"]
+
+
 def test_failed_post_task_rolls_back_to_the_previous_revision(role, run_module, helm, kubeconfig, namespace, tmp_path):
     check = tmp_path / "check.yml"
     check.write_text("---\n- name: A user check that fails\n  ansible.builtin.fail:\n    msg: the service answered 500\n")
@@ -128,10 +152,23 @@ def test_failed_post_task_rolls_back_to_the_previous_revision(role, run_module, 
     failed = role(helm_release_values={"replicaCount": 3}, helm_release_post_tasks=[str(check)], expect_failure=True)
     msg = failed["msg"]
     assert msg.startswith(f"helm_release {namespace}/{RELEASE}: step post_tasks failed (task_failed): the service answered 500"), msg
+    # No failing resources, so nothing about events (it said "last events: None;" here).
+    assert "the service answered 500; revision 1 restored" in msg and "None" not in msg, msg
     assert "revision 1 restored (now revision 3" in msg, msg
     assert failed["recap"]["rescued"] == 1
     assert_rolled_back_to(run_module, helm, kubeconfig, namespace, 1, {"replicaCount": 2})
     assert [r["status"] for r in history(helm, kubeconfig, namespace)] == ["superseded", "superseded", "deployed"]
+
+
+def test_a_failed_pre_task_is_named_so_after_an_earlier_run_in_the_same_play(role, namespace, tmp_path):
+    """The step of a failed task of the user's is told by whether this run deployed yet, not
+    by what an earlier run of the role in the play left behind."""
+    check = tmp_path / "pre.yml"
+    check.write_text("---\n- name: A user pre-check that fails\n  ansible.builtin.fail:\n    msg: the change window is closed\n")
+    failed = role(earlier={"helm_release_run_tests": False}, helm_release_pre_tasks=[str(check)], expect_failure=True)
+    msg = failed["msg"]
+    assert msg.startswith(f"helm_release {namespace}/{RELEASE}: step pre_tasks failed (task_failed): "
+                          "the change window is closed; "), msg
 
 
 def test_upgrade_that_never_becomes_ready_is_rolled_back(role, run_module, helm, kubeconfig, namespace):
