@@ -327,3 +327,21 @@ options:
     elements: str
     default: []
 """
+
+    # Drift of the live objects from the deployed revision, shared by helm_deploy and helm_status.
+    # Paired with DRIFT_IGNORE_ARG_SPEC in plugins/module_utils/_args.py.
+    DRIFT = r"""
+options:
+  drift_ignore:
+    description:
+      - Fields that are never drift. Each rule has C(paths), a list of JSON pointers into the
+        object as the chart renders it (C(/spec/replicas),
+        C(/spec/template/spec/containers/0/image); a pointer covers everything below it; an
+        empty string the whole object), and optionally C(kind) and C(name) to narrow it to
+        some objects.
+      - An object annotated or labelled C(helm-engine.ai-mesh.io/drift=ignore), in the chart or
+        live, is never checked.
+    type: list
+    elements: dict
+    default: []
+"""

@@ -27,7 +27,9 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import (
     ChartSource,
     DeploySpec,
+    DriftPolicy,
     FailFastPolicy,
+    IgnoreRule,
     RecoveryPolicy,
     RegistryLogin,
     SetValue,
@@ -223,6 +225,39 @@ def fail_fast_policy(params: dict[str, t.Any], waits: bool) -> FailFastPolicy:
     grace = validate.duration_seconds(params.get("fail_fast_grace", "30s"), "fail_fast_grace", default=30.0, allow_zero=True)
     enabled = params.get("fail_fast")
     return FailFastPolicy(enabled=waits if enabled is None else bool(enabled) and waits, restarts=restarts, grace=grace or 0.0)
+
+
+# Paired with the DRIFT doc fragment: helm_deploy's drift option and both modules' ignore rules.
+DRIFT_IGNORE_ARG_SPEC: dict[str, dict[str, t.Any]] = {
+    "drift_ignore": {"type": "list", "elements": "dict", "default": []},
+}
+MAX_IGNORE_RULES = 200
+
+
+def drift_policy(params: dict[str, t.Any], mode: str = "correct") -> DriftPolicy:
+    """``drift`` and ``drift_ignore``, validated: each rule a dict with an optional kind and
+    name and a non-empty list of JSON pointers (``/spec/replicas``; ``""`` for the whole object)."""
+    items = params.get("drift_ignore") or []
+    if len(items) > MAX_IGNORE_RULES:
+        raise InputError(f"drift_ignore has {len(items)} rules; at most {MAX_IGNORE_RULES}.", option="drift_ignore")
+    rules = []
+    for index, item in enumerate(items):
+        where = f"drift_ignore[{index}]"
+        if set(item) - {"kind", "name", "paths"}:
+            unknown = ", ".join(sorted(map(str, set(item) - {"kind", "name", "paths"})))
+            raise InputError(f"{where} has unknown keys ({unknown}); it takes kind, name and paths.", option="drift_ignore")
+        kind = validate.argument(item["kind"], f"{where}.kind") if item.get("kind") is not None else None
+        name = validate.argument(item["name"], f"{where}.name") if item.get("name") is not None else None
+        paths = item.get("paths")
+        if not isinstance(paths, list) or not paths:
+            raise InputError(f"{where}.paths must be a non-empty list of JSON pointers such as /spec/replicas.",
+                             option="drift_ignore")
+        for path in paths:
+            if not isinstance(path, str) or (path and not path.startswith("/")) or validate.has_control_characters(path):
+                raise InputError(f"{where}.paths: {str(path)[:80]!r} is not a JSON pointer (one starts with /).",
+                                 option="drift_ignore")
+        rules.append(IgnoreRule(kind, name, tuple(paths)))
+    return DriftPolicy(mode=params.get("drift") or mode, rules=tuple(rules))
 
 
 # Files larger than this are refused by validate.values_size (or by helm) anyway.

@@ -19,6 +19,7 @@ import sys
 import threading
 import types
 import typing as t
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -37,6 +38,10 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
 
 
 USER_AGENT = "ai_mesh.helm_engine"
+# Reads of a release's objects run this many at a time.
+PARALLEL_READS = 4
+# (apiVersion, kind, namespace, name) of an object.
+ObjectKey = t.Tuple[str, str, t.Optional[str], str]
 
 # (apiVersion, kind) -> (resource, namespaced) of the built-in kinds charts hold most, so reading
 # them needs no discovery request. Anything else is discovered (once per group/version and task).
@@ -281,6 +286,22 @@ class KubeClient:
     def patch_json(self, path: str, body: dict[str, t.Any]) -> t.Any:
         return self._call("PATCH", path, body=body, content_type="application/merge-patch+json")
 
+    def apply(self, api_version: str, kind: str, namespace: str | None, name: str, obj: dict[str, t.Any], *,
+              field_manager: str, dry_run: bool) -> dict[str, t.Any] | None:
+        """A server-side apply of ``obj`` with ``force`` (the fields it sets are taken from any
+        other manager, as a correction must); with ``dry_run``, the object as it would be,
+        written nowhere. None when the cluster does not serve the kind."""
+        path = self.object_path(api_version, kind, namespace, name)
+        if path is None:
+            return None
+        body = dict(obj, apiVersion=api_version, kind=kind)
+        namespaced = "/namespaces/" in path
+        body["metadata"] = dict(obj.get("metadata") or {}, name=name, **({"namespace": namespace} if namespaced else {}))
+        query = {"fieldManager": field_manager, "force": "true"}
+        if dry_run:
+            query["dryRun"] = "All"
+        return self._call("PATCH", path, body=body, content_type="application/apply-patch+yaml", query=query)
+
     def post_json(self, path: str, body: dict[str, t.Any]) -> t.Any:
         """A POST whose answer is the point (a SelfSubjectAccessReview), never a write of a resource."""
         return self._call("POST", path, body=body)
@@ -343,6 +364,33 @@ class KubeClient:
             if not token:
                 return objects
             query = {"limit": "500", "continue": token}
+
+    def read_objects(self, keys: t.Sequence[ObjectKey]) -> dict[ObjectKey, dict[str, t.Any] | None]:
+        """The live object of each (apiVersion, kind, namespace, name), None when absent: one
+        GET for a kind held once, one LIST for a kind held more often, a few reads at a time
+        (the round trips cost, not the CPU). Requests grow with kinds, not with objects."""
+        groups: dict[tuple[str, str, str | None], list[str]] = {}
+        for api_version, kind, namespace, name in keys:
+            groups.setdefault((api_version, kind, namespace), []).append(name)
+
+        def read(group: tuple[str, str, str | None]) -> dict[str, dict[str, t.Any] | None]:
+            api_version, kind, namespace = group
+            names = groups[group]
+            if len(names) == 1:
+                return {names[0]: self.get_object(api_version, kind, namespace, names[0])}
+            listed = self.list_objects(api_version, kind, namespace) or {}
+            return {name: listed.get(name) for name in names}
+
+        if len(groups) > 1 and PARALLEL_READS > 1:
+            with ThreadPoolExecutor(max_workers=min(PARALLEL_READS, len(groups))) as pool:
+                answers = list(pool.map(read, groups))
+        else:
+            answers = [read(group) for group in groups]
+        live: dict[ObjectKey, dict[str, t.Any] | None] = {}
+        for (api_version, kind, namespace), found in zip(groups, answers):
+            for name, obj in found.items():
+                live[(api_version, kind, namespace, name)] = obj
+        return live
 
     def get_object(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, t.Any] | None:
         path = self.object_path(api_version, kind, namespace, name)

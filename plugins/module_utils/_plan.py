@@ -28,6 +28,8 @@ INSTALL = "install"
 UPGRADE = "upgrade"
 UNINSTALL = "uninstall"
 ROLLBACK = "rollback"
+# Live objects put back as the deployed revision declares them, without a new revision.
+CORRECT_DRIFT = "correct_drift"
 NONE = "none"
 
 

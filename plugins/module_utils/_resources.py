@@ -7,9 +7,10 @@
 
 from __future__ import annotations
 
+import time
 import typing as t
-from concurrent.futures import ThreadPoolExecutor
 
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import TIMEOUT, EngineError
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import KubeClient, path_segment
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._manifest import parse_manifest
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._objects import condition_is_true
@@ -89,7 +90,6 @@ def _pvc(obj: dict[str, t.Any]) -> tuple[bool, str]:
     return phase == "Bound", phase
 
 
-PARALLEL_READS = 4
 
 
 class ReadinessChecker:
@@ -101,31 +101,6 @@ class ReadinessChecker:
     def __init__(self, kube: KubeClient) -> None:
         self.kube = kube
         self._slices: dict[str, list[dict[str, t.Any]]] = {}
-
-    def _live(self, keys: list[tuple[str, str, str | None, str]]) -> dict[tuple[str, str, str | None, str], dict[str, t.Any] | None]:
-        groups: dict[tuple[str, str, str | None], list[str]] = {}
-        for api_version, kind, namespace, name in keys:
-            groups.setdefault((api_version, kind, namespace), []).append(name)
-
-        def read(group: tuple[str, str, str | None]) -> dict[str, dict[str, t.Any] | None]:
-            api_version, kind, namespace = group
-            names = groups[group]
-            if len(names) == 1:
-                return {names[0]: self.kube.get_object(api_version, kind, namespace, names[0])}
-            listed = self.kube.list_objects(api_version, kind, namespace) or {}
-            return {name: listed.get(name) for name in names}
-
-        # The reads are independent: a few at a time, as the round trips, not the CPU, cost.
-        if len(groups) > 1 and PARALLEL_READS > 1:
-            with ThreadPoolExecutor(max_workers=min(PARALLEL_READS, len(groups))) as pool:
-                answers = list(pool.map(read, groups))
-        else:
-            answers = [read(group) for group in groups]
-        live: dict[tuple[str, str, str | None, str], dict[str, t.Any] | None] = {}
-        for (api_version, kind, namespace), found in zip(groups, answers):
-            for name, obj in found.items():
-                live[(api_version, kind, namespace, name)] = obj
-        return live
 
     def _service(self, obj: dict[str, t.Any]) -> tuple[bool, str]:
         spec = obj.get("spec") or {}
@@ -151,7 +126,7 @@ class ReadinessChecker:
     def check(self, release: Release) -> list[dict[str, t.Any]]:
         assessments = []
         keys = list(parse_manifest(release.manifest, release.namespace))
-        live_objects = self._live(keys)
+        live_objects = self.kube.read_objects(keys)
         for api_version, kind, namespace, name in keys:
             live = live_objects[(api_version, kind, namespace, name)]
             entry: dict[str, t.Any] = {"api_version": api_version, "kind": kind, "namespace": namespace, "name": name}
@@ -167,6 +142,24 @@ class ReadinessChecker:
         if kind == "Service":
             return self._service(live)
         return readiness(kind, live)
+
+
+def wait_until_ready(kube: KubeClient, release: Release, timeout: float, poll: float = 2.0) -> list[dict[str, t.Any]]:
+    """Reads the release's objects every ``poll`` seconds until all are ready; a timeout error
+    naming what is not ready past ``timeout``. Returns what was seen not ready, when."""
+    started = time.monotonic()
+    timeline: list[dict[str, t.Any]] = []
+    while True:
+        waiting = [f"{r['kind']}/{r['name']} ({r['detail']})" for r in ReadinessChecker(kube).check(release) if not r["ready"]]
+        elapsed = round(time.monotonic() - started, 1)
+        if not waiting:
+            return timeline
+        if not timeline or timeline[-1]["not_ready"] != waiting:
+            timeline.append({"at": elapsed, "not_ready": waiting})
+        if elapsed >= timeout:
+            raise EngineError(TIMEOUT, f"Not ready within {timeout:.0f}s: {', '.join(waiting[:5])}.",
+                              details={"not_ready": waiting})
+        time.sleep(min(poll, max(timeout - elapsed, 0.1)))
 
 
 def readiness(kind: str, live: dict[str, t.Any]) -> tuple[bool, str]:

@@ -153,6 +153,36 @@ class TestSpec:
     logs: bool = False
 
 
+DRIFT_MODES = ("correct", "detect", "ignore")
+
+
+@dataclass(frozen=True)
+class IgnoreRule:
+    """A ``drift_ignore`` item: these JSON pointers (and what lies below them) of objects of a
+    kind (and name; any kind when None) are never drift. ``""`` is the whole object."""
+
+    kind: str | None
+    name: str | None
+    paths: tuple[str, ...]
+
+    def covers(self, kind: str, name: str, pointer: str) -> bool:
+        if (self.kind and self.kind != kind) or (self.name and self.name != name):
+            return False
+        return any(path == "" or pointer == path or pointer.startswith(path.rstrip("/") + "/") for path in self.paths)
+
+
+@dataclass(frozen=True)
+class DriftPolicy:
+    """What a deploy does about live objects that depart from the deployed revision."""
+
+    mode: str = "correct"  # correct | detect | ignore
+    rules: tuple[IgnoreRule, ...] = ()
+
+    @property
+    def checks(self) -> bool:
+        return self.mode != "ignore"
+
+
 @dataclass(frozen=True)
 class FailFastPolicy:
     """When a rollout counts as failed (the fail_fast options)."""

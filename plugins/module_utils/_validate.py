@@ -217,6 +217,11 @@ def positive_number(value: t.Any, option: str, *, minimum: float, maximum: float
     return float(value)
 
 
+def has_control_characters(text: str) -> bool:
+    """A newline, a tab, a NUL or another control character."""
+    return bool(_CONTROL.search(text))
+
+
 def _text(value: t.Any, option: str) -> str:
     if value is None:
         raise InputError(f"{option} is required.", option=option)

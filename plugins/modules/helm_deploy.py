@@ -30,6 +30,7 @@ extends_documentation_fragment:
   - ai_mesh.helm_engine.helm_engine.results
   - ai_mesh.helm_engine.helm_engine.operation
   - ai_mesh.helm_engine.helm_engine.recovery
+  - ai_mesh.helm_engine.helm_engine.drift
   - ai_mesh.helm_engine.attributes
   - ai_mesh.helm_engine.attributes.actiongroup
 attributes:
@@ -96,9 +97,31 @@ options:
     type: str
     choices: ['true', 'false', auto]
   force_conflicts:
-    description: helm 4 only. With server-side apply, take over fields other managers own.
+    description:
+      - helm 4 only. With server-side apply, take over fields other managers own.
+      - O(drift=correct) sets it for the upgrade of a release applied server-side.
     type: bool
     default: false
+  drift:
+    description:
+      - What to do when the live objects of the deployed release depart from what its revision
+        declares (an object deleted, a field changed with C(kubectl scale), C(edit), C(patch) or
+        C(apply --server-side)). Only the fields the chart sets count; server defaults, status and
+        fields the chart leaves out (replicas an autoscaler owns) are never drift. A difference the
+        API server would normalize away (C(0.5) stored as C(500m)) is proved with a server-side
+        apply dry run of that object before it counts.
+      - V(correct) puts the declared state back. With nothing else to change, the drifted
+        objects are applied again server-side as helm's field manager (C(helm)), taking the
+        fields back from whoever changed them, and missing objects are created. No helm process,
+        no hooks, no new revision; RV(action) is V(correct_drift); with O(wait), until they are
+        ready. With an upgrade to make, helm 4 upgrades a server-side release with
+        C(--force-conflicts), and what helm did not put back is applied after it. Check mode
+        reports it and changes nothing.
+      - V(detect) reports the drift in RV(drift) with a warning and changes nothing for it.
+      - V(ignore) does not look at the live objects (one read per kind less).
+    type: str
+    choices: [correct, detect, ignore]
+    default: correct
   keep_history:
     description: With O(state=absent), keep the release history (helm C(uninstall --keep-history)).
     type: bool
@@ -176,7 +199,7 @@ action:
   returned: always
   type: str
   sample: upgrade
-  choices: [install, upgrade, uninstall, none]
+  choices: [install, upgrade, uninstall, correct_drift, none]
 reasons:
   description: Why the release was (or would be) changed.
   returned: success
@@ -262,6 +285,17 @@ values_digest:
   returned: with O(state=present)
   type: str
   sample: "sha256:9f86d08..."
+drift:
+  description:
+    - The objects of the deployed revision whose live state departs from it, found before the
+      task changed anything (empty with O(drift=ignore)). C(reason) is V(missing) or V(modified);
+      C(paths) are JSON pointers into the object as the chart renders it. See O(drift).
+  returned: with O(state=present)
+  type: list
+  elements: dict
+  sample:
+    - {api_version: apps/v1, kind: Deployment, namespace: web, name: web, reason: modified, paths: [/spec/replicas]}
+    - {api_version: v1, kind: Service, namespace: web, name: web, reason: missing, paths: []}
 rendered:
   description:
     - Whether helm rendered the chart (a server-side dry run) to decide. V(false) when the deployed
@@ -337,10 +371,12 @@ import typing as t
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _validate as validate
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._args import (
     CHART_ARG_SPEC,
+    DRIFT_IGNORE_ARG_SPEC,
     OPERATION_ARG_SPEC,
     RECOVERY_ARG_SPEC,
     argument_spec,
     deploy_spec,
+    drift_policy,
     fail_fast_policy,
     recovery_policy,
 )
@@ -355,8 +391,9 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
     InputError,
     KubeError,
 )
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import DeploySpec, UninstallSpec
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import DEFAULT_HELM_TIMEOUT, DeploySpec, UninstallSpec
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._plan import (
+    CORRECT_DRIFT,
     INSTALL,
     NONE,
     UPGRADE,
@@ -368,7 +405,9 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._plan import (
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import ensure_unlocked, repair_failed
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._inputs import INPUTS_LABEL, inputs_digest
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import DEPLOYED, UNINSTALLED, Release, latest
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._resources import kept_resources
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._resources import kept_resources, wait_until_ready
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._drift import Drift, DriftDetector, correct, correction_plan
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._drift import summary as drift_summary
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._outcome import record_failure
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._rollout import rollout_monitor
 
@@ -386,7 +425,10 @@ class DeployManager(Manager):
         self.helm = context.helm
         self.deploy_spec: DeploySpec | None = None
         self.policy = recovery_policy(self.params, context.timeout)
+        self.drift = drift_policy(self.params)
         self.rendered = False
+        # The drift of the deployed revision, by the (revision, status) it was checked against.
+        self._drift: tuple[tuple[int, str], list[Drift]] | None = None
         # The last render, and the (revision, status) it was compared with: the run under the
         # lock reuses it when the release has not moved since the decision.
         self._render: tuple[tuple[int, str] | None, Release] | None = None
@@ -427,15 +469,39 @@ class DeployManager(Manager):
             return None
         desired = self.desired_release(self.deploy_spec, current)
         plan = plan_upgrade(current, desired)
-        if plan.changed:
+        drift = self.live_drift(current)
+        if plan.changed or (drift and self.drift.mode == "correct"):
             return None
         self.record_inputs(current)
-        return self.result(plan, current, desired=desired)
+        return self.result(plan, current, desired=desired, drift=drift)
+
+    def live_drift(self, current: Release | None) -> list[Drift]:
+        """Where the live objects depart from the deployed revision (none checked with
+        drift=ignore, or for a release that is not deployed)."""
+        if not self.drift.checks or current is None or current.status != DEPLOYED:
+            return []
+        seen = (current.revision, current.status)
+        if self._drift is None or self._drift[0] != seen:
+            detector = DriftDetector(self.context.kube, self.context.namespace, self.drift.rules)
+            self._drift = (seen, detector.detect(current.manifest))
+        return self._drift[1]
+
+    def takes_fields_back(self, spec: DeploySpec, current: Release | None) -> bool:
+        """drift=correct on helm 4: the upgrade of a release applied server-side forces the
+        conflicts, so fields another manager took (kubectl scale, edit, apply --server-side)
+        come back to the chart instead of failing the upgrade. Decided before the render, so
+        the dry run and the real run carry the same flag."""
+        if self.drift.mode != "correct" or spec.force or current is None or self.helm.major < 4:
+            return False
+        if spec.server_side in ("true", "false"):
+            return spec.server_side == "true"
+        return current.raw.get("apply_method") == "ssa"
 
     def desired_release(self, spec: DeploySpec, current: Release | None) -> Release:
         """What the deploy would make the release: the deployed revision itself when its
         stored digest matches today's inputs, else helm's server-side render."""
         spec.drop_inputs_label = not spec.inputs_digest and current is not None and INPUTS_LABEL in current.labels
+        spec.force_conflicts = bool(self.params.get("force_conflicts")) or self.takes_fields_back(spec, current)
         if current is not None and current.status == DEPLOYED and spec.inputs_digest \
                 and current.labels.get(INPUTS_LABEL) == spec.inputs_digest:
             return current
@@ -483,7 +549,11 @@ class DeployManager(Manager):
             current = None
         desired = self.desired_release(spec, current)
         plan = plan_install(desired) if current is None else plan_upgrade(current, desired)
-        result = self.result(plan, current, desired=desired)
+        drift = self.live_drift(current)
+        correcting = bool(drift) and self.drift.mode == "correct"
+        if current is not None and not plan.changed and correcting:
+            plan = correction_plan(drift, current.config or {})
+        result = self.result(plan, current, desired=desired, drift=drift)
         if recovery:
             result["recovery"] = recovery
             result["changed"] = True  # the recovery itself changed the release
@@ -496,6 +566,8 @@ class DeployManager(Manager):
             result["recovery"] = repair
         if self.check_mode:
             return result
+        if plan.action == CORRECT_DRIFT:
+            return self.correct_drift(drift, current, result)
         watcher = self.context.rollout_watcher(desired.manifest, self.fail_fast)
         try:
             deployed = self.context.store.decode(self.helm.upgrade(spec, monitor=rollout_monitor(watcher)))
@@ -510,6 +582,21 @@ class DeployManager(Manager):
         result["release"] = deployed.summary()
         result["status"] = self.core_status(deployed)
         result["hooks"] = [h.summary() for h in deployed.hooks if h.phase]
+        if correcting:
+            # An upgrade puts back what helm patches; what it cannot (a custom resource helm
+            # 3 patches two-way) is put back here, from the revision just deployed.
+            leftover = DriftDetector(self.context.kube, self.context.namespace, self.drift.rules).detect(deployed.manifest)
+            correct(self.context.kube, spec.release, spec.namespace, leftover)
+        return result
+
+    def correct_drift(self, drift: list[Drift], current: Release, result: dict[str, t.Any]) -> dict[str, t.Any]:
+        """Puts the deployed revision's objects back (no helm process, no hooks, no new
+        revision); with wait, until they are ready again."""
+        correct(self.context.kube, current.name, current.namespace, drift)
+        if self.params["wait"]:
+            timeline = wait_until_ready(self.context.kube, current, self.context.timeout or DEFAULT_HELM_TIMEOUT)
+            if timeline:
+                result["timeline"] = timeline
         return result
 
     # ---- state=absent ------------------------------------------------------------------
@@ -543,7 +630,11 @@ class DeployManager(Manager):
     def core_status(self, release: Release) -> dict[str, t.Any]:
         return release.core_status(self.context.redactor.redact_values(release.config or {}))
 
-    def result(self, plan: Plan, current: Release | None, *, desired: Release | None = None) -> dict[str, t.Any]:
+    def result(self, plan: Plan, current: Release | None, *, desired: Release | None = None,
+               drift: list[Drift] | None = None) -> dict[str, t.Any]:
+        if drift and self.drift.mode == "detect":
+            self.module.warn(f"Release {self.context.namespace}/{self.context.name} has drifted from revision "
+                             f"{current.revision if current else '?'}: {drift_summary(drift)}. drift=detect changes nothing.")
         result: dict[str, t.Any] = {
             "changed": plan.changed,
             "action": plan.action,
@@ -560,6 +651,7 @@ class DeployManager(Manager):
         if self.deploy_spec is not None:
             result["rendered"] = self.rendered
             result["inputs_digest"] = self.deploy_spec.inputs_digest
+            result["drift"] = [item.as_dict() for item in drift or []]
         if self.module._diff:
             label = f"{self.context.namespace}/{self.context.name}"
             result["diff"] = plan.diff(self.context.redactor, label)
@@ -583,6 +675,8 @@ def main() -> None:
             keep_history={"type": "bool", "default": False},
             purge={"type": "bool", "default": True},
             replace={"type": "bool", "default": False},
+            drift={"type": "str", "choices": ["correct", "detect", "ignore"], "default": "correct"},
+            **DRIFT_IGNORE_ARG_SPEC,
             **CHART_ARG_SPEC,
             **OPERATION_ARG_SPEC,
             **RECOVERY_ARG_SPEC,

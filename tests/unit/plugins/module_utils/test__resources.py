@@ -6,6 +6,7 @@ import typing as t
 
 import pytest
 
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import KubeClient
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import Release
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._resources import ReadinessChecker, kept_resources
 
@@ -30,6 +31,8 @@ class FakeKube:
     def list_objects(self, api_version: str, kind: str, namespace: str | None) -> dict[str, dict[str, t.Any]] | None:
         self.reads.append(("kind", (api_version, kind, namespace)))
         return {name: obj for (k, name), obj in self.objects.items() if k == kind}
+
+    read_objects = KubeClient.read_objects  # over the reads above, as the client does it
 
 
 def release(manifest: str, name: str = "web", namespace: str = "apps") -> Release:

@@ -57,6 +57,8 @@ def run(monkeypatch, capsys, args: dict[str, t.Any], history: list[dict], render
     monkeypatch.setattr(_task, "run_process", answer)
     api = FakeApi()
     api.set_releases(history, labels)  # labels: the storage Secret's labels of the latest revision
+    if history and history[-1]["info"]["status"] == "deployed":
+        api.deploy(history[-1])  # its objects are live, as deployed (drift: test_helm_deploy_drift.py)
     monkeypatch.setattr(_task, "KubeClient", FakeKube.bind(api))
     fake.api = api
     full_args = dict({"name": "web", "namespace": "apps", "chart_ref": CHART["path"], "binary_path": "/bin/sh",
@@ -84,9 +86,10 @@ def test_no_op_runs_one_dry_run_and_changes_nothing(monkeypatch, capsys, kubecon
     ]
     assert result["commands"][1:] == [" ".join(dry_run)]
     assert result["commands"][0] == f"/bin/sh version --template={{{{.Version}}}} --kubeconfig={kubeconfig}"
-    # The server's version (part of the digest), the history, and the digest stored on revision 1;
-    # no lock: a no-op is decided without it.
-    assert result["kube_requests"] == 3
+    # The server's version (part of the digest), the history, one read of the live ConfigMap (the
+    # drift check), and the digest stored on revision 1; no lock: a no-op is decided without it.
+    assert result["kube_requests"] == 4
+    assert fake.api.count("GET", "/configmaps/web-config") == 1 and result["drift"] == []
     assert fake.api.label_patches() == [(1, INPUTS_LABEL, digest)]
 
 
@@ -231,7 +234,8 @@ def test_a_matching_inputs_digest_skips_the_render_and_the_lock(monkeypatch, cap
         assert fake.calls == [] and result["helm_processes"] == 0
         assert result["inputs_digest"] == digest and result["values_digest"] == first["values_digest"]
         assert fake.api.lease_writes() == [] and fake.api.label_patches() == []
-        assert result["kube_requests"] == 2  # the server's version and the history
+        # The server's version, the history and the live ConfigMap (drift); drift=ignore saves the last.
+        assert result["kube_requests"] == 3
 
 
 def test_an_edited_template_is_rendered_despite_the_stored_digest(monkeypatch, capsys, kubeconfig):

@@ -23,6 +23,7 @@ import re
 import typing as t
 
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import BUILTIN_RESOURCES, KubeClient, api_error
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._manifest import parse_manifest
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import Redactor
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import decode_storage, storage_secret_name
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._storage import ReleaseStore
@@ -186,7 +187,8 @@ class FakeApi:
 
     # ---- serving --------------------------------------------------------------------------
 
-    def serve(self, method: str, path: str, query: dict[str, str] | None, body: t.Any) -> t.Any:
+    def serve(self, method: str, path: str, query: dict[str, str] | None, body: t.Any,
+              content_type: str = "application/json") -> t.Any:
         self.requests.append((method, path))
         if method != "GET":
             self.writes.append((method, path, copy.deepcopy(body)))
@@ -197,6 +199,8 @@ class FakeApi:
                 return copy.deepcopy(answer)
         if method == "GET":
             return self._get(path, query)
+        if method == "PATCH" and content_type == "application/apply-patch+yaml":
+            return self._apply(path, body, dry_run=query.get("dryRun") == "All")
         if method == "PATCH":
             return self._patch(path, body)
         if method == "POST":
@@ -244,6 +248,27 @@ class FakeApi:
         stored = _merge(self.objects[path], body)
         stored["metadata"]["resourceVersion"] = str(next(self._versions))
         return copy.deepcopy(stored)
+
+    def _apply(self, path: str, body: dict[str, t.Any], *, dry_run: bool) -> t.Any:
+        """Server-side apply, as far as a test needs it: the object is created when missing, its
+        fields set otherwise (merged like a merge patch); a dry run stores nothing."""
+        if path not in self.objects:
+            created = copy.deepcopy(body)
+            return created if dry_run else copy.deepcopy(self.put(path, created))
+        merged = _merge(copy.deepcopy(self.objects[path]), body)
+        if dry_run:
+            return merged
+        self.objects[path] = merged
+        merged["metadata"]["resourceVersion"] = str(next(self._versions))
+        return copy.deepcopy(merged)
+
+    def deploy(self, document: dict[str, t.Any]) -> None:
+        """The live objects of a revision, as helm leaves them (its manifest, nothing changed)."""
+        for (api_version, kind, namespace, name), obj in parse_manifest(document.get("manifest") or "",
+                                                                         document["namespace"]).items():
+            namespaced = BUILTIN_RESOURCES.get((api_version, kind), ("", True))[1]
+            self.put_object(dict(obj, metadata=dict(obj.get("metadata") or {}, name=name,
+                                                    **({"namespace": namespace} if namespaced else {}))))
 
     def _create(self, path: str, body: dict[str, t.Any]) -> t.Any:
         name = (body.get("metadata") or {}).get("name")
@@ -299,7 +324,7 @@ class FakeKube(KubeClient):
         with self._count_lock:
             self.request_count += 1
         try:
-            return self.api.serve(method, path, query, body)
+            return self.api.serve(method, path, query, body, content_type)
         except ApiStatus as exc:
             raise api_error(exc, f"{method} {path}") from None
 
