@@ -246,8 +246,11 @@ def drift_policy(params: dict[str, t.Any], mode: str = "correct") -> DriftPolicy
         if set(item) - {"kind", "name", "paths"}:
             unknown = ", ".join(sorted(map(str, set(item) - {"kind", "name", "paths"})))
             raise InputError(f"{where} has unknown keys ({unknown}); it takes kind, name and paths.", option="drift_ignore")
-        kind = validate.argument(item["kind"], f"{where}.kind") if item.get("kind") is not None else None
-        name = validate.argument(item["name"], f"{where}.name") if item.get("name") is not None else None
+        try:
+            kind = validate.argument(item["kind"], f"{where}.kind") if item.get("kind") is not None else None
+            name = validate.argument(item["name"], f"{where}.name") if item.get("name") is not None else None
+        except InputError as exc:
+            raise InputError(exc.msg, option="drift_ignore") from None
         paths = item.get("paths")
         if not isinstance(paths, list) or not paths:
             raise InputError(f"{where}.paths must be a non-empty list of JSON pointers such as /spec/replicas.",

@@ -6,11 +6,13 @@ the contract cheaply: how many helm processes, which argv, and what never leaves
 
 from __future__ import annotations
 
+import base64
 import json
 import types
 import typing as t
 
 import pytest
+from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _task
@@ -40,7 +42,10 @@ def kubeconfig(monkeypatch, tmp_path, chart_maker) -> str:
 
 
 def run(monkeypatch, capsys, args: dict[str, t.Any], history: list[dict], rendered: dict, *, check: bool = False,
-        upgraded: dict | None = None, version: str = "v4.3.1", labels: dict[str, str] | None = None) -> tuple[dict, t.Any]:
+        upgraded: dict | None = None, version: str = "v4.3.1", labels: dict[str, str] | None = None,
+        api: FakeApi | None = None) -> tuple[dict, t.Any]:
+    """helm_deploy once, on a fake cluster holding ``history`` and the latest deployed revision's
+    objects, or on ``api`` as an earlier run left it."""
     fake = types.SimpleNamespace(calls=[], deadlines=[])
     fake.calls_of_upgrade = lambda: [argv for argv in fake.calls if argv[1] == "upgrade"]
 
@@ -55,10 +60,11 @@ def run(monkeypatch, capsys, args: dict[str, t.Any], history: list[dict], render
         return 0, "", ""
 
     monkeypatch.setattr(_task, "run_process", answer)
-    api = FakeApi()
-    api.set_releases(history, labels)  # labels: the storage Secret's labels of the latest revision
-    if history and history[-1]["info"]["status"] == "deployed":
-        api.deploy(history[-1])  # its objects are live, as deployed (drift: test_helm_deploy_drift.py)
+    if api is None:
+        api = FakeApi()
+        api.set_releases(history, labels)  # labels: the storage Secret's labels of the latest revision
+        if history and history[-1]["info"]["status"] == "deployed":
+            api.deploy(history[-1])  # its objects are live, as deployed (drift: see the end of this file)
     monkeypatch.setattr(_task, "KubeClient", FakeKube.bind(api))
     fake.api = api
     full_args = dict({"name": "web", "namespace": "apps", "chart_ref": CHART["path"], "binary_path": "/bin/sh",
@@ -299,3 +305,109 @@ def test_a_change_takes_the_lock_and_reuses_the_decision_render(monkeypatch, cap
     assert fake.api.lease_writes()[0] == "POST"  # the Lease was created before the change
     # One dry run (before the lock, reused under it since the release had not moved), one real run.
     assert ["--dry-run=server" in argv for argv in fake.calls_of_upgrade()] == [True, False]
+
+
+# ---- drift ---------------------------------------------------------------------------------------
+
+DRIFT_MANIFEST = MANIFEST + "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: web-secret\nstringData:\n  password: " + SECRET + "\n"
+CONFIGMAP_PATH = "/api/v1/namespaces/apps/configmaps/web-config"
+SECRET_PATH = "/api/v1/namespaces/apps/secrets/web-secret"
+
+
+def drifted(**edits: t.Any) -> tuple[dict, FakeApi]:
+    """A deployed revision whose digest matches the task's inputs (no render needed), and a
+    cluster where its ConfigMap was edited and its Secret changed by hand."""
+    current = release_json(config={"message": "hello", "auth": {"password": SECRET}}, manifest=DRIFT_MANIFEST)
+    api = FakeApi()
+    api.set_releases([current])
+    api.deploy(current)
+    api.objects[CONFIGMAP_PATH]["data"]["MESSAGE"] = "edited"
+    api.objects[SECRET_PATH]["data"]["password"] = base64.b64encode(b"Changed-By-Hand-99").decode()
+    return current, api
+
+
+def applied(api: FakeApi) -> list[str]:
+    """The paths applied for real (a server-side apply that is not a dry run)."""
+    return [path for path, dry_run in api.applies if not dry_run]
+
+
+DRIFT_ARGS = {"release_values": {"message": "hello", "auth": {"password": SECRET}}}
+
+
+def test_drift_in_check_mode_is_a_change_with_a_redacted_diff_and_nothing_applied(monkeypatch, capsys, kubeconfig):
+    current, api = drifted()
+    result, fake = run(monkeypatch, capsys, DRIFT_ARGS, [], current, check=True, api=api)
+    assert (result["changed"], result["action"]) == (True, "correct_drift")
+    assert result["drift"] == [
+        {"api_version": "v1", "kind": "ConfigMap", "namespace": "apps", "name": "web-config", "reason": "modified",
+         "paths": ["/data/MESSAGE"]},
+        {"api_version": "v1", "kind": "Secret", "namespace": "apps", "name": "web-secret", "reason": "modified",
+         "paths": ["/data/password"]},
+    ]
+    assert result["reasons"] == ["drift: ConfigMap/web-config (/data/MESSAGE)", "drift: Secret/web-secret (/data/password)"]
+    assert [c["change"] for c in result["changes"]] == ["changed", "changed"]
+    [configmap, secret] = result["diff"]
+    assert "MESSAGE: edited" in configmap["before"] and "MESSAGE: hello" in configmap["after"]
+    # A Secret's data is never shown, the live value least of all; the marker says it differs.
+    assert "Changed-By-Hand-99" not in json.dumps(result) and SECRET not in json.dumps(result)
+    assert "password: '<redacted: changed>'" in secret["after"]
+    assert applied(api) == [] and api.lease_writes() == []
+    assert all("--dry-run=server" in argv for argv in fake.calls_of_upgrade())
+
+
+def test_drift_is_corrected_once_then_the_release_is_a_no_op(monkeypatch, capsys, kubeconfig):
+    current, api = drifted()
+    result, fake = run(monkeypatch, capsys, DRIFT_ARGS, [], current, api=api)
+    assert (result["changed"], result["action"]) == (True, "correct_drift")
+    assert applied(api) == [CONFIGMAP_PATH, SECRET_PATH]
+    assert api.objects[CONFIGMAP_PATH]["data"]["MESSAGE"] == "hello"
+    assert api.lease_writes()[0] == "POST"  # a correction changes the cluster: under the release's lock
+    # helm renders to decide (a dry run), and runs no upgrade: no hooks, no new revision.
+    assert all("--dry-run=server" in argv for argv in fake.calls_of_upgrade())
+    assert [r["version"] for r in api.releases()] == [1]  # no new revision
+    again, _ = run(monkeypatch, capsys, DRIFT_ARGS, [], current, api=api)
+    assert (again["changed"], again["action"], again["drift"]) == (False, "none", [])
+
+
+def test_drift_detect_warns_and_changes_nothing(monkeypatch, capsys, kubeconfig):
+    current, api = drifted()
+    warnings: list[str] = []
+    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, warning, *a, **kw: warnings.append(warning))
+    result, _ = run(monkeypatch, capsys, dict(DRIFT_ARGS, drift="detect"), [], current, api=api)
+    assert (result["changed"], result["action"]) == (False, "none")
+    assert [d["kind"] for d in result["drift"]] == ["ConfigMap", "Secret"]
+    assert warnings == ["Release apps/web has drifted from revision 1: ConfigMap/web-config (/data/MESSAGE), "
+                        "Secret/web-secret (/data/password). drift=detect changes nothing."]
+    assert applied(api) == [] and api.lease_writes() == []
+
+
+def test_drift_ignore_does_not_read_the_live_objects(monkeypatch, capsys, kubeconfig):
+    current, api = drifted()
+    result, _ = run(monkeypatch, capsys, dict(DRIFT_ARGS, drift="ignore"), [], current, api=api)
+    assert (result["changed"], result["drift"]) == (False, [])
+    assert api.count("GET", "/configmaps") == 0 and api.count("GET", "/secrets/web-secret") == 0
+
+
+def test_an_ignore_rule_covers_the_fields_it_names(monkeypatch, capsys, kubeconfig):
+    current, api = drifted()
+    rules = [{"kind": "ConfigMap", "paths": ["/data/MESSAGE"]}, {"name": "web-secret", "paths": ["/data"]}]
+    result, _ = run(monkeypatch, capsys, dict(DRIFT_ARGS, drift_ignore=rules), [], current, api=api)
+    assert (result["changed"], result["drift"]) == (False, [])
+
+
+@pytest.mark.parametrize("version, drift, apply_method, forced", [
+    ("v4.3.1", "correct", "ssa", True),
+    ("v4.3.1", "detect", "ssa", False),
+    ("v4.3.1", "correct", "csa", False),   # helm 4 upgrades a client-side release client-side
+    ("v3.22.0", "correct", None, False),
+])
+def test_an_upgrade_takes_fields_back_on_helm_4_server_side_with_drift_correct(monkeypatch, capsys, kubeconfig,
+                                                                                 version, drift, apply_method, forced):
+    current = dict(release_json(config={"message": "hello"}), **({"apply_method": apply_method} if apply_method else {}))
+    desired = release_json(revision=2, status="pending-upgrade", config={"message": "bye"},
+                           manifest=MANIFEST.replace("hello", "bye"))
+    result, fake = run(monkeypatch, capsys, {"release_values": {"message": "bye"}, "drift": drift}, [current], desired,
+                       version=version)
+    assert result["changed"] is True and result["action"] == "upgrade"
+    dry_run, real = fake.calls_of_upgrade()
+    assert ("--force-conflicts" in dry_run, "--force-conflicts" in real) == (forced, forced)

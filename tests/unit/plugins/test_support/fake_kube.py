@@ -62,6 +62,15 @@ def _matches(labels: dict[str, str], selector: str | None) -> bool:
     return True
 
 
+def stored_form(obj: dict[str, t.Any]) -> dict[str, t.Any]:
+    """What the API server keeps of an object it is given: a Secret's stringData as data."""
+    if obj.get("kind") == "Secret" and isinstance(obj.get("stringData"), dict):
+        data = dict(obj.get("data") or {})
+        data.update({k: base64.b64encode(str(v).encode()).decode() for k, v in obj.pop("stringData").items()})
+        obj["data"] = data
+    return obj
+
+
 def _merge(target: dict[str, t.Any], patch: dict[str, t.Any]) -> dict[str, t.Any]:
     """JSON merge patch (RFC 7386): null deletes a key, objects merge, the rest replaces."""
     for key, value in patch.items():
@@ -81,6 +90,7 @@ class FakeApi:
         self.objects: dict[str, dict[str, t.Any]] = {}
         self.requests: list[tuple[str, str]] = []
         self.writes: list[tuple[str, str, t.Any]] = []  # (method, path, body) of every write
+        self.applies: list[tuple[str, bool]] = []  # (path, dry run) of every server-side apply
         self.hooks: list[Hook] = []
         self.server_version = SERVER_VERSION
         # (apiVersion, APIResource) the cluster serves besides the built-in kinds (CRDs).
@@ -90,7 +100,7 @@ class FakeApi:
     # ---- building the cluster -------------------------------------------------------------
 
     def put(self, path: str, obj: dict[str, t.Any]) -> dict[str, t.Any]:
-        stored = copy.deepcopy(obj)
+        stored = stored_form(copy.deepcopy(obj))
         meta = stored.setdefault("metadata", {})
         meta.setdefault("name", path.rsplit("/", 1)[-1])
         meta.setdefault("uid", f"uid-{meta['name']}")
@@ -252,10 +262,11 @@ class FakeApi:
     def _apply(self, path: str, body: dict[str, t.Any], *, dry_run: bool) -> t.Any:
         """Server-side apply, as far as a test needs it: the object is created when missing, its
         fields set otherwise (merged like a merge patch); a dry run stores nothing."""
+        self.applies.append((path, dry_run))
         if path not in self.objects:
-            created = copy.deepcopy(body)
+            created = stored_form(copy.deepcopy(body))
             return created if dry_run else copy.deepcopy(self.put(path, created))
-        merged = _merge(copy.deepcopy(self.objects[path]), body)
+        merged = stored_form(_merge(copy.deepcopy(self.objects[path]), copy.deepcopy(body)))
         if dry_run:
             return merged
         self.objects[path] = merged
