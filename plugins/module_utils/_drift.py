@@ -201,9 +201,11 @@ class DriftDetector:
         self.rules = list(rules)
         self.proofs = 0  # server-side dry runs made
 
-    def detect(self, manifest: str) -> list[Drift]:
+    def detect(self, manifest: str, live_objects: dict[ObjectKey, dict[str, t.Any] | None] | None = None) -> list[Drift]:
+        """The drift of each object of ``manifest``; ``live_objects`` when they were read."""
         objects = parse_manifest(manifest, self.namespace)
-        live_objects = self.kube.read_objects(list(objects))
+        if live_objects is None:
+            live_objects = self.kube.read_objects(list(objects))
         drift = []
         for key, obj in objects.items():
             api_version, kind, namespace, name = key

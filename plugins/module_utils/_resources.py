@@ -11,7 +11,7 @@ import time
 import typing as t
 
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import TIMEOUT, EngineError
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import KubeClient, path_segment
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import KubeClient, ObjectKey, path_segment
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._manifest import parse_manifest
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._objects import condition_is_true
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import Release
@@ -123,10 +123,13 @@ class ReadinessChecker:
         )
         return ready > 0, f"{ready} ready endpoint(s)"
 
-    def check(self, release: Release) -> list[dict[str, t.Any]]:
+    def check(self, release: Release, live_objects: dict[ObjectKey, dict[str, t.Any] | None] | None = None
+              ) -> list[dict[str, t.Any]]:
+        """Each object of the release with its readiness; ``live_objects`` when they were read."""
         assessments = []
         keys = list(parse_manifest(release.manifest, release.namespace))
-        live_objects = self.kube.read_objects(keys)
+        if live_objects is None:
+            live_objects = self.kube.read_objects(keys)
         for api_version, kind, namespace, name in keys:
             live = live_objects[(api_version, kind, namespace, name)]
             entry: dict[str, t.Any] = {"api_version": api_version, "kind": kind, "namespace": namespace, "name": name}

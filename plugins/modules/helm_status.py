@@ -23,6 +23,7 @@ extends_documentation_fragment:
   - ai_mesh.helm_engine.helm_engine
   - ai_mesh.helm_engine.helm_engine.helm
   - ai_mesh.helm_engine.helm_engine.results
+  - ai_mesh.helm_engine.helm_engine.drift
   - ai_mesh.helm_engine.attributes
   - ai_mesh.helm_engine.attributes.actiongroup
 attributes:
@@ -84,12 +85,32 @@ options:
         C(error.kind=rollout_failed) and C(error.resources), instead of polling until O(timeout).
     type: bool
     default: true
+  check_drift:
+    description:
+      - Also compare the live objects with the deployed revision, as
+        M(ai_mesh.helm_engine.helm_deploy) does with O(ai_mesh.helm_engine.helm_deploy#module:drift=detect),
+        and return RV(drift) and RV(in_sync). Nothing is changed; a scheduled status job can alert on it.
+      - Costs no more reads than the readiness check (the same objects), plus a server-side apply dry
+        run for each object that looks drifted.
+    type: bool
+    default: false
 seealso:
   - module: ai_mesh.helm_engine.helm_deploy
   - module: ai_mesh.helm_engine.helm_rollback
 """
 
 EXAMPLES = r"""
+- name: Alert when someone edited the release's objects by hand
+  ai_mesh.helm_engine.helm_status:
+    name: web
+    namespace: web
+    check_drift: true
+    drift_ignore:
+      - kind: Deployment
+        paths: [/spec/replicas]
+  register: drift_report
+  failed_when: not drift_report.in_sync
+
 - name: Report the release
   ai_mesh.helm_engine.helm_status:
     name: web
@@ -118,6 +139,18 @@ exists:
 healthy:
   description: The latest revision is deployed and every resource of it is present and ready.
   returned: always
+  type: bool
+drift:
+  description:
+    - With O(check_drift), the objects whose live state departs from the deployed revision, in the
+      shape of M(ai_mesh.helm_engine.helm_deploy)'s C(drift) (C(reason) V(missing) or V(modified),
+      C(paths) as JSON pointers). Empty when the latest revision is not deployed.
+  returned: with O(check_drift) when the release exists
+  type: list
+  elements: dict
+in_sync:
+  description: With O(check_drift), the latest revision is deployed and nothing drifted from it.
+  returned: with O(check_drift) when the release exists
   type: bool
 summary:
   description: One line for people.
@@ -209,7 +242,10 @@ import time
 import typing as t
 
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _validate as validate
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._args import argument_spec
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._args import DRIFT_IGNORE_ARG_SPEC, argument_spec, drift_policy
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._drift import DriftDetector
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._drift import summary as drift_summary
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._manifest import parse_manifest
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._task import (
     EngineModule,
     Manager,
@@ -240,6 +276,7 @@ class StatusManager(Manager):
         self.timeout = context.timeout or DEFAULT_WAIT_TIMEOUT
         self.poll_interval = 1.0
         self.stale_after = 360.0
+        self.drift = drift_policy(self.params, mode="detect" if self.params["check_drift"] else "ignore")
 
     def validate(self) -> None:
         p = self.params
@@ -278,7 +315,9 @@ class StatusManager(Manager):
         current = latest(history)
         if current is None or (current.status == UNINSTALLED and "uninstalled" not in (self.params["release_state"] or [])):
             return {"exists": False, "healthy": False, "summary": f"release {namespace}/{name} does not exist"}
-        resources = ReadinessChecker(self.context.kube).check(current) if current.status != UNINSTALLED else []
+        live = self.context.kube.read_objects(list(parse_manifest(current.manifest, namespace))) \
+            if current.status != UNINSTALLED else {}
+        resources = ReadinessChecker(self.context.kube).check(current, live) if current.status != UNINSTALLED else []
         not_ready = [r for r in resources if not r["ready"]]
         if any(r["kind"] in WORKLOAD_KINDS for r in not_ready):
             self.explain(current, resources)
@@ -305,6 +344,14 @@ class StatusManager(Manager):
             status["hooks"] = [h.summary() for h in current.hooks]
             status["notes"] = redactor.redact_text(current.notes) or ""
             result["status"] = status
+        if self.drift.checks:
+            # Against the deployed revision only: a failed or pending one is not what should be live.
+            drift = DriftDetector(self.context.kube, namespace, self.drift.rules).detect(current.manifest, live) \
+                if current.status == DEPLOYED else []
+            result["drift"] = [item.as_dict() for item in drift]
+            result["in_sync"] = current.status == DEPLOYED and not drift
+            if drift:
+                result["summary"] += f"; drifted: {drift_summary(drift)}"
         if current.is_pending:
             result["pending"] = pending_info(current, self.stale_after)
             result["summary"] = f"{current.status} since {current.updated}" + (" (stale)" if result["pending"]["stale"] else "") + "; " + summary
@@ -370,6 +417,8 @@ def main() -> None:
             get_all_values={"type": "bool", "default": False},
             sensitive_values={"type": "list", "elements": "str", "default": []},
             fail_fast={"type": "bool", "default": True},
+            check_drift={"type": "bool", "default": False},
+            **DRIFT_IGNORE_ARG_SPEC,
         ),
         supports_check_mode=True,
     )

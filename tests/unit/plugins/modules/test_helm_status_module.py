@@ -282,3 +282,33 @@ def test_a_poll_interval_that_is_not_a_number_is_invalid_arguments(monkeypatch, 
     result = run(monkeypatch, capsys, kubeconfig, {"poll_interval": "often"}, [revision(1, "deployed")])
     assert result["failed"] and result["error"]["kind"] == "invalid_arguments"
     assert "poll_interval" in result["msg"]
+
+
+# ---- check_drift ---------------------------------------------------------------------------------
+
+IN_SYNC = {("Deployment", "web"): deployment(2), ("ConfigMap", "web-config"): {"data": {"MESSAGE": "hello"}}}
+
+
+def test_check_drift_reads_nothing_more_and_reports_in_sync(monkeypatch, capsys, kubeconfig):
+    plain = run(monkeypatch, capsys, kubeconfig, {}, [revision(1, "deployed")], objects=IN_SYNC)
+    checked = run(monkeypatch, capsys, kubeconfig, {"check_drift": True}, [revision(1, "deployed")], objects=IN_SYNC)
+    assert "drift" not in plain and "in_sync" not in plain
+    assert (checked["drift"], checked["in_sync"], checked["changed"]) == ([], True, False)
+    assert checked["kube_requests"] == plain["kube_requests"]  # the readiness reads serve the drift check
+
+
+def test_check_drift_names_what_changed_and_changes_nothing(monkeypatch, capsys, kubeconfig):
+    objects = {("Deployment", "web"): deployment(2, desired=5), ("ConfigMap", "web-config"): {"data": {"MESSAGE": "hello"}}}
+    result = run(monkeypatch, capsys, kubeconfig, {"check_drift": True}, [revision(1, "deployed")], objects=objects)
+    assert result["in_sync"] is False and result["changed"] is False
+    assert result["drift"] == [{"api_version": "apps/v1", "kind": "Deployment", "namespace": "apps", "name": "web",
+                                "reason": "modified", "paths": ["/spec/replicas"]}]
+    assert result["summary"].endswith("; drifted: Deployment/web (/spec/replicas)")
+    ignored = run(monkeypatch, capsys, kubeconfig, {"check_drift": True, "drift_ignore": [{"paths": ["/spec/replicas"]}]},
+                  [revision(1, "deployed")], objects=objects)
+    assert (ignored["drift"], ignored["in_sync"]) == ([], True)
+
+
+def test_a_failed_revision_is_not_in_sync_and_not_compared(monkeypatch, capsys, kubeconfig):
+    result = run(monkeypatch, capsys, kubeconfig, {"check_drift": True}, [revision(1, "failed")], objects={})
+    assert (result["drift"], result["in_sync"]) == ([], False)
