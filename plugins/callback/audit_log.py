@@ -138,6 +138,10 @@ def is_ours(module: str | None, role: str | None) -> bool:
     return bool(role) or bool(module and module.startswith(COLLECTION + "."))
 
 
+# Drifted objects recorded per result; a release of hundreds that all drifted still fits a line.
+MAX_DRIFT = 50
+
+
 def _pick(source: t.Mapping[str, t.Any], *keys: str) -> dict[str, t.Any]:
     return {key: source[key] for key in keys if source.get(key) is not None}
 
@@ -198,6 +202,10 @@ def summarize_helm_result(result: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
             _pick(result, "from_revision", "to_revision"),
             left=_pick(left, "revision", "status", "chart", "chart_version", "values_digest", "manifest_digest"),
         )
+    if isinstance(result.get("drift"), list) and result["drift"]:
+        # What drifted (and, with action correct_drift or an upgrade, was put back): no values.
+        record["drift"] = [_pick(item, "kind", "namespace", "name", "reason", "paths")
+                           for item in result["drift"][:MAX_DRIFT] if isinstance(item, dict)]
     if isinstance(result.get("recovery"), dict):
         record["recovery"] = _pick(result["recovery"], "stuck_revision", "stuck_status", "action", "to_revision",
                                    "performed")

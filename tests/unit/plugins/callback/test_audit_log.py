@@ -217,6 +217,21 @@ def test_a_rollback_records_from_to_and_the_state_left(callback, log):
     assert "user_values" not in log.read_text()
 
 
+def test_a_drift_correction_records_what_drifted_and_no_value(callback, log):
+    drift = [{"api_version": "v1", "kind": "ConfigMap", "namespace": "web", "name": "web-config", "reason": "modified",
+              "paths": ["/data/MESSAGE"]},
+             {"api_version": "v1", "kind": "Service", "namespace": "web", "name": "web", "reason": "missing", "paths": []}]
+    result = dict(DEPLOY_RESULT, action="correct_drift", changed=True, previous_revision=4, drift=drift,
+                  diff=[{"before": f"MESSAGE: {SECRET}", "after": "MESSAGE: hello"}])
+    run_task(callback, FakeTask("ai_mesh.helm_engine.helm_deploy"), "ok", result)
+    record = records(log, "task_result")[0]
+    assert record["action"] == "correct_drift"
+    assert record["drift"] == [{"kind": "ConfigMap", "namespace": "web", "name": "web-config", "reason": "modified",
+                                "paths": ["/data/MESSAGE"]},
+                               {"kind": "Service", "namespace": "web", "name": "web", "reason": "missing", "paths": []}]
+    assert SECRET not in log.read_text()
+
+
 def test_skipped_and_unreachable_results(callback, log):
     run_task(callback, FakeTask("ai_mesh.helm_engine.helm_deploy"), "skipped",
              {"changed": False, "skipped": True, "skip_reason": "Conditional result was False"})
