@@ -27,7 +27,7 @@ import base64
 import typing as t
 from dataclasses import dataclass, field
 
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import KubeError
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import EngineError, KubeError
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import KubeClient, ObjectKey
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._manifest import ResourceChange, parse_manifest
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._plan import CORRECT_DRIFT, Plan
@@ -263,9 +263,15 @@ def correct(kube: KubeClient, release: str, namespace: str, drift: t.Sequence[Dr
     """Puts the declared state back, one server-side apply per drifted object, as helm's field
     manager and with force: a missing object is created, drifted fields are set again and
     taken back from whoever changed them; fields the chart does not set stay as they are."""
-    for item in drift:
-        kube.apply(item.api_version, item.kind, item.namespace, item.name, owned(item.manifest, release, namespace),
-                   field_manager=HELM_FIELD_MANAGER, dry_run=False)
+    for done, item in enumerate(drift):
+        try:
+            kube.apply(item.api_version, item.kind, item.namespace, item.name, owned(item.manifest, release, namespace),
+                       field_manager=HELM_FIELD_MANAGER, dry_run=False)
+        except EngineError as exc:
+            # What was put back before the refusal stays put back: the task changed the cluster.
+            exc.extra.setdefault("changed", done > 0)
+            exc.msg = f"Putting back {item.label()} failed ({done} of {len(drift)} drifted object(s) put back): {exc.msg}"
+            raise
 
 
 def correction_plan(drift: t.Sequence[Drift], values: dict[str, t.Any] | None) -> Plan:

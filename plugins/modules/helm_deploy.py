@@ -592,11 +592,17 @@ class DeployManager(Manager):
     def correct_drift(self, drift: list[Drift], current: Release, result: dict[str, t.Any]) -> dict[str, t.Any]:
         """Puts the deployed revision's objects back (no helm process, no hooks, no new
         revision); with wait, until they are ready again."""
-        correct(self.context.kube, current.name, current.namespace, drift)
-        if self.params["wait"]:
-            timeline = wait_until_ready(self.context.kube, current, self.context.timeout or DEFAULT_HELM_TIMEOUT)
-            if timeline:
-                result["timeline"] = timeline
+        try:
+            correct(self.context.kube, current.name, current.namespace, drift)
+            if self.params["wait"]:
+                timeline = wait_until_ready(self.context.kube, current, self.context.timeout or DEFAULT_HELM_TIMEOUT)
+                if timeline:
+                    result["timeline"] = timeline
+        except EngineError as exc:
+            exc.extra.setdefault("changed", True)  # every drifted object was put back; it did not become ready
+            exc.extra.update(action=CORRECT_DRIFT, drift=result["drift"], previous_revision=current.revision,
+                             release=current.summary())
+            raise
         return result
 
     # ---- state=absent ------------------------------------------------------------------

@@ -251,3 +251,21 @@ def test_the_correction_plan_diffs_live_against_declared_for_the_drifted_fields_
     assert [c.summary()["change"] for c in plan.resource_changes] == ["changed", "added"]
     before, after = plan.resource_changes[0].before, plan.resource_changes[0].after
     assert (before["spec"], after["spec"]) == ({"replicas": 5}, {"replicas": 2})
+
+
+def test_a_refused_correction_says_what_was_put_back_and_that_the_task_changed_something():
+    from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import FORBIDDEN, EngineError
+
+    api = cluster(DEPLOYMENT)
+    edit(api, DEPLOYMENT_PATH, lambda d: d["spec"].update(replicas=5))
+    drift, _ = detect(api, DEPLOYMENT, CONFIGMAP)
+    api.hooks.clear()
+    api.fail("PATCH", "/configmaps/web-config", status=403, reason="configmaps is forbidden")
+    try:
+        correct(FakeKube.bind(api)(), "web", "apps", drift)
+    except EngineError as exc:
+        assert exc.kind == FORBIDDEN and exc.extra["changed"] is True
+        assert exc.msg.startswith("Putting back ConfigMap/web-config (missing) failed (1 of 2 drifted object(s) put back)")
+    else:
+        raise AssertionError("the refusal was not raised")
+    assert api.objects[DEPLOYMENT_PATH]["spec"]["replicas"] == 2
