@@ -131,6 +131,9 @@ options:
     description:
       - Values as helm C(--set) expressions, applied last. Their values are redacted wherever the
         command is echoed; prefer O(release_values) for secrets, which never reach the command line.
+      - Each expression is checked by helm 3's C(--set) rules before helm runs, with either helm
+        major. One that helm 3 refuses (an unclosed index such as C(a[=x)) fails with
+        C(invalid_values) rather than being installed by helm 4.
     type: list
     elements: dict
     default: []

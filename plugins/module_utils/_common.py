@@ -180,6 +180,7 @@ def deploy_spec(params: dict[str, t.Any], name: str, namespace: str, timeout: fl
         if not item["value"] or "=" not in item["value"]:
             raise InputError("each set_values item needs a value of the form key=value.", option="set_values")
         set_values.append(SetValue(item["value"], item["value_type"]))
+    validate.set_values([(item.value_type, item.value) for item in set_values])
     return DeploySpec(
         release=name,
         namespace=namespace,

@@ -17,6 +17,9 @@ import json
 import re
 import typing as t
 
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._strvals import json_nesting
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._validate import MAX_VALUES_DEPTH
+
 REDACTED = "<redacted>"
 REDACTED_CHANGED = "<redacted: changed>"
 MASK = "********"
@@ -92,6 +95,8 @@ class Redactor:
         if value_type == "json":
             if sensitive:
                 self.add_secret(value)
+            if json_nesting(value) > MAX_VALUES_DEPTH:
+                return  # refused by validate.set_values; parsing it would recurse as deep
             try:
                 parsed = json.loads(value)
             except ValueError:

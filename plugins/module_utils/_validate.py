@@ -21,6 +21,7 @@ import re
 import typing as t
 from urllib.parse import urlparse
 
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _strvals as strvals
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import (
     CHART_NOT_FOUND,
     INVALID_VALUES,
@@ -41,6 +42,12 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Values files and chart refs beyond this are certainly mistakes (a value pasted as a path).
 MAX_REF_LENGTH = 4096
 _GO_DURATION = re.compile(r"^([0-9]+(\.[0-9]*)?(ns|us|µs|ms|s|m|h))+$")
+# How deep values may nest mappings and lists. Charts need far fewer levels (a Kubernetes object
+# embedded in values is about 15 deep); parsing, redaction, the inputs digest and the diff
+# recurse once per level, and Python ends a recursion at about 1,000 (libyaml's C composer
+# crashes the process at about 100,000). Through ansible-playbook, release_values deeper than
+# about 190 levels never reach a module: ansible-core's templating refuses them.
+MAX_VALUES_DEPTH = 100
 
 
 def release_name(value: t.Any, option: str = "name") -> str:
@@ -149,6 +156,31 @@ def values_size(values: dict[str, t.Any] | None, files: t.Sequence[str]) -> None
             "a release Secret can hold; move large data out of the values (a ConfigMap, a mounted file).",
             kind=INVALID_VALUES,
         )
+
+
+def set_values(items: t.Sequence[tuple[str, str]], option: str = "set_values") -> None:
+    """``(value_type, expression)`` items refused as helm 3 refuses them (see _strvals), or
+    nesting deeper than MAX_VALUES_DEPTH, before helm runs: helm 4 installs some that helm 3
+    refuses (an unclosed index)."""
+    try:
+        strvals.check(items, MAX_VALUES_DEPTH)
+    except strvals.SetTooDeep as exc:
+        raise InputError(_too_deep(f"{option}[{exc.index}]"), kind=INVALID_VALUES, option=option) from None
+    except strvals.SetSyntaxError as exc:
+        flag = _SET_FLAGS[exc.value_type]
+        key = items[exc.index][1].partition("=")[0]
+        hint = " (an index needs its closing ']')" if exc.reason.endswith("error parsing index: EOF") else ""
+        raise InputError(f"{option}[{exc.index}] ({flag}, key {_show(key)}): failed parsing {flag} data: {exc.reason}{hint}. "
+                         "helm 3 refuses this syntax, so it is refused on every helm major.",
+                         kind=INVALID_VALUES, option=option) from None
+
+
+_SET_FLAGS = {"raw": "--set", "string": "--set-string", "json": "--set-json", "file": "--set-file", "literal": "--set-literal"}
+
+
+def _too_deep(what: str, note: str = "") -> str:
+    return (f"{what} nests mappings and lists more than {MAX_VALUES_DEPTH} levels deep{note}; at most "
+            f"{MAX_VALUES_DEPTH} levels are accepted, far more than a chart needs.")
 
 
 def duration_seconds(value: t.Any, option: str = "timeout", *, default: float | None = None, allow_zero: bool = False) -> float | None:

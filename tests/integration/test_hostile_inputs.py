@@ -100,12 +100,18 @@ def incompressible_values() -> dict[str, t.Any]:
     return {"blob": base64.b64encode(os.urandom(900 * 1024)).decode("ascii")}  # about 1.2 MB of text
 
 
+def nested_json(depth: int) -> str:
+    """Written, not json.dumps'ed: Python's encoder recurses and stops at about 1,000 levels."""
+    return '{"k": ' * depth + '"leaf"' + "}" * depth
+
+
 def kubeconfig_text(ctx: Ctx) -> str:
     return Path(ctx.kubeconfig).read_text()
 
 
 NOT_A_NAMESPACE = "is not a valid namespace"
 NOT_A_NAME = "is not a valid release name"
+TOO_DEEP = "nests mappings and lists more than 100 levels deep"
 
 CASES: list[Case] = [
     # ---- namespaces: Kubernetes' DNS-1123 label; never part of a URL path or a new namespace
@@ -147,6 +153,17 @@ CASES: list[Case] = [
     # ---- values
     Case("set-bad-index", "helm_deploy", lambda ctx: deploy(ctx, set_values=[{"value": "a[x]=1"}]),
          "invalid_values", "failed parsing --set"),
+    # helm 4 installs these (it takes "error parsing index: EOF" for the end of the input); helm 3 refuses them.
+    Case("set-unclosed-index", "helm_deploy", lambda ctx: deploy(ctx, set_values=[{"value": "a[=x"}]),
+         "invalid_values", "failed parsing --set data: error parsing index: EOF (an index needs its closing ']')"),
+    Case("set-string-unclosed-index", "helm_deploy", lambda ctx: deploy(ctx, set_values=[{"value": "a[0=x", "value_type": "string"}]),
+         "invalid_values", "failed parsing --set-string data: error parsing index: EOF"),
+    Case("set-literal-unclosed-index", "helm_deploy",
+         lambda ctx: deploy(ctx, set_values=[{"value": "a[0][=x", "value_type": "literal"}]),
+         "invalid_values", "failed parsing --set-literal data: error parsing index: EOF"),
+    Case("set-json-object-without-key", "helm_deploy",
+         lambda ctx: deploy(ctx, set_values=[{"value": '{"message":"a=b"}', "value_type": "json"}]),
+         "invalid_values", "failed parsing --set-json data"),
     Case("set-no-equals", "helm_deploy", lambda ctx: deploy(ctx, set_values=[{"value": "message"}]),
          "invalid_arguments", "key=value"),
     Case("schema-violation", "helm_deploy", lambda ctx: schema_violation(ctx), "invalid_values", "schema"),
@@ -156,6 +173,11 @@ CASES: list[Case] = [
          "invalid_values", "does not exist"),
     Case("values-file-dir", "helm_deploy", lambda ctx: deploy(ctx, values_files=[str(ctx.tmp_path)]),
          "invalid_values", "is a directory"),
+    Case("set-json-1500-deep", "helm_deploy",
+         lambda ctx: deploy(ctx, set_values=[{"value": "a=" + nested_json(1500), "value_type": "json"}]),
+         "invalid_values", "set_values[0] " + TOO_DEEP),
+    Case("set-index-101-deep", "helm_deploy", lambda ctx: deploy(ctx, set_values=[{"value": "a" + "[0]" * 100 + "=x"}]),
+         "invalid_values", "set_values[0] " + TOO_DEEP),
     Case("values-over-1mib", "helm_deploy", lambda ctx: deploy(ctx, release_values=incompressible_values()),
          "invalid_values", "a release Secret can hold"),
     # ---- durations and numbers
@@ -275,7 +297,7 @@ def test_hostile_input(case: Case, request, run_module, namespace, tmp_path, hel
     result = run_hostile(run_module, case.module, args, case.kind, case.needle)
     after()
     if case.kind in ("invalid_arguments", "invalid_values", "kubeconfig_invalid", "helm_missing") \
-            and case.id not in ("set-bad-index", "schema-violation", "schema-violation-names-the-value"):
+            and case.id not in ("schema-violation", "schema-violation-names-the-value"):
         # Refused before anything ran: no helm process, no API request.
         assert (result.get("helm_processes", 0), result.get("kube_requests", 0)) == (0, 0), result.get("commands")
 
@@ -326,3 +348,4 @@ def test_a_set_value_that_looks_like_a_flag_is_data(run_module, namespace, kubec
     assert data["MESSAGE"] == "--no-hooks" and data["FLAG"] == "-x"
     # The pre-install hook ran: --no-hooks was not taken as a flag.
     assert [(h["name"], h["phase"]) for h in result["hooks"]] == [("web-pre-install", "Succeeded")]
+

@@ -11,6 +11,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import
     REDACTED_CHANGED,
     Redactor,
 )
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._validate import MAX_VALUES_DEPTH
 
 # ---- redact_argv -------------------------------------------------------------------------
 
@@ -232,3 +233,15 @@ def test_add_set_value_keeps_non_sensitive_values_readable():
     redactor = Redactor()
     redactor.add_set_value("image.tag=1.2.3,replicaCount=3")
     assert redactor.redact_text("image 1.2.3, 3 replicas") == "image 1.2.3, 3 replicas"
+
+
+# ---- values nested past the limit ----------------------------------------------------------
+
+
+def test_add_set_value_does_not_parse_json_nested_past_the_limit():
+    redactor = Redactor()
+    expression = "auth=" + '{"token": ' * 5000 + '"deep-secret"' + "}" * 5000
+    redactor.add_set_value(expression, "json")  # json.loads would raise RecursionError
+    assert expression in redactor.secrets and "deep-secret" not in redactor.secrets
+    redactor.add_set_value('auth={"token": "shallow-secret"}', "json")
+    assert "shallow-secret" in redactor.secrets

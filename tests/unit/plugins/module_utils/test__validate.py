@@ -328,3 +328,124 @@ def test_api_key_refuses_what_an_http_header_cannot_carry_without_showing_it(tok
     caught = refused(validate.api_key, token)
     assert caught.details.get("option") == "api_key"
     assert not token or str(token) not in str(caught)
+
+
+# ---- values nesting: the limit -----------------------------------------------------------------
+
+LIMIT = validate.MAX_VALUES_DEPTH
+
+
+def nested_json(depth: int) -> str:
+    return '{"k": ' * depth + '"leaf"' + "}" * depth
+
+
+def test_the_limit_is_well_above_charts_and_well_below_recursion():
+    assert 100 <= LIMIT <= 200
+
+
+# ---- set_values: helm 3's --set syntax ---------------------------------------------------------------
+
+# Each accepted by helm v3.22 (``helm template --set ...`` exits 0); checked against it.
+VALID_SET = [
+    ("raw", "a.b=c"), ("raw", "a[0]=x"), ("raw", "a[0].b=c"), ("raw", r"a=b\,c"), ("raw", "a={x,y}"),
+    ("raw", r"a\.b=c"), ("raw", "name="), ("raw", "a[65536]=x"), ("raw", "a[+1]=1"), ("raw", "a[01]=1"),
+    ("raw", "a={x,y},b=1"), ("raw", "a={x,y}b=1"), ("raw", "a={}"), ("raw", "a=b=c"), ("raw", "=x"), ("raw", ".a=1"),
+    ("raw", "a[0]"), ("raw", "a."), ("raw", "a=b\\"), ("raw", "a[1].b=1,a[0]=2"), ("raw", "a[0]=1,a[0].b=2"),
+    ("raw", "a[0]=1,a=2"), ("raw", "message=--no-hooks"), ("raw", "a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w.x.y.z.a.b.c.d=1"),
+    ("string", "a=1"), ("string", "a={x,y}"), ("string", "a=null"),
+    ("json", 'a={"b": [1, {"c": null}]}'), ("json", "a=[1,2]"), ("json", "a=1,b=2"), ("json", "a="), ("json", "a= ,b=1"),
+    ("json", "a[0]={\"x\":1}"), ("json", "a=\u00a01"), ("json", "a=true."),
+    ("literal", "a=b,c"), ("literal", "a[0]=x,y"), ("literal", "a.b=c=d"), ("literal", "a={x"),
+    ("file", "a=/some/file"),
+]
+
+# Each refused by helm v3.22, with the reason it gives.
+INVALID_SET = [
+    (("raw", "a[=x"), "error parsing index: EOF"),
+    (("raw", "a[0"), "error parsing index: EOF"),
+    (("raw", "a[0][=x"), "error parsing index: EOF"),
+    (("string", "a[=x"), "error parsing index: EOF"),
+    (("literal", "a[=x"), "error parsing index: EOF"),
+    (("raw", "a[x]=1"), 'error parsing index: strconv.Atoi: parsing "x": invalid syntax'),
+    (("raw", "a[ 1]=1"), 'error parsing index: strconv.Atoi: parsing " 1": invalid syntax'),
+    (("raw", "a[9999999999999999999]=1"), 'parsing "9999999999999999999": value out of range'),
+    (("raw", "a[65537]=x"), "index of 65537 is greater than maximum supported index of 65536"),
+    (("raw", "a[-1]=x"), "negative -1 index not allowed"),
+    (("raw", "a[0]xy=1"), "unexpected data at end of array index: ['x' 'y']"),
+    (("raw", "a..b=1"), 'key map "a" has no value'),
+    (("raw", "a.=x"), 'key map "a" has no value'),
+    (("literal", "a.=1"), 'key map "a" has no value'),
+    (("raw", "a=b,c"), 'key "c" has no value'),
+    (("literal", "a"), 'key "a" has no value'),
+    (("raw", "a,b=1"), 'key "a" has no value (cannot end with ,)'),
+    (("raw", "a={x,y"), "list must terminate with '}'"),
+    (("raw", "a=1,a[0]=2"), "unable to parse key: interface conversion: interface {} is int64, not []interface {}"),
+    (("raw", "a=null,a.b=1"), "interface {} is nil, not map[string]interface {}"),
+    (("raw", "a[0].b=1,a[0][0]=2"), "is map[string]interface {}, not []interface {}"),
+    (("raw", "a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w.x.y.z.a.b.c.d.e.f=1"),
+     "value name nested level is greater than maximum supported nested level of 30"),
+    (("json", 'a={"b":'), "Expecting value"),
+    (("json", "a=NaN"), "invalid character"),
+    (("json", "a=1."), "invalid character after numeric literal"),
+    (("json", 'a="x"y'), 'key "y" has no value'),
+    (("json", '{"a":"x=y"}'), "Expecting value"),  # helm 4 would merge it as a map
+]
+
+
+def test_valid_set_expressions_are_accepted():
+    for item in VALID_SET:
+        validate.set_values([item])
+
+
+@pytest.mark.parametrize("item, reason", INVALID_SET, ids=[f"{i[0]}:{i[1]}" for i, _ in INVALID_SET])
+def test_set_expressions_helm_3_refuses_are_invalid_values(item, reason):
+    error = refused(validate.set_values, [("raw", "ok=1"), item])
+    assert (error.kind, error.details) == (INVALID_VALUES, {"option": "set_values"})
+    flag = {"raw": "--set", "string": "--set-string", "json": "--set-json", "literal": "--set-literal"}[item[0]]
+    assert error.msg.startswith(f"set_values[1] ({flag}, key ")
+    assert f"failed parsing {flag} data: " in error.msg and reason in error.msg
+
+
+def test_an_unclosed_index_says_what_is_missing():
+    error = refused(validate.set_values, [("raw", "a[=x")])
+    assert error.msg.startswith("set_values[0] (--set, key 'a['): failed parsing --set data: error parsing index: EOF "
+                                "(an index needs its closing ']').")
+
+
+def test_the_message_shows_the_key_not_the_value():
+    assert "hunter2" not in refused(validate.set_values, [("raw", "auth.password=x,hunter2")]).msg.split("key 'auth.password'")[0]
+    assert "key 'auth.password'" in refused(validate.set_values, [("raw", "auth.password=x,hunter2")]).msg
+
+
+def test_set_items_share_one_map_in_helms_order():
+    # helm applies every --set-json before any --set, whatever the order of the flags.
+    validate.set_values([("raw", "a[0]=2"), ("json", "a=[1]")])
+    error = refused(validate.set_values, [("json", "a=1"), ("raw", "a[0]=2")])
+    assert error.msg.startswith("set_values[1] (--set, key 'a[0]')")
+    assert "interface {} is float64, not []interface {}" in error.msg
+    assert "is map[string]interface {}" in refused(validate.set_values, [("raw", "a.b=2"), ("literal", "a[0]=1")]).msg
+
+
+@pytest.mark.parametrize("value_type, expression", [
+    ("raw", "a" + "[0]" * (LIMIT - 1) + "=x"),
+    ("raw", "a" + "[0]" * (LIMIT - 2) + "={x,y}"),
+    ("json", "a=" + "[" * (LIMIT - 1) + "]" * (LIMIT - 1)),
+    ("literal", "a" + "[0]" * (LIMIT - 1) + "=x"),
+])
+def test_set_values_at_the_depth_limit_are_accepted(value_type, expression):
+    validate.set_values([(value_type, expression)])
+
+
+@pytest.mark.parametrize("value_type, expression", [
+    ("raw", "a" + "[0]" * LIMIT + "=x"),
+    ("raw", "a" + "[0]" * (LIMIT - 1) + "={x,y}"),
+    ("json", "a=" + "[" * LIMIT + "]" * LIMIT),
+    ("json", "a=" + nested_json(1500)),
+    ("raw", "a" + "[0]" * 100_000 + "=x"),  # a recursive parser would end in RecursionError
+    ("literal", "a" + "[0]" * LIMIT + "=x"),
+])
+def test_set_values_past_the_depth_limit_are_invalid_values(value_type, expression):
+    error = refused(validate.set_values, [(value_type, expression)])
+    assert (error.kind, error.details) == (INVALID_VALUES, {"option": "set_values"})
+    assert error.msg.startswith("set_values[0] nests mappings and lists more than 100 levels deep")
+
