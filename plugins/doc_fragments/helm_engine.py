@@ -117,6 +117,7 @@ options:
   release_values:
     description:
       - Values for the release, as a dictionary. They win over O(values_files) and lose to O(set_values).
+      - Values, from any option, may nest mappings and lists at most 100 levels deep.
       - Written to a C(0600) temporary file that is removed when the task ends.
     type: dict
     default: {}

@@ -18,11 +18,6 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 
-try:
-    import yaml
-except ImportError:  # pragma: no cover - PyYAML comes with ansible-core
-    yaml = None
-
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _validate as validate
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import (
     HELM_MISSING,
@@ -262,12 +257,7 @@ def _read_text_file(path: t.Any) -> str | None:
 def _read_values_file(path: t.Any) -> t.Any:
     """A values file as helm reads it (one YAML document), or None when it cannot be read."""
     text = _read_text_file(path)
-    if text is None or yaml is None:
-        return None
-    try:
-        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except (yaml.YAMLError, RecursionError):
-        return None
+    return None if text is None else validate.load_values_yaml(text)
 
 
 def register_secrets(redactor: Redactor, params: dict[str, t.Any], values_params: t.Sequence[str] = ()) -> None:
@@ -357,6 +347,8 @@ class TaskContext:
         self._kube: KubeClient | None = None
         self._helm: HelmClient | None = None
         self.workspace: Workspace | None = None
+        # First: registering secrets walks the values, which must not nest without end.
+        validate.values_nesting(module.params, values_params, _read_text_file)
         register_secrets(self.redactor, module.params, values_params)
         # Before any input is judged: a refusal message must not come back masked by Ansible.
         self.relax_no_log()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import helm_work
+from conftest import helm_work, run_playbook
 from test_helm_deploy import SAMPLE, configmap, deploy_args
 
 # A hung helm is stopped at 3 * timeout + 30 s; everything else ends in seconds. Generous, so a
@@ -100,9 +100,20 @@ def incompressible_values() -> dict[str, t.Any]:
     return {"blob": base64.b64encode(os.urandom(900 * 1024)).decode("ascii")}  # about 1.2 MB of text
 
 
+def nested(depth: int) -> dict[str, t.Any]:
+    tree: t.Any = "leaf"
+    for _level in range(depth):
+        tree = {"k": tree}
+    return tree
+
+
 def nested_json(depth: int) -> str:
     """Written, not json.dumps'ed: Python's encoder recurses and stops at about 1,000 levels."""
     return '{"k": ' * depth + '"leaf"' + "}" * depth
+
+
+def nested_yaml(depth: int) -> str:
+    return "\n".join("  " * level + "k:" for level in range(depth)) + " leaf\n"
 
 
 def kubeconfig_text(ctx: Ctx) -> str:
@@ -173,6 +184,14 @@ CASES: list[Case] = [
          "invalid_values", "does not exist"),
     Case("values-file-dir", "helm_deploy", lambda ctx: deploy(ctx, values_files=[str(ctx.tmp_path)]),
          "invalid_values", "is a directory"),
+    Case("values-file-1500-deep", "helm_deploy", lambda ctx: deploy(ctx, values_files=[ctx.file("deep.json", nested_json(1500))]),
+         "invalid_values", TOO_DEEP),
+    Case("values-file-101-deep", "helm_deploy", lambda ctx: deploy(ctx, values_files=[ctx.file("deep.yaml", nested_yaml(101))]),
+         "invalid_values", TOO_DEEP),
+    Case("values-file-alias-loop", "helm_deploy", lambda ctx: deploy(ctx, values_files=[ctx.file("loop.yaml", "a: &a\n  b: [*a]\n")]),
+         "invalid_values", TOO_DEEP),
+    Case("release-values-101-deep", "helm_deploy", lambda ctx: deploy(ctx, release_values=nested(101)),
+         "invalid_values", "release_values " + TOO_DEEP),
     Case("set-json-1500-deep", "helm_deploy",
          lambda ctx: deploy(ctx, set_values=[{"value": "a=" + nested_json(1500), "value_type": "json"}]),
          "invalid_values", "set_values[0] " + TOO_DEEP),
@@ -349,3 +368,70 @@ def test_a_set_value_that_looks_like_a_flag_is_data(run_module, namespace, kubec
     # The pre-install hook ran: --no-hooks was not taken as a flag.
     assert [(h["name"], h["phase"]) for h in result["hooks"]] == [("web-pre-install", "Succeeded")]
 
+
+def test_values_nested_to_the_limit_deploy(run_module, namespace, tmp_path, kubectl):
+    """The depth limit refuses nothing a chart could need: 100 levels from each source install."""
+    values_file = tmp_path / "deep.yaml"
+    values_file.write_text(nested_yaml(100))
+    args = deploy_args(namespace, values_files=[str(values_file)], release_values={"message": "deep", "extra": nested(99)},
+                       set_values=[{"value": "more" + "[0]" * 99 + "=x"}, {"value": "json=" + nested_json(99), "value_type": "json"}])
+    result = run_module("helm_deploy", args)
+    assert result["changed"] is True and result["release"]["status"] == "deployed"
+    assert configmap(kubectl, namespace)["MESSAGE"] == "deep"
+
+
+def test_deep_values_through_ansible_playbook(namespace, tmp_path, helm, kubeconfig, unchanged):
+    """What the controller passes on: a 1,500-level values file and --set-json value (files and
+    strings), and release_values past the limit but shallow enough for ansible-core's own
+    templating (it refuses about 190 levels and more before any module runs)."""
+    deep_file = tmp_path / "deep.yaml"
+    deep_file.write_text(nested_yaml(1500))
+    (tmp_path / "vars.yml").write_text("deep_values:\n" + "".join("  " * (level + 1) + "k:\n" for level in range(150))
+                                       + "  " * 151 + "k: leaf\n")
+    common = (f"name: web\n        namespace: {namespace}\n        create_namespace: true\n        chart_ref: {SAMPLE}\n"
+              f"        binary_path: {helm}\n        kubeconfig: {kubeconfig}")
+    tasks = {
+        "values_file": f"values_files: [{deep_file}]",
+        "release_values": "release_values: \"{{ deep_values }}\"",
+        "set_json": f"set_values: [{{value: 'a={nested_json(1500)}', value_type: json}}]",
+        "unclosed_index": "set_values: [{value: 'a[=x'}]",
+    }
+    results = tmp_path / "results.json"
+    body = "".join(f"""
+    - name: {name}
+      ai_mesh.helm_engine.helm_deploy:
+        {common}
+        {line}
+      ignore_errors: true
+      register: {name}
+""" for name, line in tasks.items())
+    playbook = f"""
+- hosts: localhost
+  gather_facts: false
+  vars_files: [{tmp_path / 'vars.yml'}]
+  tasks:{body}
+    - name: keep the results
+      ansible.builtin.copy:
+        content: "{{{{ {{{', '.join(f"'{name}': {name}" for name in tasks)}}} | to_json }}}}"
+        dest: {results}
+        mode: "0600"
+"""
+    before, after = unchanged
+    before(None)
+    proc = run_playbook(playbook, tmp_path=tmp_path)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-3000:]
+    after()
+    found = json.loads(results.read_text())
+    expected = {
+        "values_file": f"values file '{deep_file}' {TOO_DEEP}",
+        "release_values": f"release_values {TOO_DEEP}",
+        "set_json": f"set_values[0] {TOO_DEEP}",
+        "unclosed_index": "set_values[0] (--set, key 'a['): failed parsing --set data: error parsing index: EOF",
+    }
+    for name, needle in expected.items():
+        result = found[name]
+        assert result["failed"] is True and result["error"]["kind"] == "invalid_values", (name, result.get("msg"))
+        assert result["msg"].startswith(needle), (name, result["msg"])
+        assert (result["commands"], result["kube_requests"]) == ([], 0)
+    assert "Traceback" not in output and "recursion" not in output

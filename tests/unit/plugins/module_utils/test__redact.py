@@ -9,6 +9,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import
     MASK,
     REDACTED,
     REDACTED_CHANGED,
+    TOO_DEEP,
     Redactor,
 )
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._validate import MAX_VALUES_DEPTH
@@ -236,6 +237,22 @@ def test_add_set_value_keeps_non_sensitive_values_readable():
 
 
 # ---- values nested past the limit ----------------------------------------------------------
+
+
+def _nested(depth: int, leaf: object) -> object:
+    tree = leaf
+    for _level in range(depth):
+        tree = {"config": tree}
+    return tree
+
+
+def test_redact_values_shows_values_up_to_the_nesting_limit_and_cuts_below():
+    at_limit = Redactor().redact_values(_nested(MAX_VALUES_DEPTH, "x"))
+    past = Redactor().redact_values(_nested(MAX_VALUES_DEPTH + 1, "x"))
+    assert at_limit == _nested(MAX_VALUES_DEPTH, "x")
+    assert past == _nested(MAX_VALUES_DEPTH, TOO_DEEP)
+    # 5,000 levels: a recursion without that cut ends in RecursionError.
+    assert Redactor().redact_values(_nested(5000, "x")) == past
 
 
 def test_add_set_value_does_not_parse_json_nested_past_the_limit():

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import typing as t
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -330,17 +331,104 @@ def test_api_key_refuses_what_an_http_header_cannot_carry_without_showing_it(tok
     assert not token or str(token) not in str(caught)
 
 
-# ---- values nesting: the limit -----------------------------------------------------------------
+# ---- values nesting ------------------------------------------------------------------------------
 
 LIMIT = validate.MAX_VALUES_DEPTH
+
+
+def nested(depth: int, leaf: t.Any = "leaf") -> t.Any:
+    """``depth`` mappings, one inside the other (a list every third level)."""
+    tree = leaf
+    for level in range(depth):
+        tree = [tree] if level % 3 == 2 else {"k": tree}
+    return tree
 
 
 def nested_json(depth: int) -> str:
     return '{"k": ' * depth + '"leaf"' + "}" * depth
 
 
+def nested_block_yaml(depth: int) -> str:
+    return "\n".join("  " * level + "k:" for level in range(depth)) + " leaf\n"
+
+
+def read_text(path: str) -> str | None:
+    return open(path, encoding="utf-8").read() if os.path.isfile(path) else None
+
+
 def test_the_limit_is_well_above_charts_and_well_below_recursion():
     assert 100 <= LIMIT <= 200
+
+
+@pytest.mark.parametrize("tree, depth", [("x", 0), ({}, 1), ([], 1), ({"a": 1, "b": [1, {"c": 2}]}, 3),
+                                         (nested(LIMIT), LIMIT), (nested(LIMIT + 1), LIMIT + 1)])
+def test_nesting_depth(tree, depth):
+    assert validate.nesting_depth(tree) == depth
+
+
+def test_nesting_depth_stops_past_the_limit_without_recursion():
+    # 100,000 levels: a recursive walk would end in RecursionError long before.
+    assert validate.nesting_depth(nested(100_000), limit=LIMIT) == LIMIT + 1
+
+
+def test_release_values_at_the_limit_are_accepted():
+    validate.values_nesting({"release_values": nested(LIMIT)}, ["release_values"], read_text)
+
+
+def test_release_values_one_level_past_the_limit_are_invalid_values():
+    error = refused(validate.values_nesting, {"release_values": nested(LIMIT + 1)}, ["release_values"], read_text)
+    assert (error.kind, error.details) == (INVALID_VALUES, {"option": "release_values"})
+    assert f"more than {LIMIT} levels deep" in error.msg and error.msg.startswith("release_values ")
+
+
+@pytest.mark.parametrize("text", [nested_block_yaml(LIMIT), nested_json(LIMIT)], ids=["block", "json"])
+def test_a_values_file_at_the_limit_is_accepted_and_read(tmp_path, text):
+    path = tmp_path / "values.yaml"
+    path.write_text(text)
+    validate.values_nesting({"values_files": [str(path)]}, [], read_text)
+    assert validate.nesting_depth(validate.load_values_yaml(text)) == LIMIT
+
+
+@pytest.mark.parametrize("text", [
+    pytest.param(nested_block_yaml(LIMIT + 1), id="block-101"),
+    pytest.param(nested_json(LIMIT + 1), id="json-101"),
+    pytest.param(nested_json(1500), id="json-1500"),
+    # libyaml's composer recurses in C: this file crashed the process (SIGSEGV) when loaded.
+    pytest.param("a: " + "[" * 100_000 + "]" * 100_000 + "\n", id="flow-100000"),
+])
+def test_a_values_file_past_the_limit_is_invalid_values_and_never_loaded(tmp_path, text):
+    path = tmp_path / "deep.yaml"
+    path.write_text(text)
+    error = refused(validate.values_nesting, {"values_files": [str(path)]}, [], read_text)
+    assert (error.kind, error.details) == (INVALID_VALUES, {"option": "values_files"})
+    assert str(path) in error.msg and f"more than {LIMIT} levels deep" in error.msg
+    assert validate.load_values_yaml(text) is None
+
+
+def test_aliases_count_as_the_nodes_they_repeat():
+    # Each anchor one level deeper than the last: 1 level of text, LIMIT + 1 levels of values.
+    lines = ["a0: &a0 {k: v}"] + [f"a{i}: &a{i} {{k: *a{i - 1}}}" for i in range(1, LIMIT + 1)]
+    text = "\n".join(lines) + "\n"
+    assert validate.yaml_nesting(text) > LIMIT
+    assert validate.load_values_yaml(text) is None
+    shallow = "\n".join(lines[:LIMIT - 1]) + "\n"
+    assert validate.yaml_nesting(shallow) == LIMIT
+    assert validate.nesting_depth(validate.load_values_yaml(shallow)) == LIMIT
+
+
+def test_an_alias_inside_its_own_anchor_never_ends():
+    text = "a: &loop\n  b: [*loop]\n"
+    assert validate.yaml_nesting(text) > LIMIT
+    assert validate.load_values_yaml(text) is None
+
+
+@pytest.mark.parametrize("text, depth", [("", 0), ("x", 0), ("a: 1\n---\nb: {c: [1]}\n", 3), ("a: [unclosed", None)])
+def test_yaml_nesting(text, depth):
+    assert validate.yaml_nesting(text) == depth
+
+
+def test_values_files_that_cannot_be_read_are_left_to_values_files(tmp_path):
+    validate.values_nesting({"values_files": [str(tmp_path / "missing.yaml"), str(tmp_path), 7]}, [], read_text)
 
 
 # ---- set_values: helm 3's --set syntax ---------------------------------------------------------------
