@@ -26,6 +26,7 @@ import time
 import typing as t
 from dataclasses import dataclass, field
 
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _validate as validate
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import (
     CHART_INVALID,
     CHART_NOT_FOUND,
@@ -61,7 +62,7 @@ MIN_HELM3 = (3, 13, 0)
 DEFAULT_HELM_TIMEOUT = 300.0  # helm's own --timeout default
 DEADLINE_FACTOR = 3
 DEADLINE_MARGIN = 30.0
-VERSION_DEADLINE = 20.0  # `helm version` touches neither network nor cluster
+VERSION_DEADLINE = 5.0  # `helm version` touches neither network nor cluster: it answers in well under 1 s
 TERM_GRACE = 10.0
 MONITOR_INTERVAL = 2.0  # seconds between two looks at a rollout while helm waits
 # How often a running helm's caller checks that someone still reads its result.
@@ -696,7 +697,10 @@ class HelmClient:
             if cached:
                 version = HelmVersion.parse(cached)
             else:
-                result = self.run(["version", "--template={{.Version}}"], deadline=VERSION_DEADLINE)
+                try:
+                    result = self.run(["version", "--template={{.Version}}"], deadline=VERSION_DEADLINE)
+                except HelmError as exc:
+                    raise validate.unanswered_version_probe(exc, self.binary, VERSION_DEADLINE) from None
                 version = HelmVersion.parse(result.stdout)
                 if key:
                     _remember_version(key, version.raw)

@@ -29,7 +29,10 @@ except ImportError:  # pragma: no cover - PyYAML comes with ansible-core
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _strvals as strvals
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import (
     CHART_NOT_FOUND,
+    HELM_MISSING,
     INVALID_VALUES,
+    TIMEOUT,
+    HelmError,
     InputError,
 )
 
@@ -268,6 +271,20 @@ _SET_FLAGS = {"raw": "--set", "string": "--set-string", "json": "--set-json", "f
 def _too_deep(what: str, note: str = "") -> str:
     return (f"{what} nests mappings and lists more than {MAX_VALUES_DEPTH} levels deep{note}; at most "
             f"{MAX_VALUES_DEPTH} levels are accepted, far more than a chart needs.")
+
+
+def unanswered_version_probe(exc: HelmError, binary: str, deadline: float) -> HelmError:
+    """``helm version`` stopped at its (short) deadline: the binary is not a helm that works.
+    A task would otherwise end in Ansible's own timeout, saying nothing about the binary."""
+    if exc.kind != TIMEOUT:
+        return exc
+    return HelmError(
+        HELM_MISSING,
+        f"{binary} did not answer 'helm version' within {deadline:g}s and was stopped: binary_path must be "
+        "helm 3.13+ or helm 4, and one that answers.",
+        command=exc.command,
+        details={"deadline_seconds": deadline},
+    )
 
 
 def duration_seconds(value: t.Any, option: str = "timeout", *, default: float | None = None, allow_zero: bool = False) -> float | None:

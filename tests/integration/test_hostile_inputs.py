@@ -116,6 +116,11 @@ def nested_yaml(depth: int) -> str:
     return "\n".join("  " * level + "k:" for level in range(depth)) + " leaf\n"
 
 
+def never_answers(ctx: Ctx) -> str:
+    """A binary_path that starts and then never answers, not even ``helm version``."""
+    return ctx.file("helm-never-answers", "#!/bin/sh\nexec sleep 3600\n", 0o755)
+
+
 def kubeconfig_text(ctx: Ctx) -> str:
     return Path(ctx.kubeconfig).read_text()
 
@@ -123,6 +128,7 @@ def kubeconfig_text(ctx: Ctx) -> str:
 NOT_A_NAMESPACE = "is not a valid namespace"
 NOT_A_NAME = "is not a valid release name"
 TOO_DEEP = "nests mappings and lists more than 100 levels deep"
+NEVER_ANSWERS = "did not answer 'helm version' within 5s and was stopped"
 
 CASES: list[Case] = [
     # ---- namespaces: Kubernetes' DNS-1123 label; never part of a URL path or a new namespace
@@ -240,6 +246,9 @@ CASES: list[Case] = [
     Case("binary-passwd", "helm_deploy", lambda ctx: deploy(ctx, binary_path="/etc/passwd"), "helm_missing", "is not an executable file"),
     Case("binary-dir", "helm_deploy", lambda ctx: deploy(ctx, binary_path=str(ctx.tmp_path)), "helm_missing", "is not an executable file"),
     Case("binary-missing", "helm_deploy", lambda ctx: deploy(ctx, binary_path=str(ctx.tmp_path / "helm")), "helm_missing", "was not found"),
+    Case("binary-never-answers", "helm_deploy", lambda ctx: deploy(ctx, binary_path=never_answers(ctx)), "helm_missing", NEVER_ANSWERS),
+    Case("rollback-binary-never-answers", "helm_rollback", lambda ctx: release(ctx, binary_path=never_answers(ctx)),
+         "helm_missing", NEVER_ANSWERS),
     Case("rollback-binary-passwd", "helm_rollback", lambda ctx: release(ctx, binary_path="/etc/passwd"), "helm_missing", "is not an executable file"),
     Case("helm-v2", "helm_deploy",
          lambda ctx: deploy(ctx, binary_path=ctx.file("helm-v2", "#!/bin/sh\necho v2.17.0\n", 0o755)),
@@ -317,8 +326,10 @@ def test_hostile_input(case: Case, request, run_module, namespace, tmp_path, hel
     after()
     if case.kind in ("invalid_arguments", "invalid_values", "kubeconfig_invalid", "helm_missing") \
             and case.id not in ("schema-violation", "schema-violation-names-the-value"):
-        # Refused before anything ran: no helm process, no API request.
-        assert (result.get("helm_processes", 0), result.get("kube_requests", 0)) == (0, 0), result.get("commands")
+        # Refused before anything ran: no API request, and no helm process but the version probe
+        # of a binary that never answers it.
+        probes = 1 if case.needle == NEVER_ANSWERS else 0
+        assert (result.get("helm_processes", 0), result.get("kube_requests", 0)) == (probes, 0), result.get("commands")
 
 
 def test_values_over_1mib_never_reach_the_api_server(run_module, namespace, unchanged):
@@ -378,6 +389,58 @@ def test_values_nested_to_the_limit_deploy(run_module, namespace, tmp_path, kube
     result = run_module("helm_deploy", args)
     assert result["changed"] is True and result["release"]["status"] == "deployed"
     assert configmap(kubectl, namespace)["MESSAGE"] == "deep"
+
+
+def test_a_helm_that_never_answers_fails_within_a_task_timeout_of_20s(namespace, tmp_path, helm, kubeconfig, unchanged):
+    """Through ansible-playbook, with the task keyword ``timeout: 20``: the version probe's own
+    deadline ends the task first, with a kind and the binary's name, for deploy and rollback."""
+    binary = tmp_path / "helm-never-answers"
+    binary.write_text(f"#!/bin/sh\necho $$ >> {tmp_path}/pids\nexec sleep 3600\n")
+    binary.chmod(0o755)
+    before, after = unchanged
+    before(None)
+    results = tmp_path / "results.json"
+    common = f"name: web\n        namespace: {namespace}\n        binary_path: {binary}\n        kubeconfig: {kubeconfig}"
+    playbook = f"""
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: deploy
+      ai_mesh.helm_engine.helm_deploy:
+        {common}
+        chart_ref: {SAMPLE}
+      timeout: 20
+      ignore_errors: true
+      register: deploy
+    - name: rollback
+      ai_mesh.helm_engine.helm_rollback:
+        {common}
+      timeout: 20
+      ignore_errors: true
+      register: rollback
+    - name: keep the results
+      ansible.builtin.copy:
+        content: "{{{{ {{'deploy': deploy, 'rollback': rollback}} | to_json }}}}"
+        dest: {results}
+        mode: "0600"
+"""
+    started = time.monotonic()
+    proc = run_playbook(playbook, tmp_path=tmp_path)
+    elapsed = time.monotonic() - started
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-3000:]
+    after()
+    for name, result in json.loads(results.read_text()).items():
+        assert result["failed"] is True and result["error"]["kind"] == "helm_missing", (name, result)
+        assert result["msg"].startswith(f"{binary} did not answer 'helm version' within 5s"), result["msg"]
+        # ansible-core 2.19 registers "(traceback unavailable)" for any failed task.
+        assert "Timed out after" not in result["msg"] and "Traceback" not in result.get("exception", "")
+        assert result["duration"] < 10, (name, result["duration"])  # the probe's 5 s, not the task's 20 s
+    assert "Traceback" not in output
+    assert elapsed < 2 * 20, f"two tasks took {elapsed:.0f}s"
+    for pid in (tmp_path / "pids").read_text().split():
+        assert not Path(f"/proc/{pid}").exists() or "sleep" not in Path(f"/proc/{pid}/cmdline").read_text(), \
+            "the never-answering binary outlived its task"
 
 
 def test_deep_values_through_ansible_playbook(namespace, tmp_path, helm, kubeconfig, unchanged):

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import time
 import typing as t
 from datetime import datetime, timedelta, timezone
 
@@ -14,10 +15,15 @@ import pytest
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _validate as validate
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import (
     CHART_NOT_FOUND,
+    HELM_FAILED,
+    HELM_MISSING,
     INVALID_ARGUMENTS,
     INVALID_VALUES,
+    TIMEOUT,
+    HelmError,
     InputError,
 )
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import VERSION_DEADLINE, HelmClient, run_process
 
 UTC = timezone.utc
 
@@ -537,3 +543,40 @@ def test_set_values_past_the_depth_limit_are_invalid_values(value_type, expressi
     assert (error.kind, error.details) == (INVALID_VALUES, {"option": "set_values"})
     assert error.msg.startswith("set_values[0] nests mappings and lists more than 100 levels deep")
 
+
+# ---- the helm version probe ----------------------------------------------------------------------
+
+
+def test_a_version_probe_stopped_at_its_deadline_is_helm_missing_naming_the_binary():
+    stopped = HelmError(TIMEOUT, "helm did not finish within 5s", command=["/opt/helm", "version"])
+    error = validate.unanswered_version_probe(stopped, "/opt/helm", 5.0)
+    assert (error.kind, error.details, error.command) == (HELM_MISSING, {"deadline_seconds": 5.0}, ["/opt/helm", "version"])
+    assert error.msg.startswith("/opt/helm did not answer 'helm version' within 5s and was stopped")
+
+
+def test_other_version_probe_failures_keep_their_kind():
+    failed = HelmError(HELM_FAILED, "exit code 2")
+    assert validate.unanswered_version_probe(failed, "/opt/helm", 5.0) is failed
+
+
+def test_the_version_probe_has_a_short_deadline(make_client):
+    client, fake = make_client(answers={"version": HelmError(TIMEOUT, "stopped")})
+    with pytest.raises(HelmError) as caught:
+        client.version  # noqa: B018
+    assert caught.value.kind == HELM_MISSING and caught.value.msg.startswith("helm did not answer 'helm version'")
+    assert fake.kwargs == [{"deadline": VERSION_DEADLINE}]
+    assert VERSION_DEADLINE <= 5  # a task's `timeout: 20` must be left time to report it
+
+
+def test_a_helm_that_never_answers_is_helm_missing_within_the_probe_deadline(tmp_path):
+    binary = tmp_path / "helm"
+    binary.write_text("#!/bin/sh\nexec sleep 3600\n")
+    binary.chmod(0o755)
+    client = HelmClient(run_process, str(binary))
+    started = time.monotonic()
+    with pytest.raises(HelmError) as caught:
+        client.version  # noqa: B018
+    elapsed = time.monotonic() - started
+    assert caught.value.kind == HELM_MISSING and str(binary) in caught.value.msg
+    assert VERSION_DEADLINE <= elapsed < VERSION_DEADLINE + 3
+    assert client.process_count == 1
