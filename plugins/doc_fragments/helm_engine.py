@@ -117,6 +117,7 @@ options:
   release_values:
     description:
       - Values for the release, as a dictionary. They win over O(values_files) and lose to O(set_values).
+      - Values, from any option, may nest mappings and lists at most 100 levels deep.
       - Written to a C(0600) temporary file that is removed when the task ends.
     type: dict
     default: {}
@@ -131,6 +132,9 @@ options:
     description:
       - Values as helm C(--set) expressions, applied last. Their values are redacted wherever the
         command is echoed; prefer O(release_values) for secrets, which never reach the command line.
+      - Each expression is checked by helm 3's C(--set) rules before helm runs, with either helm
+        major. One that helm 3 refuses (an unclosed index such as C(a[=x)) fails with
+        C(invalid_values) rather than being installed by helm 4.
     type: list
     elements: dict
     default: []

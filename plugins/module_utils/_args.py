@@ -15,11 +15,6 @@ import typing as t
 
 from ansible.module_utils.basic import env_fallback
 
-try:
-    import yaml
-except ImportError:  # pragma: no cover - PyYAML comes with ansible-core
-    yaml = None
-
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _validate as validate
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import InputError
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kubeconfig import KubeAuth
@@ -167,6 +162,7 @@ def deploy_spec(params: dict[str, t.Any], name: str, namespace: str, timeout: fl
         if not item["value"] or "=" not in item["value"]:
             raise InputError("each set_values item needs a value of the form key=value.", option="set_values")
         set_values.append(SetValue(item["value"], item["value_type"]))
+    validate.set_values([(item.value_type, item.value) for item in set_values])
     return DeploySpec(
         release=name,
         namespace=namespace,
@@ -267,7 +263,7 @@ def drift_policy(params: dict[str, t.Any], mode: str = "correct") -> DriftPolicy
 _MAX_SECRET_FILE = 8 * 1024 * 1024
 
 
-def _read_text_file(path: t.Any) -> str | None:
+def read_text_file(path: t.Any) -> str | None:
     """A file's text, or None when it cannot be read (validation or helm reports that later)."""
     if not isinstance(path, str) or not path:
         return None
@@ -283,13 +279,8 @@ def _read_text_file(path: t.Any) -> str | None:
 
 def _read_values_file(path: t.Any) -> t.Any:
     """A values file as helm reads it (one YAML document), or None when it cannot be read."""
-    text = _read_text_file(path)
-    if text is None or yaml is None:
-        return None
-    try:
-        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except (yaml.YAMLError, RecursionError):
-        return None
+    text = read_text_file(path)
+    return None if text is None else validate.load_values_yaml(text)
 
 
 def register_secrets(redactor: Redactor, params: dict[str, t.Any], values_params: t.Sequence[str] = ()) -> None:
@@ -307,7 +298,7 @@ def register_secrets(redactor: Redactor, params: dict[str, t.Any], values_params
         value_type = item.get("value_type") or "raw"
         content = None
         if value_type == "file":
-            content = _read_text_file(expression.partition("=")[2])
+            content = read_text_file(expression.partition("=")[2])
         redactor.add_set_value(expression, value_type, content)
     password = params.get("chart_repo_password")
     if password:

@@ -17,6 +17,7 @@ import re
 import typing as t
 from dataclasses import dataclass
 
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _validate as validate
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import (
     CHART_INVALID,
     CHART_NOT_FOUND,
@@ -60,7 +61,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._workspace imp
 # is hung, and is ended: SIGTERM first (helm marks the release failed), SIGKILL after a grace.
 DEADLINE_FACTOR = 3
 DEADLINE_MARGIN = 30.0
-VERSION_DEADLINE = 20.0  # `helm version` touches neither network nor cluster
+VERSION_DEADLINE = 5.0  # `helm version` touches neither network nor cluster: it answers in well under 1 s
 
 # Ordered: the first pattern that matches names the kind. Specific causes come before the
 # generic symptoms they produce (a failed hook often ends in a deadline too; a chart registry
@@ -293,9 +294,15 @@ class HelmClient:
         the user's cache, keyed by the binary's identity (path, inode, size, mtime), so a
         replaced or rebuilt helm is asked again."""
         if self._version is None:
-            self._version = cached_version(
-                self.binary, lambda: self.run(["version", "--template={{.Version}}"], deadline=VERSION_DEADLINE).stdout)
+            self._version = cached_version(self.binary, self._ask_version)
         return self._version
+
+    def _ask_version(self) -> str:
+        try:
+            return self.run(["version", "--template={{.Version}}"], deadline=VERSION_DEADLINE).stdout
+        except HelmError as exc:
+            # A binary that does not answer this (a wrapper that hangs, not helm) is named as the problem.
+            raise validate.unanswered_version_probe(exc, self.binary, VERSION_DEADLINE) from None
 
     @property
     def detected_version(self) -> HelmVersion | None:

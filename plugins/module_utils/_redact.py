@@ -17,8 +17,11 @@ import json
 import re
 import typing as t
 
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._nesting import MAX_VALUES_DEPTH, json_nesting
+
 REDACTED = "<redacted>"
 REDACTED_CHANGED = "<redacted: changed>"
+TOO_DEEP = f"<not shown: nested more than {MAX_VALUES_DEPTH} levels deep>"
 MASK = "********"
 
 # Keys whose values are treated as secret wherever they appear in user values or kubeconfigs.
@@ -94,6 +97,8 @@ class Redactor:
         if value_type == "json":
             if sensitive:
                 self.add_secret(value)
+            if json_nesting(value) > MAX_VALUES_DEPTH:
+                return  # refused by validate.set_values; parsing it would recurse as deep
             try:
                 parsed = json.loads(value)
             except ValueError:
@@ -164,8 +169,11 @@ class Redactor:
         """Returns a copy of a values tree with sensitive leaves replaced by a marker.
 
         With ``other`` (the tree on the other side of a diff) the marker says whether the
-        secret changed, without showing either value.
+        secret changed, without showing either value. Values nested deeper than MAX_VALUES_DEPTH
+        (refused as input, or stored by another tool) are cut there.
         """
+        if len(path) >= MAX_VALUES_DEPTH and isinstance(values, (dict, list)):
+            return TOO_DEEP
         if isinstance(values, dict):
             other_map = other if isinstance(other, dict) else {}
             return {k: self.redact_values(v, other_map.get(k, _MISSING), path + (str(k),)) for k, v in values.items()}

@@ -18,6 +18,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _validate as validate
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._args import (
+    read_text_file,
     recovery_policy,
     redacted_invocation,
     register_secrets,
@@ -86,6 +87,8 @@ class TaskContext:
         self._store: ReleaseStore | None = None
         self._helm: HelmClient | None = None
         self.workspace: Workspace | None = None
+        # First: registering secrets walks the values, which must not nest without end.
+        validate.values_nesting(module.params, values_params, read_text_file)
         register_secrets(self.redactor, module.params, values_params)
         # Before any input is judged: a refusal message must not come back masked by Ansible.
         self.relax_no_log()

@@ -20,9 +20,19 @@ import re
 import typing as t
 from urllib.parse import urlparse
 
+try:
+    import yaml
+except ImportError:  # pragma: no cover - PyYAML comes with ansible-core
+    yaml = None
+
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _strvals as strvals
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._nesting import MAX_VALUES_DEPTH, nesting_depth
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import (
     CHART_NOT_FOUND,
+    HELM_MISSING,
     INVALID_VALUES,
+    TIMEOUT,
+    HelmError,
     InputError,
 )
 
@@ -148,6 +158,112 @@ def values_size(values: dict[str, t.Any] | None, files: t.Sequence[str]) -> None
             "a release Secret can hold; move large data out of the values (a ConfigMap, a mounted file).",
             kind=INVALID_VALUES,
         )
+
+
+def values_nesting(params: dict[str, t.Any], values_params: t.Sequence[str],
+                   read_text: t.Callable[[str], str | None]) -> None:
+    """Values that nest deeper than MAX_VALUES_DEPTH, refused before anything walks them: the
+    task's values dicts (``values_params``) and its values files (read with ``read_text``, None
+    for a file that cannot be read: values_files reports that). ``set_values`` nest by their
+    syntax and are measured by set_values()."""
+    for name in values_params:
+        if nesting_depth(params.get(name)) > MAX_VALUES_DEPTH:
+            raise InputError(_too_deep(name), kind=INVALID_VALUES, option=name)
+    for path in params.get("values_files") or []:
+        text = read_text(path) if isinstance(path, str) else None
+        depth = yaml_nesting(text) if text is not None else None
+        if depth is not None and depth > MAX_VALUES_DEPTH:
+            raise InputError(_too_deep(f"values file {_show(path)}", " (an alias counts as what it repeats)"),
+                             kind=INVALID_VALUES, option="values_files")
+
+
+def yaml_nesting(text: str, limit: int = MAX_VALUES_DEPTH) -> int | None:
+    """How deep a YAML stream nests mappings and sequences, an alias counting as the node it
+    repeats (an alias inside its own anchor: without end), read from the parser's events,
+    which libyaml produces without recursion. Stops once deeper than ``limit``; None when the
+    text is not YAML (helm reports that)."""
+    if yaml is None:  # pragma: no cover - PyYAML comes with ansible-core
+        return None
+    starts, ends = (yaml.MappingStartEvent, yaml.SequenceStartEvent), (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+    open_nodes: list[list[t.Any]] = []  # [anchor, height of its deepest child]
+    heights: dict[str, int] = {}  # anchor -> height of its node (a scalar: 0)
+    deepest = 0
+    try:
+        for event in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+            height = None
+            if isinstance(event, starts):
+                open_nodes.append([event.anchor, 0])
+                deepest = max(deepest, len(open_nodes))
+            elif isinstance(event, ends):
+                anchor, below = open_nodes.pop()
+                height = below + 1
+                if anchor is not None:
+                    heights[anchor] = height
+            elif isinstance(event, yaml.AliasEvent):
+                if any(anchor == event.anchor for anchor, _below in open_nodes):
+                    return limit + 1  # a node that contains itself
+                height = heights.get(event.anchor, 0)
+                deepest = max(deepest, len(open_nodes) + height)
+            elif isinstance(event, yaml.ScalarEvent) and event.anchor is not None:
+                heights[event.anchor] = 0
+            if height is not None and open_nodes:
+                open_nodes[-1][1] = max(open_nodes[-1][1], height)
+            if deepest > limit:
+                return deepest
+    except yaml.YAMLError:
+        return None
+    return deepest
+
+
+def load_values_yaml(text: str) -> t.Any:
+    """A values file's content as helm reads it (one YAML document), or None when it is not
+    YAML or nests deeper than MAX_VALUES_DEPTH: measured first, because composing it recurses."""
+    depth = yaml_nesting(text)
+    if depth is None or depth > MAX_VALUES_DEPTH:
+        return None
+    try:
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError:
+        return None
+
+
+def set_values(items: t.Sequence[tuple[str, str]], option: str = "set_values") -> None:
+    """``(value_type, expression)`` items refused as helm 3 refuses them (see _strvals), or
+    nesting deeper than MAX_VALUES_DEPTH, before helm runs: helm 4 installs some that helm 3
+    refuses (an unclosed index)."""
+    try:
+        strvals.check(items, MAX_VALUES_DEPTH)
+    except strvals.SetTooDeep as exc:
+        raise InputError(_too_deep(f"{option}[{exc.index}]"), kind=INVALID_VALUES, option=option) from None
+    except strvals.SetSyntaxError as exc:
+        flag = _SET_FLAGS[exc.value_type]
+        key = items[exc.index][1].partition("=")[0]
+        hint = " (an index needs its closing ']')" if exc.reason.endswith("error parsing index: EOF") else ""
+        raise InputError(f"{option}[{exc.index}] ({flag}, key {_show(key)}): failed parsing {flag} data: {exc.reason}{hint}. "
+                         "helm 3 refuses this syntax, so it is refused on every helm major.",
+                         kind=INVALID_VALUES, option=option) from None
+
+
+_SET_FLAGS = {"raw": "--set", "string": "--set-string", "json": "--set-json", "file": "--set-file", "literal": "--set-literal"}
+
+
+def _too_deep(what: str, note: str = "") -> str:
+    return (f"{what} nests mappings and lists more than {MAX_VALUES_DEPTH} levels deep{note}; at most "
+            f"{MAX_VALUES_DEPTH} levels are accepted, far more than a chart needs.")
+
+
+def unanswered_version_probe(exc: HelmError, binary: str, deadline: float) -> HelmError:
+    """``helm version`` stopped at its (short) deadline: the binary is not a helm that works.
+    A task would otherwise end in Ansible's own timeout, saying nothing about the binary."""
+    if exc.kind != TIMEOUT:
+        return exc
+    return HelmError(
+        HELM_MISSING,
+        f"{binary} did not answer 'helm version' within {deadline:g}s and was stopped: binary_path must be "
+        "helm 3.13+ or helm 4, and one that answers.",
+        command=exc.command,
+        details={"deadline_seconds": deadline},
+    )
 
 
 def duration_seconds(value: t.Any, option: str = "timeout", *, default: float | None = None, allow_zero: bool = False) -> float | None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import helm_work
+from conftest import helm_work, run_playbook
 from test_helm_deploy import SAMPLE, configmap, deploy_args
 
 # A hung helm is stopped at 3 * timeout + 30 s; everything else ends in seconds. Generous, so a
@@ -100,12 +100,35 @@ def incompressible_values() -> dict[str, t.Any]:
     return {"blob": base64.b64encode(os.urandom(900 * 1024)).decode("ascii")}  # about 1.2 MB of text
 
 
+def nested(depth: int) -> dict[str, t.Any]:
+    tree: t.Any = "leaf"
+    for _level in range(depth):
+        tree = {"k": tree}
+    return tree
+
+
+def nested_json(depth: int) -> str:
+    """Written, not json.dumps'ed: Python's encoder recurses and stops at about 1,000 levels."""
+    return '{"k": ' * depth + '"leaf"' + "}" * depth
+
+
+def nested_yaml(depth: int) -> str:
+    return "\n".join("  " * level + "k:" for level in range(depth)) + " leaf\n"
+
+
+def never_answers(ctx: Ctx) -> str:
+    """A binary_path that starts and then never answers, not even ``helm version``."""
+    return ctx.file("helm-never-answers", "#!/bin/sh\nexec sleep 3600\n", 0o755)
+
+
 def kubeconfig_text(ctx: Ctx) -> str:
     return Path(ctx.kubeconfig).read_text()
 
 
 NOT_A_NAMESPACE = "is not a valid namespace"
 NOT_A_NAME = "is not a valid release name"
+TOO_DEEP = "nests mappings and lists more than 100 levels deep"
+NEVER_ANSWERS = "did not answer 'helm version' within 5s and was stopped"
 
 CASES: list[Case] = [
     # ---- namespaces: Kubernetes' DNS-1123 label; never part of a URL path or a new namespace
@@ -147,6 +170,17 @@ CASES: list[Case] = [
     # ---- values
     Case("set-bad-index", "helm_deploy", lambda ctx: deploy(ctx, set_values=[{"value": "a[x]=1"}]),
          "invalid_values", "failed parsing --set"),
+    # helm 4 installs these (it takes "error parsing index: EOF" for the end of the input); helm 3 refuses them.
+    Case("set-unclosed-index", "helm_deploy", lambda ctx: deploy(ctx, set_values=[{"value": "a[=x"}]),
+         "invalid_values", "failed parsing --set data: error parsing index: EOF (an index needs its closing ']')"),
+    Case("set-string-unclosed-index", "helm_deploy", lambda ctx: deploy(ctx, set_values=[{"value": "a[0=x", "value_type": "string"}]),
+         "invalid_values", "failed parsing --set-string data: error parsing index: EOF"),
+    Case("set-literal-unclosed-index", "helm_deploy",
+         lambda ctx: deploy(ctx, set_values=[{"value": "a[0][=x", "value_type": "literal"}]),
+         "invalid_values", "failed parsing --set-literal data: error parsing index: EOF"),
+    Case("set-json-object-without-key", "helm_deploy",
+         lambda ctx: deploy(ctx, set_values=[{"value": '{"message":"a=b"}', "value_type": "json"}]),
+         "invalid_values", "failed parsing --set-json data"),
     Case("set-no-equals", "helm_deploy", lambda ctx: deploy(ctx, set_values=[{"value": "message"}]),
          "invalid_arguments", "key=value"),
     Case("schema-violation", "helm_deploy", lambda ctx: schema_violation(ctx), "invalid_values", "schema"),
@@ -156,6 +190,19 @@ CASES: list[Case] = [
          "invalid_values", "does not exist"),
     Case("values-file-dir", "helm_deploy", lambda ctx: deploy(ctx, values_files=[str(ctx.tmp_path)]),
          "invalid_values", "is a directory"),
+    Case("values-file-1500-deep", "helm_deploy", lambda ctx: deploy(ctx, values_files=[ctx.file("deep.json", nested_json(1500))]),
+         "invalid_values", TOO_DEEP),
+    Case("values-file-101-deep", "helm_deploy", lambda ctx: deploy(ctx, values_files=[ctx.file("deep.yaml", nested_yaml(101))]),
+         "invalid_values", TOO_DEEP),
+    Case("values-file-alias-loop", "helm_deploy", lambda ctx: deploy(ctx, values_files=[ctx.file("loop.yaml", "a: &a\n  b: [*a]\n")]),
+         "invalid_values", TOO_DEEP),
+    Case("release-values-101-deep", "helm_deploy", lambda ctx: deploy(ctx, release_values=nested(101)),
+         "invalid_values", "release_values " + TOO_DEEP),
+    Case("set-json-1500-deep", "helm_deploy",
+         lambda ctx: deploy(ctx, set_values=[{"value": "a=" + nested_json(1500), "value_type": "json"}]),
+         "invalid_values", "set_values[0] " + TOO_DEEP),
+    Case("set-index-101-deep", "helm_deploy", lambda ctx: deploy(ctx, set_values=[{"value": "a" + "[0]" * 100 + "=x"}]),
+         "invalid_values", "set_values[0] " + TOO_DEEP),
     Case("values-over-1mib", "helm_deploy", lambda ctx: deploy(ctx, release_values=incompressible_values()),
          "invalid_values", "a release Secret can hold"),
     # ---- durations and numbers
@@ -199,6 +246,9 @@ CASES: list[Case] = [
     Case("binary-passwd", "helm_deploy", lambda ctx: deploy(ctx, binary_path="/etc/passwd"), "helm_missing", "is not an executable file"),
     Case("binary-dir", "helm_deploy", lambda ctx: deploy(ctx, binary_path=str(ctx.tmp_path)), "helm_missing", "is not an executable file"),
     Case("binary-missing", "helm_deploy", lambda ctx: deploy(ctx, binary_path=str(ctx.tmp_path / "helm")), "helm_missing", "was not found"),
+    Case("binary-never-answers", "helm_deploy", lambda ctx: deploy(ctx, binary_path=never_answers(ctx)), "helm_missing", NEVER_ANSWERS),
+    Case("rollback-binary-never-answers", "helm_rollback", lambda ctx: release(ctx, binary_path=never_answers(ctx)),
+         "helm_missing", NEVER_ANSWERS),
     Case("rollback-binary-passwd", "helm_rollback", lambda ctx: release(ctx, binary_path="/etc/passwd"), "helm_missing", "is not an executable file"),
     Case("helm-v2", "helm_deploy",
          lambda ctx: deploy(ctx, binary_path=ctx.file("helm-v2", "#!/bin/sh\necho v2.17.0\n", 0o755)),
@@ -275,9 +325,11 @@ def test_hostile_input(case: Case, request, run_module, namespace, tmp_path, hel
     result = run_hostile(run_module, case.module, args, case.kind, case.needle)
     after()
     if case.kind in ("invalid_arguments", "invalid_values", "kubeconfig_invalid", "helm_missing") \
-            and case.id not in ("set-bad-index", "schema-violation", "schema-violation-names-the-value"):
-        # Refused before anything ran: no helm process, no API request.
-        assert (result.get("helm_processes", 0), result.get("kube_requests", 0)) == (0, 0), result.get("commands")
+            and case.id not in ("schema-violation", "schema-violation-names-the-value"):
+        # Refused before anything ran: no API request, and no helm process but the version probe
+        # of a binary that never answers it.
+        probes = 1 if case.needle == NEVER_ANSWERS else 0
+        assert (result.get("helm_processes", 0), result.get("kube_requests", 0)) == (probes, 0), result.get("commands")
 
 
 def test_values_over_1mib_never_reach_the_api_server(run_module, namespace, unchanged):
@@ -326,3 +378,123 @@ def test_a_set_value_that_looks_like_a_flag_is_data(run_module, namespace, kubec
     assert data["MESSAGE"] == "--no-hooks" and data["FLAG"] == "-x"
     # The pre-install hook ran: --no-hooks was not taken as a flag.
     assert [(h["name"], h["phase"]) for h in result["hooks"]] == [("web-pre-install", "Succeeded")]
+
+
+def test_values_nested_to_the_limit_deploy(run_module, namespace, tmp_path, kubectl):
+    """The depth limit refuses nothing a chart could need: 100 levels from each source install."""
+    values_file = tmp_path / "deep.yaml"
+    values_file.write_text(nested_yaml(100))
+    args = deploy_args(namespace, values_files=[str(values_file)], release_values={"message": "deep", "extra": nested(99)},
+                       set_values=[{"value": "more" + "[0]" * 99 + "=x"}, {"value": "json=" + nested_json(99), "value_type": "json"}])
+    result = run_module("helm_deploy", args)
+    assert result["changed"] is True and result["release"]["status"] == "deployed"
+    assert configmap(kubectl, namespace)["MESSAGE"] == "deep"
+
+
+def test_a_helm_that_never_answers_fails_within_a_task_timeout_of_20s(namespace, tmp_path, helm, kubeconfig, unchanged):
+    """Through ansible-playbook, with the task keyword ``timeout: 20``: the version probe's own
+    deadline ends the task first, with a kind and the binary's name, for deploy and rollback."""
+    binary = tmp_path / "helm-never-answers"
+    binary.write_text(f"#!/bin/sh\necho $$ >> {tmp_path}/pids\nexec sleep 3600\n")
+    binary.chmod(0o755)
+    before, after = unchanged
+    before(None)
+    results = tmp_path / "results.json"
+    common = f"name: web\n        namespace: {namespace}\n        binary_path: {binary}\n        kubeconfig: {kubeconfig}"
+    playbook = f"""
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: deploy
+      ai_mesh.helm_engine.helm_deploy:
+        {common}
+        chart_ref: {SAMPLE}
+      timeout: 20
+      ignore_errors: true
+      register: deploy
+    - name: rollback
+      ai_mesh.helm_engine.helm_rollback:
+        {common}
+      timeout: 20
+      ignore_errors: true
+      register: rollback
+    - name: keep the results
+      ansible.builtin.copy:
+        content: "{{{{ {{'deploy': deploy, 'rollback': rollback}} | to_json }}}}"
+        dest: {results}
+        mode: "0600"
+"""
+    started = time.monotonic()
+    proc = run_playbook(playbook, tmp_path=tmp_path)
+    elapsed = time.monotonic() - started
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-3000:]
+    after()
+    for name, result in json.loads(results.read_text()).items():
+        assert result["failed"] is True and result["error"]["kind"] == "helm_missing", (name, result)
+        assert result["msg"].startswith(f"{binary} did not answer 'helm version' within 5s"), result["msg"]
+        # ansible-core 2.19 registers "(traceback unavailable)" for any failed task.
+        assert "Timed out after" not in result["msg"] and "Traceback" not in result.get("exception", "")
+        assert result["duration"] < 10, (name, result["duration"])  # the probe's 5 s, not the task's 20 s
+    assert "Traceback" not in output
+    assert elapsed < 2 * 20, f"two tasks took {elapsed:.0f}s"
+    for pid in (tmp_path / "pids").read_text().split():
+        assert not Path(f"/proc/{pid}").exists() or "sleep" not in Path(f"/proc/{pid}/cmdline").read_text(), \
+            "the never-answering binary outlived its task"
+
+
+def test_deep_values_through_ansible_playbook(namespace, tmp_path, helm, kubeconfig, unchanged):
+    """What the controller passes on: a 1,500-level values file and --set-json value (files and
+    strings), and release_values past the limit but shallow enough for ansible-core's own
+    templating (it refuses about 190 levels and more before any module runs)."""
+    deep_file = tmp_path / "deep.yaml"
+    deep_file.write_text(nested_yaml(1500))
+    (tmp_path / "vars.yml").write_text("deep_values:\n" + "".join("  " * (level + 1) + "k:\n" for level in range(150))
+                                       + "  " * 151 + "k: leaf\n")
+    common = (f"name: web\n        namespace: {namespace}\n        create_namespace: true\n        chart_ref: {SAMPLE}\n"
+              f"        binary_path: {helm}\n        kubeconfig: {kubeconfig}")
+    tasks = {
+        "values_file": f"values_files: [{deep_file}]",
+        "release_values": "release_values: \"{{ deep_values }}\"",
+        "set_json": f"set_values: [{{value: 'a={nested_json(1500)}', value_type: json}}]",
+        "unclosed_index": "set_values: [{value: 'a[=x'}]",
+    }
+    results = tmp_path / "results.json"
+    body = "".join(f"""
+    - name: {name}
+      ai_mesh.helm_engine.helm_deploy:
+        {common}
+        {line}
+      ignore_errors: true
+      register: {name}
+""" for name, line in tasks.items())
+    playbook = f"""
+- hosts: localhost
+  gather_facts: false
+  vars_files: [{tmp_path / 'vars.yml'}]
+  tasks:{body}
+    - name: keep the results
+      ansible.builtin.copy:
+        content: "{{{{ {{{', '.join(f"'{name}': {name}" for name in tasks)}}} | to_json }}}}"
+        dest: {results}
+        mode: "0600"
+"""
+    before, after = unchanged
+    before(None)
+    proc = run_playbook(playbook, tmp_path=tmp_path)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-3000:]
+    after()
+    found = json.loads(results.read_text())
+    expected = {
+        "values_file": f"values file '{deep_file}' {TOO_DEEP}",
+        "release_values": f"release_values {TOO_DEEP}",
+        "set_json": f"set_values[0] {TOO_DEEP}",
+        "unclosed_index": "set_values[0] (--set, key 'a['): failed parsing --set data: error parsing index: EOF",
+    }
+    for name, needle in expected.items():
+        result = found[name]
+        assert result["failed"] is True and result["error"]["kind"] == "invalid_values", (name, result.get("msg"))
+        assert result["msg"].startswith(needle), (name, result["msg"])
+        assert (result["commands"], result["kube_requests"]) == ([], 0)
+    assert "Traceback" not in output and "recursion" not in output

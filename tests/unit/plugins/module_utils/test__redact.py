@@ -9,8 +9,10 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import
     MASK,
     REDACTED,
     REDACTED_CHANGED,
+    TOO_DEEP,
     Redactor,
 )
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._validate import MAX_VALUES_DEPTH
 
 # ---- redact_argv -------------------------------------------------------------------------
 
@@ -242,3 +244,31 @@ def test_redact_tree_masks_every_string_and_copies():
     assert swept == {"a": "x ******** y", "b": [1, None, True, {"c": ["********"]}], "d": 2.5}
     assert data["a"] == "x Tree-Secret-1234 y"  # the input is left as it was
     assert Redactor().redact_tree(data) == dict(data, b=[1, None, True, {"c": ["Tree-Secret-1234"]}])
+
+
+# ---- values nested past the limit ----------------------------------------------------------
+
+
+def _nested(depth: int, leaf: object) -> object:
+    tree = leaf
+    for _level in range(depth):
+        tree = {"config": tree}
+    return tree
+
+
+def test_redact_values_shows_values_up_to_the_nesting_limit_and_cuts_below():
+    at_limit = Redactor().redact_values(_nested(MAX_VALUES_DEPTH, "x"))
+    past = Redactor().redact_values(_nested(MAX_VALUES_DEPTH + 1, "x"))
+    assert at_limit == _nested(MAX_VALUES_DEPTH, "x")
+    assert past == _nested(MAX_VALUES_DEPTH, TOO_DEEP)
+    # 5,000 levels: a recursion without that cut ends in RecursionError.
+    assert Redactor().redact_values(_nested(5000, "x")) == past
+
+
+def test_add_set_value_does_not_parse_json_nested_past_the_limit():
+    redactor = Redactor()
+    expression = "auth=" + '{"token": ' * 5000 + '"deep-secret"' + "}" * 5000
+    redactor.add_set_value(expression, "json")  # json.loads would raise RecursionError
+    assert expression in redactor.secrets and "deep-secret" not in redactor.secrets
+    redactor.add_set_value('auth={"token": "shallow-secret"}', "json")
+    assert "shallow-secret" in redactor.secrets

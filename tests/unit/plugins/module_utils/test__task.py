@@ -253,6 +253,45 @@ def test_secrets_in_values_files_set_files_and_set_values_are_registered_as_helm
         context.close()
 
 
+# ---- values nested without end: refused before anything walks them ---------------------------------
+
+def _deep(depth: int) -> dict[str, t.Any]:
+    tree: t.Any = SECRET
+    for _level in range(depth):
+        tree = {"password": tree}
+    return tree
+
+
+@pytest.mark.parametrize("option", ["release_values", "values_files"])
+def test_deep_values_are_refused_before_secrets_are_registered(capsys, monkeypatch, kubeconfig, tmp_path, option):
+    registered = []
+    monkeypatch.setattr(_task, "register_secrets", lambda *a, **kw: registered.append(a))
+    values_file = tmp_path / "deep.json"
+    values_file.write_text(json.dumps(_deep(101)))
+    args = {"release_values": _deep(101)} if option == "release_values" else {"values_files": [str(values_file)]}
+    module = make_module(dict({"name": "web", "namespace": "apps", "kubeconfig": kubeconfig}, **args), CHART_SPEC)
+    with pytest.raises(InputError) as caught:
+        TaskContext(module, values_params=["release_values"], needs_helm=False)
+    assert (caught.value.kind, caught.value.details) == ("invalid_values", {"option": option})
+    assert registered == []
+
+
+def test_a_refused_deep_values_file_and_release_values_fail_with_a_result(capsys, kubeconfig, tmp_path):
+    """The refusal's invocation walks the values again: bounded, and nothing of them leaks."""
+    values_file = tmp_path / "deep.yaml"
+    values_file.write_text('{"k": ' * 1500 + "1" + "}" * 1500)
+    result = run_module(capsys, {"name": "web", "namespace": "apps", "kubeconfig": kubeconfig,
+                                 "values_files": [str(values_file)], "release_values": _deep(150)},
+                        Quiet, CHART_SPEC, needs_helm=False, values_params=["release_values"])
+    assert result["error"]["kind"] == "invalid_values" and "more than 100 levels deep" in result["msg"]
+    assert (result["helm_processes"], result["kube_requests"]) == (0, 0)
+    shown = result["invocation"]["module_args"]["release_values"]
+    for _level in range(100):
+        shown = shown["password"]
+    assert shown == "<not shown: nested more than 100 levels deep>"
+    assert SECRET not in json.dumps(result)
+
+
 # ---- build_result ---------------------------------------------------------------------------------
 
 def test_build_result_is_unchanged_by_default(capsys, kubeconfig):

@@ -6,16 +6,24 @@
 from __future__ import annotations
 
 import os
+import time
+import typing as t
 
 import pytest
 
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _validate as validate
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import (
     CHART_NOT_FOUND,
+    HELM_FAILED,
+    HELM_MISSING,
     INVALID_ARGUMENTS,
     INVALID_VALUES,
+    TIMEOUT,
+    HelmError,
     InputError,
 )
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import VERSION_DEADLINE, HelmClient
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._process import run_process
 
 
 def refused(call, *args, **kwargs) -> InputError:
@@ -295,3 +303,248 @@ def test_api_key_refuses_what_an_http_header_cannot_carry_without_showing_it(tok
     caught = refused(validate.api_key, token)
     assert caught.details.get("option") == "api_key"
     assert not token or str(token) not in str(caught)
+
+
+# ---- values nesting ------------------------------------------------------------------------------
+
+LIMIT = validate.MAX_VALUES_DEPTH
+
+
+def nested(depth: int, leaf: t.Any = "leaf") -> t.Any:
+    """``depth`` mappings, one inside the other (a list every third level)."""
+    tree = leaf
+    for level in range(depth):
+        tree = [tree] if level % 3 == 2 else {"k": tree}
+    return tree
+
+
+def nested_json(depth: int) -> str:
+    return '{"k": ' * depth + '"leaf"' + "}" * depth
+
+
+def nested_block_yaml(depth: int) -> str:
+    return "\n".join("  " * level + "k:" for level in range(depth)) + " leaf\n"
+
+
+def read_text(path: str) -> str | None:
+    return open(path, encoding="utf-8").read() if os.path.isfile(path) else None
+
+
+def test_the_limit_is_well_above_charts_and_well_below_recursion():
+    assert 100 <= LIMIT <= 200
+
+
+@pytest.mark.parametrize("tree, depth", [("x", 0), ({}, 1), ([], 1), ({"a": 1, "b": [1, {"c": 2}]}, 3),
+                                         (nested(LIMIT), LIMIT), (nested(LIMIT + 1), LIMIT + 1)])
+def test_nesting_depth(tree, depth):
+    assert validate.nesting_depth(tree) == depth
+
+
+def test_nesting_depth_stops_past_the_limit_without_recursion():
+    # 100,000 levels: a recursive walk would end in RecursionError long before.
+    assert validate.nesting_depth(nested(100_000), limit=LIMIT) == LIMIT + 1
+
+
+def test_release_values_at_the_limit_are_accepted():
+    validate.values_nesting({"release_values": nested(LIMIT)}, ["release_values"], read_text)
+
+
+def test_release_values_one_level_past_the_limit_are_invalid_values():
+    error = refused(validate.values_nesting, {"release_values": nested(LIMIT + 1)}, ["release_values"], read_text)
+    assert (error.kind, error.details) == (INVALID_VALUES, {"option": "release_values"})
+    assert f"more than {LIMIT} levels deep" in error.msg and error.msg.startswith("release_values ")
+
+
+@pytest.mark.parametrize("text", [nested_block_yaml(LIMIT), nested_json(LIMIT)], ids=["block", "json"])
+def test_a_values_file_at_the_limit_is_accepted_and_read(tmp_path, text):
+    path = tmp_path / "values.yaml"
+    path.write_text(text)
+    validate.values_nesting({"values_files": [str(path)]}, [], read_text)
+    assert validate.nesting_depth(validate.load_values_yaml(text)) == LIMIT
+
+
+@pytest.mark.parametrize("text", [
+    pytest.param(nested_block_yaml(LIMIT + 1), id="block-101"),
+    pytest.param(nested_json(LIMIT + 1), id="json-101"),
+    pytest.param(nested_json(1500), id="json-1500"),
+    # libyaml's composer recurses in C: this file crashed the process (SIGSEGV) when loaded.
+    pytest.param("a: " + "[" * 100_000 + "]" * 100_000 + "\n", id="flow-100000"),
+])
+def test_a_values_file_past_the_limit_is_invalid_values_and_never_loaded(tmp_path, text):
+    path = tmp_path / "deep.yaml"
+    path.write_text(text)
+    error = refused(validate.values_nesting, {"values_files": [str(path)]}, [], read_text)
+    assert (error.kind, error.details) == (INVALID_VALUES, {"option": "values_files"})
+    assert str(path) in error.msg and f"more than {LIMIT} levels deep" in error.msg
+    assert validate.load_values_yaml(text) is None
+
+
+def test_aliases_count_as_the_nodes_they_repeat():
+    # Each anchor one level deeper than the last: 1 level of text, LIMIT + 1 levels of values.
+    lines = ["a0: &a0 {k: v}"] + [f"a{i}: &a{i} {{k: *a{i - 1}}}" for i in range(1, LIMIT + 1)]
+    text = "\n".join(lines) + "\n"
+    assert validate.yaml_nesting(text) > LIMIT
+    assert validate.load_values_yaml(text) is None
+    shallow = "\n".join(lines[:LIMIT - 1]) + "\n"
+    assert validate.yaml_nesting(shallow) == LIMIT
+    assert validate.nesting_depth(validate.load_values_yaml(shallow)) == LIMIT
+
+
+def test_an_alias_inside_its_own_anchor_never_ends():
+    text = "a: &loop\n  b: [*loop]\n"
+    assert validate.yaml_nesting(text) > LIMIT
+    assert validate.load_values_yaml(text) is None
+
+
+@pytest.mark.parametrize("text, depth", [("", 0), ("x", 0), ("a: 1\n---\nb: {c: [1]}\n", 3), ("a: [unclosed", None)])
+def test_yaml_nesting(text, depth):
+    assert validate.yaml_nesting(text) == depth
+
+
+def test_values_files_that_cannot_be_read_are_left_to_values_files(tmp_path):
+    validate.values_nesting({"values_files": [str(tmp_path / "missing.yaml"), str(tmp_path), 7]}, [], read_text)
+
+
+# ---- set_values: helm 3's --set syntax ---------------------------------------------------------------
+
+# Each accepted by helm v3.22 (``helm template --set ...`` exits 0); checked against it.
+VALID_SET = [
+    ("raw", "a.b=c"), ("raw", "a[0]=x"), ("raw", "a[0].b=c"), ("raw", r"a=b\,c"), ("raw", "a={x,y}"),
+    ("raw", r"a\.b=c"), ("raw", "name="), ("raw", "a[65536]=x"), ("raw", "a[+1]=1"), ("raw", "a[01]=1"),
+    ("raw", "a={x,y},b=1"), ("raw", "a={x,y}b=1"), ("raw", "a={}"), ("raw", "a=b=c"), ("raw", "=x"), ("raw", ".a=1"),
+    ("raw", "a[0]"), ("raw", "a."), ("raw", "a=b\\"), ("raw", "a[1].b=1,a[0]=2"), ("raw", "a[0]=1,a[0].b=2"),
+    ("raw", "a[0]=1,a=2"), ("raw", "message=--no-hooks"), ("raw", "a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w.x.y.z.a.b.c.d=1"),
+    ("string", "a=1"), ("string", "a={x,y}"), ("string", "a=null"),
+    ("json", 'a={"b": [1, {"c": null}]}'), ("json", "a=[1,2]"), ("json", "a=1,b=2"), ("json", "a="), ("json", "a= ,b=1"),
+    ("json", "a[0]={\"x\":1}"), ("json", "a=\u00a01"), ("json", "a=true."),
+    ("literal", "a=b,c"), ("literal", "a[0]=x,y"), ("literal", "a.b=c=d"), ("literal", "a={x"),
+    ("file", "a=/some/file"),
+]
+
+# Each refused by helm v3.22, with the reason it gives.
+INVALID_SET = [
+    (("raw", "a[=x"), "error parsing index: EOF"),
+    (("raw", "a[0"), "error parsing index: EOF"),
+    (("raw", "a[0][=x"), "error parsing index: EOF"),
+    (("string", "a[=x"), "error parsing index: EOF"),
+    (("literal", "a[=x"), "error parsing index: EOF"),
+    (("raw", "a[x]=1"), 'error parsing index: strconv.Atoi: parsing "x": invalid syntax'),
+    (("raw", "a[ 1]=1"), 'error parsing index: strconv.Atoi: parsing " 1": invalid syntax'),
+    (("raw", "a[9999999999999999999]=1"), 'parsing "9999999999999999999": value out of range'),
+    (("raw", "a[65537]=x"), "index of 65537 is greater than maximum supported index of 65536"),
+    (("raw", "a[-1]=x"), "negative -1 index not allowed"),
+    (("raw", "a[0]xy=1"), "unexpected data at end of array index: ['x' 'y']"),
+    (("raw", "a..b=1"), 'key map "a" has no value'),
+    (("raw", "a.=x"), 'key map "a" has no value'),
+    (("literal", "a.=1"), 'key map "a" has no value'),
+    (("raw", "a=b,c"), 'key "c" has no value'),
+    (("literal", "a"), 'key "a" has no value'),
+    (("raw", "a,b=1"), 'key "a" has no value (cannot end with ,)'),
+    (("raw", "a={x,y"), "list must terminate with '}'"),
+    (("raw", "a=1,a[0]=2"), "unable to parse key: interface conversion: interface {} is int64, not []interface {}"),
+    (("raw", "a=null,a.b=1"), "interface {} is nil, not map[string]interface {}"),
+    (("raw", "a[0].b=1,a[0][0]=2"), "is map[string]interface {}, not []interface {}"),
+    (("raw", "a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w.x.y.z.a.b.c.d.e.f=1"),
+     "value name nested level is greater than maximum supported nested level of 30"),
+    (("json", 'a={"b":'), "Expecting value"),
+    (("json", "a=NaN"), "invalid character"),
+    (("json", "a=1."), "invalid character after numeric literal"),
+    (("json", 'a="x"y'), 'key "y" has no value'),
+    (("json", '{"a":"x=y"}'), "Expecting value"),  # helm 4 would merge it as a map
+]
+
+
+def test_valid_set_expressions_are_accepted():
+    for item in VALID_SET:
+        validate.set_values([item])
+
+
+@pytest.mark.parametrize("item, reason", INVALID_SET, ids=[f"{i[0]}:{i[1]}" for i, _ in INVALID_SET])
+def test_set_expressions_helm_3_refuses_are_invalid_values(item, reason):
+    error = refused(validate.set_values, [("raw", "ok=1"), item])
+    assert (error.kind, error.details) == (INVALID_VALUES, {"option": "set_values"})
+    flag = {"raw": "--set", "string": "--set-string", "json": "--set-json", "literal": "--set-literal"}[item[0]]
+    assert error.msg.startswith(f"set_values[1] ({flag}, key ")
+    assert f"failed parsing {flag} data: " in error.msg and reason in error.msg
+
+
+def test_an_unclosed_index_says_what_is_missing():
+    error = refused(validate.set_values, [("raw", "a[=x")])
+    assert error.msg.startswith("set_values[0] (--set, key 'a['): failed parsing --set data: error parsing index: EOF "
+                                "(an index needs its closing ']').")
+
+
+def test_the_message_shows_the_key_not_the_value():
+    assert "hunter2" not in refused(validate.set_values, [("raw", "auth.password=x,hunter2")]).msg.split("key 'auth.password'")[0]
+    assert "key 'auth.password'" in refused(validate.set_values, [("raw", "auth.password=x,hunter2")]).msg
+
+
+def test_set_items_share_one_map_in_helms_order():
+    # helm applies every --set-json before any --set, whatever the order of the flags.
+    validate.set_values([("raw", "a[0]=2"), ("json", "a=[1]")])
+    error = refused(validate.set_values, [("json", "a=1"), ("raw", "a[0]=2")])
+    assert error.msg.startswith("set_values[1] (--set, key 'a[0]')")
+    assert "interface {} is float64, not []interface {}" in error.msg
+    assert "is map[string]interface {}" in refused(validate.set_values, [("raw", "a.b=2"), ("literal", "a[0]=1")]).msg
+
+
+@pytest.mark.parametrize("value_type, expression", [
+    ("raw", "a" + "[0]" * (LIMIT - 1) + "=x"),
+    ("raw", "a" + "[0]" * (LIMIT - 2) + "={x,y}"),
+    ("json", "a=" + "[" * (LIMIT - 1) + "]" * (LIMIT - 1)),
+    ("literal", "a" + "[0]" * (LIMIT - 1) + "=x"),
+])
+def test_set_values_at_the_depth_limit_are_accepted(value_type, expression):
+    validate.set_values([(value_type, expression)])
+
+
+@pytest.mark.parametrize("value_type, expression", [
+    ("raw", "a" + "[0]" * LIMIT + "=x"),
+    ("raw", "a" + "[0]" * (LIMIT - 1) + "={x,y}"),
+    ("json", "a=" + "[" * LIMIT + "]" * LIMIT),
+    ("json", "a=" + nested_json(1500)),
+    ("raw", "a" + "[0]" * 100_000 + "=x"),  # a recursive parser would end in RecursionError
+    ("literal", "a" + "[0]" * LIMIT + "=x"),
+])
+def test_set_values_past_the_depth_limit_are_invalid_values(value_type, expression):
+    error = refused(validate.set_values, [(value_type, expression)])
+    assert (error.kind, error.details) == (INVALID_VALUES, {"option": "set_values"})
+    assert error.msg.startswith("set_values[0] nests mappings and lists more than 100 levels deep")
+
+
+# ---- the helm version probe ----------------------------------------------------------------------
+
+
+def test_a_version_probe_stopped_at_its_deadline_is_helm_missing_naming_the_binary():
+    stopped = HelmError(TIMEOUT, "helm did not finish within 5s", command=["/opt/helm", "version"])
+    error = validate.unanswered_version_probe(stopped, "/opt/helm", 5.0)
+    assert (error.kind, error.details, error.command) == (HELM_MISSING, {"deadline_seconds": 5.0}, ["/opt/helm", "version"])
+    assert error.msg.startswith("/opt/helm did not answer 'helm version' within 5s and was stopped")
+
+
+def test_other_version_probe_failures_keep_their_kind():
+    failed = HelmError(HELM_FAILED, "exit code 2")
+    assert validate.unanswered_version_probe(failed, "/opt/helm", 5.0) is failed
+
+
+def test_the_version_probe_has_a_short_deadline(make_client):
+    client, fake = make_client(answers={"version": HelmError(TIMEOUT, "stopped")})
+    with pytest.raises(HelmError) as caught:
+        client.version  # noqa: B018
+    assert caught.value.kind == HELM_MISSING and caught.value.msg.startswith("helm did not answer 'helm version'")
+    assert fake.kwargs == [{"deadline": VERSION_DEADLINE}]
+    assert VERSION_DEADLINE <= 5  # a task's `timeout: 20` must be left time to report it
+
+
+def test_a_helm_that_never_answers_is_helm_missing_within_the_probe_deadline(tmp_path):
+    binary = tmp_path / "helm"
+    binary.write_text("#!/bin/sh\nexec sleep 3600\n")
+    binary.chmod(0o755)
+    client = HelmClient(run_process, str(binary))
+    started = time.monotonic()
+    with pytest.raises(HelmError) as caught:
+        client.version  # noqa: B018
+    elapsed = time.monotonic() - started
+    assert caught.value.kind == HELM_MISSING and str(binary) in caught.value.msg
+    assert VERSION_DEADLINE <= elapsed < VERSION_DEADLINE + 3
+    assert client.process_count == 1
