@@ -137,6 +137,15 @@ class FakeApi:
         meta = obj.get("metadata") or {}
         return self.put(object_path(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"]), obj)
 
+    def put_live(self, kind: str, name: str, obj: dict[str, t.Any] | None = None, namespace: str = "apps") -> dict[str, t.Any]:
+        """``obj`` (status, spec, labels...) as the live object ``kind``/``name`` of a built-in
+        kind: apiVersion, kind, name and namespace filled in."""
+        api_version = next(version for version, known in BUILTIN_RESOURCES if known == kind)
+        meta = dict((obj or {}).get("metadata") or {}, name=name)
+        if BUILTIN_RESOURCES[(api_version, kind)][1]:
+            meta["namespace"] = namespace
+        return self.put_object(dict(obj or {}, apiVersion=api_version, kind=kind, metadata=meta))
+
     def script_releases(self, histories: t.Sequence[t.Sequence[dict[str, t.Any]]]) -> None:
         """Each read of the release history first replaces it with the next of ``histories``
         (the last one stays): a release that moves while a module polls it."""
