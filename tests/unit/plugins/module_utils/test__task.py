@@ -28,26 +28,6 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
 SECRET = "Common-Unit-Secret-77aa"
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch):
-    """Only the kubeconfig the test passes: none of the runner's auth settings."""
-    for name in ("KUBECONFIG", "K8S_AUTH_CONTEXT", "K8S_AUTH_HOST", "K8S_AUTH_API_KEY", "K8S_AUTH_SSL_CA_CERT",
-                 "K8S_AUTH_VERIFY_SSL", "K8S_AUTH_KUBECONFIG", "KUBERNETES_SERVICE_HOST"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def kubeconfig(tmp_path) -> str:
-    path = tmp_path / "kubeconfig"
-    path.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "unit",
-        "clusters": [{"name": "unit", "cluster": {"server": "https://127.0.0.1:6443"}}],
-        "users": [{"name": "unit", "user": {"token": "unit-token"}}],
-        "contexts": [{"name": "unit", "context": {"cluster": "unit", "user": "unit"}}],
-    }))
-    return str(path)
-
-
 SPEC = argument_spec(
     release_values={"type": "dict", "default": {}, "no_log": True},
     timeout={"type": "raw"},

@@ -15,7 +15,6 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _task
 from ansible_collections.ai_mesh.helm_engine.plugins.modules import helm_status
-from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.env import clear_auth_env, write_kubeconfig
 from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.fake_kube import FakeApi, FakeKube
 from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.releases import release_json
 
@@ -51,16 +50,6 @@ def revision(number: int, status: str, *, config: dict | None = None, updated: s
 def deployment(ready: int, desired: int = 2) -> dict[str, t.Any]:
     return {"metadata": {"name": "web", "namespace": "apps", "generation": 1}, "spec": {"replicas": desired},
             "status": {"observedGeneration": 1, "availableReplicas": ready, "updatedReplicas": desired}}
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch):
-    clear_auth_env(monkeypatch)
-
-
-@pytest.fixture
-def kubeconfig(tmp_path) -> str:
-    return write_kubeconfig(tmp_path)
 
 
 def stored(kind: str, obj: dict[str, t.Any], name: str) -> dict[str, t.Any]:
