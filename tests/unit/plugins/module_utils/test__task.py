@@ -256,6 +256,20 @@ def test_build_result_keeps_an_explicit_changed(kubeconfig):
 
 # ---- TaskContext validates before any side effect -----------------------------------------------
 
+@pytest.fixture
+def created_workspaces(monkeypatch) -> list[tuple[t.Any, ...]]:
+    """The arguments of every Workspace a TaskContext creates (a real one each time)."""
+    created: list[tuple[t.Any, ...]] = []
+
+    class RecordingWorkspace(_task.Workspace):
+        def __init__(self, *a: t.Any, **kw: t.Any) -> None:
+            created.append(a)
+            super().__init__(*a, **kw)
+
+    monkeypatch.setattr(_task, "Workspace", RecordingWorkspace)
+    return created
+
+
 @pytest.mark.parametrize("args, option", [
     ({"name": "Bad_Name"}, "name"),
     ({"name": "-x"}, "name"),
@@ -269,35 +283,19 @@ def test_build_result_keeps_an_explicit_changed(kubeconfig):
     ({"api_key": "tok\u00e9n-\U0001f511"}, "api_key"),  # not sendable in an HTTP header
     ({"api_key": "two words"}, "api_key"),
 ])
-def test_task_context_refuses_before_creating_a_workspace(monkeypatch, kubeconfig, args, option):
-    created = []
-
-    class RecordingWorkspace(_task.Workspace):
-        def __init__(self, *a: t.Any, **kw: t.Any) -> None:
-            created.append(a)
-            super().__init__(*a, **kw)
-
-    monkeypatch.setattr(_task, "Workspace", RecordingWorkspace)
+def test_task_context_refuses_before_creating_a_workspace(kubeconfig, created_workspaces, args, option):
     module = make_module(dict({"name": "web", "namespace": "apps", "kubeconfig": kubeconfig}, **args))
     with pytest.raises(EngineError) as caught:
         TaskContext(module, needs_helm=True)
     assert caught.value.kind == "invalid_arguments" and caught.value.details.get("option") == option
-    assert created == []
+    assert created_workspaces == []
 
 
-def test_task_context_with_good_inputs_creates_one_private_workspace(monkeypatch, kubeconfig):
-    created = []
-
-    class RecordingWorkspace(_task.Workspace):
-        def __init__(self, *a: t.Any, **kw: t.Any) -> None:
-            created.append(a)
-            super().__init__(*a, **kw)
-
-    monkeypatch.setattr(_task, "Workspace", RecordingWorkspace)
+def test_task_context_with_good_inputs_creates_one_private_workspace(kubeconfig, created_workspaces):
     module = make_module({"name": "web", "namespace": "apps", "kubeconfig": kubeconfig, "binary_path": "/bin/sh"})
     context = TaskContext(module)
     try:
-        assert len(created) == 1 and context.kubeconfig == kubeconfig
+        assert len(created_workspaces) == 1 and context.kubeconfig == kubeconfig
         assert (context.name, context.namespace, context.binary) == ("web", "apps", "/bin/sh")
     finally:
         context.close()
