@@ -1,7 +1,8 @@
 # Copyright (c) ai_mesh.helm_engine contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Shared fakes for the unit tests: a recording helm runner, a workspace, a helm client."""
+"""Shared fakes for the unit tests: a recording helm runner, a workspace, a helm client, and a
+test environment without the machine's Kubernetes auth settings."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ except ImportError:  # ansible-core 2.17/2.18, the oldest requires_ansible: the 
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import HelmClient
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._workspace import Workspace
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import Redactor
+from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.env import clear_auth_env, write_kubeconfig
 
 HELM3 = "v3.22.0"
 HELM4 = "v4.3.1"
@@ -110,6 +112,19 @@ def module_side_of_ansible(request: pytest.FixtureRequest, monkeypatch: pytest.M
         return
 
     monkeypatch.setattr(_internal, "is_controller", False)
+
+
+@pytest.fixture(autouse=True)
+def no_auth_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the Kubernetes auth settings of the machine that runs it (KUBECONFIG,
+    K8S_AUTH_*, an in-cluster service host): only what the test passes or sets itself."""
+    clear_auth_env(monkeypatch)
+
+
+@pytest.fixture
+def kubeconfig(tmp_path) -> str:
+    """A kubeconfig file of the test's own (a token user on https://127.0.0.1:6443)."""
+    return write_kubeconfig(tmp_path)
 
 
 @pytest.fixture(autouse=True)

@@ -169,17 +169,8 @@ def test_unusable_registry_options_are_refused(overrides, option, needle):
     assert PASSWORD not in caught.value.msg
 
 
-def test_the_password_is_a_secret_of_the_task(monkeypatch, tmp_path):
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "unit",
-        "clusters": [{"name": "unit", "cluster": {"server": "https://127.0.0.1:6443"}}],
-        "users": [{"name": "unit", "user": {"token": "unit-token"}}],
-        "contexts": [{"name": "unit", "context": {"cluster": "unit", "user": "unit"}}],
-    }))
-    for name in ("KUBECONFIG", "K8S_AUTH_KUBECONFIG", "K8S_AUTH_HOST", "K8S_AUTH_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    args = {"name": "web", "namespace": "apps", "kubeconfig": str(kubeconfig), "chart_ref": CHART,
+def test_the_password_is_a_secret_of_the_task(kubeconfig):
+    args = {"name": "web", "namespace": "apps", "kubeconfig": kubeconfig, "chart_ref": CHART,
             "chart_repo_username": "ci", "repo_password": PASSWORD, "_ansible_check_mode": False}
     with patch_module_args(args):
         module = EngineModule(argument_spec=argument_spec(**CHART_ARG_SPEC), supports_check_mode=True)

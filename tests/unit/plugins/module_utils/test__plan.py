@@ -24,6 +24,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import
     Redactor,
 )
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import Release
+from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.releases import release_json
 
 MANIFEST = """\
 ---
@@ -52,16 +53,8 @@ HOOK = {
     "last_run": {"phase": "Succeeded"},
 }
 
-BASE = {
-    "name": "web",
-    "namespace": "apps",
-    "version": 3,
-    "info": {"status": "deployed", "last_deployed": "2024-05-02T11:00:00Z"},
-    "chart": {"metadata": {"name": "sample", "version": "0.3.0", "appVersion": "1.0"}},
-    "config": {"replicaCount": 2, "auth": {"password": "old-pw"}},
-    "manifest": MANIFEST,
-    "hooks": [HOOK],
-}
+BASE = release_json(3, chart_version="0.3.0", app_version="1.0", updated="2024-05-02T11:00:00Z",
+                    config={"replicaCount": 2, "auth": {"password": "old-pw"}}, manifest=MANIFEST, hooks=[HOOK])
 
 
 def make_release(edit=None) -> Release:

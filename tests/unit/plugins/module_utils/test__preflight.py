@@ -29,6 +29,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._rendered impo
 )
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import RecoveryPolicy
 from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.fake_kube import FakeApi, release_store
+from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.releases import release_json
 
 MANIFEST = """---
 apiVersion: v1
@@ -56,11 +57,13 @@ HOOK = {"name": "web-migrate", "kind": "Job", "events": ["pre-install"],
         "manifest": "apiVersion: batch/v1\nkind: Job\nmetadata: {name: web-migrate}\n"}
 TEST_HOOK = {"name": "web-test", "kind": "Pod", "events": ["test"],
              "manifest": "apiVersion: v1\nkind: Pod\nmetadata: {name: web-test}\n"}
+
+
 def release(manifest: str = MANIFEST, crds: bool = True) -> dict[str, t.Any]:
+    """What a dry run renders: a pending install, with the chart's CRD among its files."""
     files = [{"name": "crds/widget.yaml", "data": base64.b64encode(CRD.encode()).decode()}] if crds else []
-    return {"name": "web", "namespace": "apps", "version": 1, "info": {"status": "pending-install"},
-            "chart": {"metadata": {"name": "web", "version": "1.0.0"}, "files": files},
-            "manifest": manifest, "hooks": [HOOK, TEST_HOOK]}
+    return release_json(1, "pending-install", chart="web", chart_version="1.0.0", manifest=manifest,
+                        hooks=[HOOK, TEST_HOOK], files=files)
 
 
 LEASE_PATH = "/apis/coordination.k8s.io/v1/namespaces/apps/leases/helm-engine.web"
@@ -74,8 +77,7 @@ def cluster(*, denied: set[tuple[str, str]] = frozenset(), live: dict | None = N
     if namespace:
         api.put_object({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}})
     for (kind, name), obj in (live or {}).items():
-        api.put_object(dict(obj, apiVersion="apps/v1" if kind == "Deployment" else "v1", kind=kind,
-                            metadata=dict(obj.get("metadata") or {}, name=name, namespace="apps")))
+        api.put_live(kind, name, obj)
     if isinstance(lease, dict):
         api.put(LEASE_PATH, lease)
 

@@ -15,6 +15,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release impor
     last_good,
     latest,
 )
+from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.releases import release
 
 # Shaped like a helm release record (`helm status -o json`, or a decoded storage Secret).
 HELM_RELEASE = {
@@ -53,11 +54,6 @@ HELM_RELEASE = {
         {"name": "web-test", "kind": "Pod", "manifest": "kind: Pod\n", "events": ["test"], "last_run": {}},
     ],
 }
-
-
-def release(revision: int, status: str) -> Release:
-    data = dict(HELM_RELEASE, version=revision, info=dict(HELM_RELEASE["info"], status=status))
-    return Release.from_json(data)
 
 
 # ---- storage -----------------------------------------------------------------------------

@@ -6,38 +6,27 @@ import typing as t
 
 import pytest
 
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import KubeClient
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import Release
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._resources import ReadinessChecker, kept_resources
+from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.fake_kube import FakeApi, kube_client
+from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.releases import release as shared_release
+
+SLICES = "/apis/discovery.k8s.io/v1/namespaces/apps/endpointslices"
 
 
-class FakeKube:
-    """Objects by (kind, name); lists by path. Records every read."""
-
-    def __init__(self, objects: dict[tuple[str, str], dict[str, t.Any]] | None = None,
-                 lists: dict[str, dict[str, t.Any]] | None = None) -> None:
-        self.objects = objects or {}
-        self.lists = lists or {}
-        self.reads: list[tuple[str, t.Any]] = []
-
-    def get_object(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, t.Any] | None:
-        self.reads.append(("object", (api_version, kind, namespace, name)))
-        return self.objects.get((kind, name))
-
-    def get_json(self, path: str, query: dict[str, str] | None = None, *, missing_ok: bool = False) -> t.Any:
-        self.reads.append(("list", (path, dict(query or {}))))
-        return self.lists.get(path)
-
-    def list_objects(self, api_version: str, kind: str, namespace: str | None) -> dict[str, dict[str, t.Any]] | None:
-        self.reads.append(("kind", (api_version, kind, namespace)))
-        return {name: obj for (k, name), obj in self.objects.items() if k == kind}
-
-    read_objects = KubeClient.read_objects  # over the reads above, as the client does it
+def cluster(objects: dict[tuple[str, str], dict[str, t.Any]] | None = None,
+            slices: list[dict[str, t.Any]] | None = None) -> FakeApi:
+    """A fake cluster with these live objects, by (kind, name), and EndpointSlices in apps."""
+    api = FakeApi()
+    for (kind, name), obj in (objects or {}).items():
+        api.put_live(kind, name, obj)
+    for index, endpoint_slice in enumerate(slices or []):
+        api.put(f"{SLICES}/slice-{index}", endpoint_slice)
+    return api
 
 
-def release(manifest: str, name: str = "web", namespace: str = "apps") -> Release:
-    return Release.from_json({"name": name, "namespace": namespace, "version": 1, "info": {"status": "deployed"},
-                              "chart": {"metadata": {"name": "sample", "version": "0.1.0"}}, "manifest": manifest})
+def release(manifest: str, **fields: t.Any) -> Release:
+    return shared_release(manifest=manifest, **fields)
 
 
 def doc(kind: str, name: str, api_version: str = "v1", annotations: dict[str, str] | None = None, **extra: t.Any) -> str:
@@ -50,9 +39,9 @@ def doc(kind: str, name: str, api_version: str = "v1", annotations: dict[str, st
     return "---\n" + "\n".join(lines) + "\n"
 
 
-def assess(kind: str, live: dict[str, t.Any] | None, api_version: str = "v1", **kube_args: t.Any) -> dict[str, t.Any]:
-    kube = FakeKube({(kind, "x"): live} if live is not None else {}, **kube_args)
-    [entry] = ReadinessChecker(kube).check(release(doc(kind, "x", api_version)))
+def assess(kind: str, live: dict[str, t.Any] | None, api_version: str = "v1") -> dict[str, t.Any]:
+    api = cluster({(kind, "x"): live} if live is not None else {})
+    [entry] = ReadinessChecker(kube_client(api)).check(release(doc(kind, "x", api_version)))
     return entry
 
 
@@ -141,9 +130,6 @@ def test_pvc(status, ready, detail):
     assert (entry["ready"], entry["detail"]) == (ready, detail)
 
 
-SLICES = "/apis/discovery.k8s.io/v1/namespaces/apps/endpointslices"
-
-
 def service(spec: dict[str, t.Any]) -> dict[str, t.Any]:
     return {"metadata": {"name": "x", "namespace": "apps"}, "spec": spec}
 
@@ -158,10 +144,10 @@ def service(spec: dict[str, t.Any]) -> dict[str, t.Any]:
 def test_service_with_a_selector_needs_a_ready_endpoint(endpoints, ready, detail):
     owned = {"metadata": {"labels": {"kubernetes.io/service-name": "x"}}, "endpoints": endpoints}
     other = {"metadata": {"labels": {"kubernetes.io/service-name": "y"}}, "endpoints": [{"conditions": {"ready": True}}]}
-    kube = FakeKube({("Service", "x"): service({"selector": {"app": "x"}})}, {SLICES: {"items": [owned, other]}})
-    [entry] = ReadinessChecker(kube).check(release(doc("Service", "x")))
+    api = cluster({("Service", "x"): service({"selector": {"app": "x"}})}, [owned, other])
+    [entry] = ReadinessChecker(kube_client(api)).check(release(doc("Service", "x")))
     assert (entry["ready"], entry["detail"]) == (ready, detail)
-    assert ("list", (SLICES, {"labelSelector": "kubernetes.io/service-name"})) in kube.reads
+    assert (SLICES, {"labelSelector": "kubernetes.io/service-name"}) in api.reads
 
 
 def test_reads_grow_with_the_kinds_not_the_resources():
@@ -173,24 +159,26 @@ def test_reads_grow_with_the_kinds_not_the_resources():
     objects[("Deployment", "web")] = replicated(1, 1, 1, "availableReplicas")
     manifest = "".join(doc("ConfigMap", f"cm-{i}") for i in range(500)) + "".join(doc("Service", n) for n in "abc")
     manifest += doc("Deployment", "web", "apps/v1") + doc("ConfigMap", "gone")
-    kube = FakeKube(objects, {SLICES: {"items": []}})
-    entries = ReadinessChecker(kube).check(release(manifest))
-    assert len(entries) == 505 and len(kube.reads) == 4
-    assert sorted(kind for kind, _ in kube.reads) == ["kind", "kind", "list", "object"]
+    api = cluster(objects)
+    entries = ReadinessChecker(kube_client(api)).check(release(manifest))
+    assert len(entries) == 505 and len(api.requests) == 4
+    assert sorted(api.reads, key=lambda read: read[0]) == [
+        ("/api/v1/namespaces/apps/configmaps", {"limit": "500"}), ("/api/v1/namespaces/apps/services", {"limit": "500"}),
+        ("/apis/apps/v1/namespaces/apps/deployments/web", {}), (SLICES, {"labelSelector": "kubernetes.io/service-name"})]
     assert [e["detail"] for e in entries if not e["present"]] == ["missing"]
 
 
 @pytest.mark.parametrize("spec", [{"type": "ExternalName", "externalName": "example.org"}, {"ports": [{"port": 80}]}])
 def test_service_without_a_selector_is_ready(spec):
-    kube = FakeKube({("Service", "x"): service(spec)})
-    [entry] = ReadinessChecker(kube).check(release(doc("Service", "x")))
+    api = cluster({("Service", "x"): service(spec)})
+    [entry] = ReadinessChecker(kube_client(api)).check(release(doc("Service", "x")))
     assert (entry["ready"], entry["detail"]) == (True, "no selector")
-    assert all(kind == "object" for kind, _ in kube.reads)
+    assert api.reads == [("/api/v1/namespaces/apps/services/x", {})]
 
 
 def test_service_with_no_slices_at_all_is_not_ready():
-    kube = FakeKube({("Service", "x"): service({"selector": {"app": "x"}})})
-    [entry] = ReadinessChecker(kube).check(release(doc("Service", "x")))
+    api = cluster({("Service", "x"): service({"selector": {"app": "x"}})})
+    [entry] = ReadinessChecker(kube_client(api)).check(release(doc("Service", "x")))
     assert (entry["ready"], entry["detail"]) == (False, "0 ready endpoint(s)")
 
 
@@ -202,22 +190,24 @@ def test_other_kinds_are_ready_when_present_and_every_kind_is_missing_when_absen
 
 def test_check_reads_each_resource_once_in_the_release_namespace():
     manifest = doc("Deployment", "web", "apps/v1") + doc("ConfigMap", "cfg") + doc("Secret", "s")
-    kube = FakeKube({("Deployment", "web"): replicated(1, 1, 1, "availableReplicas"), ("ConfigMap", "cfg"): {}})
-    entries = ReadinessChecker(kube).check(release(manifest))
+    api = cluster({("Deployment", "web"): replicated(1, 1, 1, "availableReplicas"), ("ConfigMap", "cfg"): {}})
+    entries = ReadinessChecker(kube_client(api)).check(release(manifest))
     assert [(e["kind"], e["name"], e["namespace"], e["ready"]) for e in entries] == [
         ("Deployment", "web", "apps", True), ("ConfigMap", "cfg", "apps", True), ("Secret", "s", "apps", False)]
-    assert [r[1] for r in kube.reads] == [("apps/v1", "Deployment", "apps", "web"), ("v1", "ConfigMap", "apps", "cfg"),
-                                          ("v1", "Secret", "apps", "s")]
+    assert api.reads == [("/apis/apps/v1/namespaces/apps/deployments/web", {}), ("/api/v1/namespaces/apps/configmaps/cfg", {}),
+                         ("/api/v1/namespaces/apps/secrets/s", {})]
 
 
 # ---- kept_resources --------------------------------------------------------------------------------
 
 CLAIMS = "/api/v1/namespaces/apps/persistentvolumeclaims"
+# What helm's StatefulSet volume claims carry (the chart's labels on the claim template).
+CLAIM = {"metadata": {"labels": {"app.kubernetes.io/instance": "web"}}}
 
 
 def test_nothing_is_kept_by_default():
-    kube = FakeKube({("ConfigMap", "cfg"): {}}, {CLAIMS: {"items": []}})
-    assert kept_resources(kube, release(doc("ConfigMap", "cfg"))) == []
+    api = cluster({("ConfigMap", "cfg"): {}})
+    assert kept_resources(kube_client(api), release(doc("ConfigMap", "cfg"))) == []
 
 
 def test_resource_policy_keep_that_still_exists_is_kept():
@@ -225,33 +215,32 @@ def test_resource_policy_keep_that_still_exists_is_kept():
                 + doc("ConfigMap", "gone", annotations={"helm.sh/resource-policy": "keep"})
                 + doc("ConfigMap", "plain")
                 + doc("Secret", "other-policy", annotations={"helm.sh/resource-policy": "delete"}))
-    kube = FakeKube({("ConfigMap", "kept"): {}, ("ConfigMap", "plain"): {}, ("Secret", "other-policy"): {}},
-                    {CLAIMS: {"items": []}})
-    assert kept_resources(kube, release(manifest)) == [
+    api = cluster({("ConfigMap", "kept"): {}, ("ConfigMap", "plain"): {}, ("Secret", "other-policy"): {}})
+    assert kept_resources(kube_client(api), release(manifest)) == [
         {"api_version": "v1", "kind": "ConfigMap", "namespace": "apps", "name": "kept", "reason": "resource-policy: keep"}]
 
 
 def test_the_release_volume_claims_are_kept():
-    kube = FakeKube({}, {CLAIMS: {"items": [{"metadata": {"name": "data-web-0"}}, {"metadata": {"name": "data-web-1"}}]}})
-    left = kept_resources(kube, release(doc("ConfigMap", "cfg")))
+    api = cluster({("PersistentVolumeClaim", "data-web-0"): CLAIM, ("PersistentVolumeClaim", "data-web-1"): CLAIM})
+    left = kept_resources(kube_client(api), release(doc("ConfigMap", "cfg")))
     assert left == [
         {"api_version": "v1", "kind": "PersistentVolumeClaim", "namespace": "apps", "name": "data-web-0",
          "reason": "volume claim of the release"},
         {"api_version": "v1", "kind": "PersistentVolumeClaim", "namespace": "apps", "name": "data-web-1",
          "reason": "volume claim of the release"},
     ]
-    assert ("list", (CLAIMS, {"labelSelector": "app.kubernetes.io/instance=web"})) in kube.reads
+    assert (CLAIMS, {"labelSelector": "app.kubernetes.io/instance=web"}) in api.reads
 
 
 def test_a_kept_claim_is_listed_once():
     manifest = doc("PersistentVolumeClaim", "data", annotations={"helm.sh/resource-policy": "keep"})
-    kube = FakeKube({("PersistentVolumeClaim", "data"): {}}, {CLAIMS: {"items": [{"metadata": {"name": "data"}}]}})
-    assert kept_resources(kube, release(manifest)) == [
+    api = cluster({("PersistentVolumeClaim", "data"): CLAIM})
+    assert kept_resources(kube_client(api), release(manifest)) == [
         {"api_version": "v1", "kind": "PersistentVolumeClaim", "namespace": "apps", "name": "data", "reason": "resource-policy: keep"}]
 
 
 def test_claims_are_listed_in_an_escaped_namespace_path():
-    kube = FakeKube({}, {})
-    assert kept_resources(kube, release("", namespace="a/b")) == []
-    assert kube.reads == [("list", ("/api/v1/namespaces/a%2Fb/persistentvolumeclaims",
-                                    {"labelSelector": "app.kubernetes.io/instance=web"}))]
+    api = cluster()
+    assert kept_resources(kube_client(api), release("", namespace="a/b")) == []
+    assert api.reads == [("/api/v1/namespaces/a%2Fb/persistentvolumeclaims", {"labelSelector": "app.kubernetes.io/instance=web"})]
+    assert api.writes == []

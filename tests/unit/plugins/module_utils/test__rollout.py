@@ -13,6 +13,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._rollout impor
     summarize,
 )
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._specs import FailFastPolicy
+from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.fake_kube import FakeApi, kube_client
 
 NOW = datetime.datetime(2026, 1, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
 POLICY = FailFastPolicy(enabled=True, restarts=3, grace=30)
@@ -141,19 +142,25 @@ def test_summary_names_resource_container_and_reason():
     assert summarize(failures) == "Deployment/web container app: ErrImagePull (not found)"
 
 
-class FakeKube:
-    def __init__(self, lists: dict[str, list], logs: str = "") -> None:
-        self.lists = lists
-        self.logs = logs
-        self.paths: list[str] = []
+DEPLOYMENTS = "/apis/apps/v1/namespaces/ns/deployments"
+PODS = "/api/v1/namespaces/ns/pods"
+REPLICASETS = "/apis/apps/v1/namespaces/ns/replicasets"
+EVENTS = "/api/v1/namespaces/ns/events"
 
-    def get_json(self, path, query=None, *, missing_ok=False):
-        self.paths.append(path)
-        return {"items": self.lists.get(path.rsplit("/", 1)[-1], [])}
 
-    def get_text(self, path, query=None):
-        self.paths.append(path)
-        return self.logs
+def cluster(**collections: list[dict]) -> FakeApi:
+    """A fake cluster with these objects in namespace ns: ``deployments=[...]``, ``pods=[...]``,
+    ``replicasets=[...]``, ``events=[...]`` (events by their place in the list)."""
+    where = {"deployments": DEPLOYMENTS, "pods": PODS, "replicasets": REPLICASETS, "events": EVENTS}
+    api = FakeApi()
+    for plural, objects in collections.items():
+        for index, obj in enumerate(objects):
+            api.put(f"{where[plural]}/{(obj.get('metadata') or {}).get('name') or f'{plural}-{index}'}", obj)
+    return api
+
+
+def paths(api: FakeApi) -> list[str]:
+    return [path for _method, path in api.requests]
 
 
 MANIFEST = """
@@ -178,15 +185,15 @@ def test_watcher_lists_once_per_kind_and_gathers_redacted_evidence():
         {"type": "Normal", "reason": "Pulled", "message": "ok", "involvedObject": {"kind": "Pod", "name": "web-new-1"}},
         {"type": "Warning", "reason": "BackOff", "message": "other", "involvedObject": {"kind": "Pod", "name": "unrelated"}},
     ]
-    kube = FakeKube({"deployments": [deployment()], "pods": [crashing], "replicasets": RS, "events": events},
-                    logs="boom: password s3cr3t-value rejected\n")
-    watcher = RolloutWatcher(kube, "ns", MANIFEST, POLICY, redact=lambda text: text.replace("s3cr3t-value", "********"),
-                             timeout=300)
+    api = cluster(deployments=[deployment()], pods=[crashing], replicasets=RS, events=events)
+    api.put_text(f"{PODS}/web-new-1/log", "boom: password s3cr3t-value rejected\n")
+    watcher = RolloutWatcher(kube_client(api), "ns", MANIFEST, POLICY,
+                             redact=lambda text: text.replace("s3cr3t-value", "********"), timeout=300)
     [failure] = watcher.poll(NOW)
     [step] = watcher.timeline
     assert (step["resource"], step["state"], step["detail"]) == ("Deployment/web", "failing", "CrashLoopBackOff")
     assert 299 <= step["seconds_left"] <= 300
-    assert kube.paths[:3] == ["/apis/apps/v1/namespaces/ns/deployments", "/api/v1/namespaces/ns/pods",
+    assert paths(api)[:3] == ["/apis/apps/v1/namespaces/ns/deployments", "/api/v1/namespaces/ns/pods",
                               "/apis/apps/v1/namespaces/ns/replicasets"]
     assert failure.events == [{"reason": "BackOff", "message": "Back-off restarting failed container, token=********",
                                "count": 1, "object": "Pod/web-new-1"}]
@@ -195,19 +202,20 @@ def test_watcher_lists_once_per_kind_and_gathers_redacted_evidence():
 
 
 def test_watcher_without_workloads_makes_no_request():
-    kube = FakeKube({})
-    watcher = RolloutWatcher(kube, "ns", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n", POLICY)
+    api = cluster()
+    watcher = RolloutWatcher(kube_client(api), "ns", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n", POLICY)
     assert not watcher.has_workloads
-    assert watcher.poll(NOW) == [] and kube.paths == []
+    assert watcher.poll(NOW) == [] and paths(api) == []
 
 
 def test_monitor_judges_only_what_changed_after_it_started():
     crashing = pod("web-new-1", "new", waiting="CrashLoopBackOff", restarts=5)
     dep = deployment()
-    kube = FakeKube({"deployments": [dep], "pods": [crashing], "replicasets": RS, "events": []})
-    check = rollout_monitor(RolloutWatcher(kube, "ns", MANIFEST, POLICY))
+    api = cluster(deployments=[dep], pods=[crashing], replicasets=RS)
+    check = rollout_monitor(RolloutWatcher(kube_client(api), "ns", MANIFEST, POLICY))
     assert check() is None  # helm has not applied the new template yet
     dep["metadata"]["generation"] = dep["status"]["observedGeneration"] = 3
+    api.put(f"{DEPLOYMENTS}/web", dep)
     error = check()
     assert error.kind == "rollout_failed"
     assert error.details["resources"][0]["reason"] == "CrashLoopBackOff"
@@ -215,10 +223,10 @@ def test_monitor_judges_only_what_changed_after_it_started():
 
 
 def test_no_monitor_when_fail_fast_is_off_or_nothing_to_watch():
-    kube = FakeKube({})
-    assert rollout_monitor(RolloutWatcher(kube, "ns", MANIFEST, FailFastPolicy(enabled=False))) is None
-    assert rollout_monitor(RolloutWatcher(kube, "ns", "", POLICY)) is None
-    assert kube.paths == []
+    api = cluster()
+    assert rollout_monitor(RolloutWatcher(kube_client(api), "ns", MANIFEST, FailFastPolicy(enabled=False))) is None
+    assert rollout_monitor(RolloutWatcher(kube_client(api), "ns", "", POLICY)) is None
+    assert paths(api) == []
 
 
 def test_helm_4s_waiter_verdict_becomes_error_resources():

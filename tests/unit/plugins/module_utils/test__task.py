@@ -23,29 +23,10 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._task import (
     build_result,
     run_manager,
 )
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import EngineError, InputError, KubeError
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import EngineError, InputError
+from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.fake_kube import FakeApi, FakeKube
 
 SECRET = "Common-Unit-Secret-77aa"
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch):
-    """Only the kubeconfig the test passes: none of the runner's auth settings."""
-    for name in ("KUBECONFIG", "K8S_AUTH_CONTEXT", "K8S_AUTH_HOST", "K8S_AUTH_API_KEY", "K8S_AUTH_SSL_CA_CERT",
-                 "K8S_AUTH_VERIFY_SSL", "K8S_AUTH_KUBECONFIG", "KUBERNETES_SERVICE_HOST"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def kubeconfig(tmp_path) -> str:
-    path = tmp_path / "kubeconfig"
-    path.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "unit",
-        "clusters": [{"name": "unit", "cluster": {"server": "https://127.0.0.1:6443"}}],
-        "users": [{"name": "unit", "user": {"token": "unit-token"}}],
-        "contexts": [{"name": "unit", "context": {"cluster": "unit", "user": "unit"}}],
-    }))
-    return str(path)
 
 
 SPEC = argument_spec(
@@ -314,6 +295,20 @@ def test_build_result_keeps_an_explicit_changed(kubeconfig):
 
 # ---- TaskContext validates before any side effect -----------------------------------------------
 
+@pytest.fixture
+def created_workspaces(monkeypatch) -> list[tuple[t.Any, ...]]:
+    """The arguments of every Workspace a TaskContext creates (a real one each time)."""
+    created: list[tuple[t.Any, ...]] = []
+
+    class RecordingWorkspace(_task.Workspace):
+        def __init__(self, *a: t.Any, **kw: t.Any) -> None:
+            created.append(a)
+            super().__init__(*a, **kw)
+
+    monkeypatch.setattr(_task, "Workspace", RecordingWorkspace)
+    return created
+
+
 @pytest.mark.parametrize("args, option", [
     ({"name": "Bad_Name"}, "name"),
     ({"name": "-x"}, "name"),
@@ -327,35 +322,19 @@ def test_build_result_keeps_an_explicit_changed(kubeconfig):
     ({"api_key": "tok\u00e9n-\U0001f511"}, "api_key"),  # not sendable in an HTTP header
     ({"api_key": "two words"}, "api_key"),
 ])
-def test_task_context_refuses_before_creating_a_workspace(monkeypatch, kubeconfig, args, option):
-    created = []
-
-    class RecordingWorkspace(_task.Workspace):
-        def __init__(self, *a: t.Any, **kw: t.Any) -> None:
-            created.append(a)
-            super().__init__(*a, **kw)
-
-    monkeypatch.setattr(_task, "Workspace", RecordingWorkspace)
+def test_task_context_refuses_before_creating_a_workspace(kubeconfig, created_workspaces, args, option):
     module = make_module(dict({"name": "web", "namespace": "apps", "kubeconfig": kubeconfig}, **args))
     with pytest.raises(EngineError) as caught:
         TaskContext(module, needs_helm=True)
     assert caught.value.kind == "invalid_arguments" and caught.value.details.get("option") == option
-    assert created == []
+    assert created_workspaces == []
 
 
-def test_task_context_with_good_inputs_creates_one_private_workspace(monkeypatch, kubeconfig):
-    created = []
-
-    class RecordingWorkspace(_task.Workspace):
-        def __init__(self, *a: t.Any, **kw: t.Any) -> None:
-            created.append(a)
-            super().__init__(*a, **kw)
-
-    monkeypatch.setattr(_task, "Workspace", RecordingWorkspace)
+def test_task_context_with_good_inputs_creates_one_private_workspace(kubeconfig, created_workspaces):
     module = make_module({"name": "web", "namespace": "apps", "kubeconfig": kubeconfig, "binary_path": "/bin/sh"})
     context = TaskContext(module)
     try:
-        assert len(created) == 1 and context.kubeconfig == kubeconfig
+        assert len(created_workspaces) == 1 and context.kubeconfig == kubeconfig
         assert (context.name, context.namespace, context.binary) == ("web", "apps", "/bin/sh")
     finally:
         context.close()
@@ -390,38 +369,16 @@ def test_a_task_refused_while_its_context_is_built_shows_no_inline_kubeconfig(ca
 # ---- the release lock around execute ------------------------------------------------------------
 
 
-class LeaseKube:
-    """A cluster that keeps one lease (or has no namespace): records what the lock asked."""
-
-    namespace_exists = True
-    requests: list[tuple[str, str]] = []
-    leases: dict[str, dict[str, t.Any]] = {}
-
-    def __init__(self, kubeconfig: str | None, context: str | None) -> None:
-        self.request_count = 0
-
-    def get_json(self, path: str, query: t.Any = None, *, missing_ok: bool = False) -> t.Any:
-        LeaseKube.requests.append(("GET", path))
-        return LeaseKube.leases.get(path.rsplit("/", 1)[-1])
-
-    def write_json(self, method: str, path: str, body: dict[str, t.Any]) -> t.Any:
-        LeaseKube.requests.append((method, path))
-        if not LeaseKube.namespace_exists:
-            raise KubeError("kubernetes_api_error", "namespaces \"apps\" not found", details={"status": 404})
-        if method == "POST":
-            LeaseKube.leases[body["metadata"]["name"]] = dict(body, metadata=dict(body["metadata"], uid="u", resourceVersion="1"))
-            return LeaseKube.leases[body["metadata"]["name"]]
-        if method == "DELETE":
-            LeaseKube.leases.pop(path.rsplit("/", 1)[-1], None)
-        return {}
+LEASES = "/apis/coordination.k8s.io/v1/namespaces/apps/leases"
 
 
 class Locking(Manager):
     lock_operation = "helm_deploy"
     seen: list[bool] = []
+    api = FakeApi()  # the cluster of the running test
 
     def execute(self) -> dict[str, t.Any]:
-        Locking.seen.append("helm-engine.web" in LeaseKube.leases)
+        Locking.seen.append(f"{LEASES}/helm-engine.web" in Locking.api.objects)
         return {"action": "none"}
 
 
@@ -431,36 +388,35 @@ class LockingLoser(Locking):
 
 
 @pytest.fixture
-def lease_kube(monkeypatch):
-    monkeypatch.setattr(_task, "KubeClient", LeaseKube)
-    monkeypatch.setattr(LeaseKube, "requests", [])
-    monkeypatch.setattr(LeaseKube, "leases", {})
-    monkeypatch.setattr(LeaseKube, "namespace_exists", True)
+def lease_api(monkeypatch) -> FakeApi:
+    """The fake cluster the task's KubeClient talks to: the lock's requests land there."""
+    api = FakeApi()
+    monkeypatch.setattr(_task, "KubeClient", FakeKube.bind(api))
+    monkeypatch.setattr(Locking, "api", api)
     monkeypatch.setattr(Locking, "seen", [])
-    return LeaseKube
+    return api
 
 
-def test_a_locking_manager_holds_the_lease_while_it_executes(capsys, kubeconfig, lease_kube):
+def test_a_locking_manager_holds_the_lease_while_it_executes(capsys, kubeconfig, lease_api):
     result = run_with(capsys, kubeconfig, Locking, timeout="10s")
     assert result["action"] == "none" and Locking.seen == [True]
-    base = "/apis/coordination.k8s.io/v1/namespaces/apps/leases"
-    assert lease_kube.requests == [("POST", base), ("DELETE", f"{base}/helm-engine.web")]
-    assert lease_kube.leases == {}
+    assert lease_api.requests == [("POST", LEASES), ("DELETE", f"{LEASES}/helm-engine.web")]
+    assert lease_api.objects == {}
 
 
-def test_a_locking_manager_in_check_mode_only_reads_the_lease(capsys, kubeconfig, lease_kube):
+def test_a_locking_manager_in_check_mode_only_reads_the_lease(capsys, kubeconfig, lease_api):
     run_with(capsys, kubeconfig, Locking, _ansible_check_mode=True)
-    assert [method for method, _ in lease_kube.requests] == ["GET"]
+    assert [method for method, _ in lease_api.requests] == ["GET"]
 
 
-def test_helm_refusing_a_run_that_held_no_lease_says_why(capsys, kubeconfig, lease_kube):
-    lease_kube.namespace_exists = False
+def test_helm_refusing_a_run_that_held_no_lease_says_why(capsys, kubeconfig, lease_api):
+    lease_api.fail("POST", LEASES, 404, 'namespaces "apps" not found')
     result = run_with(capsys, kubeconfig, LockingLoser)
     assert result["error"]["kind"] == "release_locked"
     assert result["msg"] == ("Another run changed release apps/web at the same time (helm: release: already exists); "
                              "it ran without the release's lock: namespace 'apps' did not exist yet (no lease to hold).")
 
 
-def test_a_manager_that_changes_nothing_takes_no_lock(capsys, kubeconfig, lease_kube):
+def test_a_manager_that_changes_nothing_takes_no_lock(capsys, kubeconfig, lease_api):
     run_with(capsys, kubeconfig, Quiet)
-    assert lease_kube.requests == []
+    assert lease_api.requests == []

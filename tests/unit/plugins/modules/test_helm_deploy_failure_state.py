@@ -16,7 +16,6 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _task
 from ansible_collections.ai_mesh.helm_engine.plugins.modules import helm_deploy
-from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.env import clear_auth_env, write_kubeconfig
 from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.fake_kube import FakeApi, FakeKube
 from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.releases import release_json as shared_release_json
 
@@ -29,15 +28,11 @@ def release_json(revision: int, status: str, message: str) -> dict[str, t.Any]:
                                description=f"revision {revision}")
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch):
-    clear_auth_env(monkeypatch)
-
-
 @pytest.fixture
-def kubeconfig(tmp_path, chart_maker) -> str:
+def kubeconfig(kubeconfig, tmp_path, chart_maker) -> str:
+    """The test's kubeconfig, beside the local chart the task deploys."""
     chart_maker(tmp_path)
-    return write_kubeconfig(tmp_path)
+    return kubeconfig
 
 
 def run(monkeypatch, capsys, kubeconfig: str, history: list[dict], after_failure: list[dict] | None, *,

@@ -18,7 +18,6 @@ from ansible.module_utils.testing import patch_module_args
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _task
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._inputs import INPUTS_LABEL
 from ansible_collections.ai_mesh.helm_engine.plugins.modules import helm_deploy
-from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.env import clear_auth_env, write_kubeconfig
 from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.fake_kube import FakeApi, FakeKube
 from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.releases import CONFIGMAP_MANIFEST, release_json
 
@@ -32,13 +31,11 @@ CHART: dict[str, str] = {}
 
 
 @pytest.fixture(autouse=True)
-def kubeconfig(monkeypatch, tmp_path, chart_maker) -> str:
-    """A kubeconfig of our own, through the module's env fallback; never the runner's."""
-    clear_auth_env(monkeypatch)
-    path = write_kubeconfig(tmp_path)
-    monkeypatch.setenv("K8S_AUTH_KUBECONFIG", path)
+def kubeconfig(kubeconfig, monkeypatch, tmp_path, chart_maker) -> str:
+    """The test's kubeconfig through the module's env fallback, and a local chart."""
+    monkeypatch.setenv("K8S_AUTH_KUBECONFIG", kubeconfig)
     CHART["path"] = chart_maker(tmp_path)
-    return str(path)
+    return kubeconfig
 
 
 def run(monkeypatch, capsys, args: dict[str, t.Any], history: list[dict], rendered: dict, *, check: bool = False,

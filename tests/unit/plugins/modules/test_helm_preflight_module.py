@@ -12,7 +12,6 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _args, _task
 from ansible_collections.ai_mesh.helm_engine.plugins.modules import helm_preflight
-from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.env import clear_auth_env, write_kubeconfig
 from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.fake_kube import FakeApi, FakeKube
 
 MANIFEST = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\n"
@@ -37,9 +36,8 @@ API: list[FakeApi] = []
 
 
 @pytest.fixture(autouse=True)
-def fakes(monkeypatch, tmp_path) -> t.Iterator[list[list[str]]]:
-    clear_auth_env(monkeypatch)
-    monkeypatch.setenv("K8S_AUTH_KUBECONFIG", write_kubeconfig(tmp_path))
+def fakes(monkeypatch, kubeconfig) -> t.Iterator[list[list[str]]]:
+    monkeypatch.setenv("K8S_AUTH_KUBECONFIG", kubeconfig)
     calls: list[list[str]] = []
 
     def runner(argv, *, deadline):

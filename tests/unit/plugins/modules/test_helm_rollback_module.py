@@ -18,7 +18,6 @@ from ansible.module_utils.testing import patch_module_args
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _task
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import Release
 from ansible_collections.ai_mesh.helm_engine.plugins.modules import helm_rollback
-from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.env import clear_auth_env, write_kubeconfig
 from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.fake_kube import FakeApi, FakeKube
 from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.releases import release_json
 
@@ -36,16 +35,6 @@ def revision(number: int, status: str, message: str, *, password: str | None = N
         config["auth"] = {"password": password}
     return release_json(number, status, config=config, manifest=manifest(message), updated=updated,
                         description=f"revision {number}")
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch):
-    clear_auth_env(monkeypatch)
-
-
-@pytest.fixture
-def kubeconfig(tmp_path) -> str:
-    return write_kubeconfig(tmp_path)
 
 
 def run(monkeypatch, capsys, kubeconfig: str, args: dict[str, t.Any], history: list[dict[str, t.Any]], *,

@@ -15,7 +15,6 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _task
 from ansible_collections.ai_mesh.helm_engine.plugins.modules import helm_status
-from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.env import clear_auth_env, write_kubeconfig
 from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.fake_kube import FakeApi, FakeKube
 from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.releases import release_json
 
@@ -53,23 +52,6 @@ def deployment(ready: int, desired: int = 2) -> dict[str, t.Any]:
             "status": {"observedGeneration": 1, "availableReplicas": ready, "updatedReplicas": desired}}
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch):
-    clear_auth_env(monkeypatch)
-
-
-@pytest.fixture
-def kubeconfig(tmp_path) -> str:
-    return write_kubeconfig(tmp_path)
-
-
-def stored(kind: str, obj: dict[str, t.Any], name: str) -> dict[str, t.Any]:
-    """A test's object as the API holds it: kind, apiVersion and name filled in."""
-    api_version = {"Deployment": "apps/v1"}.get(kind, "v1")
-    return dict(obj, apiVersion=api_version, kind=kind,
-                metadata=dict(obj.get("metadata") or {}, name=name, namespace="apps"))
-
-
 def run(monkeypatch, capsys, kubeconfig: str, args: dict[str, t.Any], history: list[dict[str, t.Any]], *,
         objects: dict[tuple[str, str], dict[str, t.Any]] | None = None,
         script: list[list[dict[str, t.Any]]] | None = None) -> dict[str, t.Any]:
@@ -82,7 +64,7 @@ def run(monkeypatch, capsys, kubeconfig: str, args: dict[str, t.Any], history: l
     api.script_releases(script or [])
     for (kind, name), obj in ({("Deployment", "web"): deployment(2), ("ConfigMap", "web-config"): {"data": {}}}
                               if objects is None else objects).items():
-        api.put_object(stored(kind, obj, name))
+        api.put_live(kind, name, obj)
     monkeypatch.setattr(_task, "KubeClient", FakeKube.bind(api))
     full_args = dict({"name": "web", "namespace": "apps", "kubeconfig": kubeconfig,
                       "_ansible_check_mode": False, "_ansible_diff": False}, **args)

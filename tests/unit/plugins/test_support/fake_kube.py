@@ -9,9 +9,10 @@ production, and only ``_call``, the REST boundary, is answered by an in-memory `
 So a test that passes here exercises the same request paths the cluster sees.
 
 ``FakeApi`` keeps objects by REST path; a GET on a collection lists what lies directly below it
-(``labelSelector`` with ``k=v`` terms is honoured); PATCH merges, POST creates (409 when it
-exists), PUT replaces and DELETE removes, both checking ``resourceVersion`` and ``uid``
-preconditions (409). ``hooks`` answer or fail chosen requests before the store does.
+(``labelSelector`` with ``k=v``, ``k`` and ``!k`` terms is honoured); PATCH merges, POST
+creates (409 when it exists, a new ``uid``), PUT replaces and DELETE removes, both checking
+``resourceVersion`` and ``uid`` preconditions (409). Plain-text answers (a container's log) are
+kept apart, by path. ``hooks`` answer or fail chosen requests before the store does.
 """
 
 from __future__ import annotations
@@ -55,9 +56,13 @@ def object_path(api_version: str, kind: str, namespace: str | None, name: str) -
 
 
 def _matches(labels: dict[str, str], selector: str | None) -> bool:
+    """Equality (``k=v``) and existence (``k``, ``!k``) terms of a label selector."""
     for term in filter(None, (selector or "").split(",")):
-        key, _, value = term.partition("=")
-        if labels.get(key) != value:
+        key, equals, value = term.partition("=")
+        if not equals:  # "k": the label exists; "!k": it does not
+            if (key.lstrip("!") in labels) == key.startswith("!"):
+                return False
+        elif labels.get(key) != value:
             return False
     return True
 
@@ -88,7 +93,9 @@ class FakeApi:
 
     def __init__(self) -> None:
         self.objects: dict[str, dict[str, t.Any]] = {}
+        self.texts: dict[str, str] = {}  # plain-text answers by path (a pod's /log)
         self.requests: list[tuple[str, str]] = []
+        self.reads: list[tuple[str, dict[str, str]]] = []  # (path, query) of every GET
         self.writes: list[tuple[str, str, t.Any]] = []  # (method, path, body) of every write
         self.applies: list[tuple[str, bool]] = []  # (path, dry run) of every server-side apply
         self.hooks: list[Hook] = []
@@ -96,6 +103,7 @@ class FakeApi:
         # (apiVersion, APIResource) the cluster serves besides the built-in kinds (CRDs).
         self.served: list[tuple[str, dict[str, t.Any]]] = []
         self._versions = itertools.count(1)
+        self._uids = itertools.count(1)
 
     # ---- building the cluster -------------------------------------------------------------
 
@@ -107,6 +115,10 @@ class FakeApi:
         meta["resourceVersion"] = str(next(self._versions))
         self.objects[path] = stored
         return stored
+
+    def put_text(self, path: str, text: str) -> None:
+        """A plain-text answer at ``path``, as a container's log: ``.../pods/<pod>/log``."""
+        self.texts[path] = text
 
     def add_release(self, document: dict[str, t.Any], labels: dict[str, str] | None = None) -> None:
         """A revision as helm stores it: its Secret, payload and labels."""
@@ -124,6 +136,15 @@ class FakeApi:
         """An object of a built-in kind, stored where the API serves it."""
         meta = obj.get("metadata") or {}
         return self.put(object_path(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"]), obj)
+
+    def put_live(self, kind: str, name: str, obj: dict[str, t.Any] | None = None, namespace: str = "apps") -> dict[str, t.Any]:
+        """``obj`` (status, spec, labels...) as the live object ``kind``/``name`` of a built-in
+        kind: apiVersion, kind, name and namespace filled in."""
+        api_version = next(version for version, known in BUILTIN_RESOURCES if known == kind)
+        meta = dict((obj or {}).get("metadata") or {}, name=name)
+        if BUILTIN_RESOURCES[(api_version, kind)][1]:
+            meta["namespace"] = namespace
+        return self.put_object(dict(obj or {}, apiVersion=api_version, kind=kind, metadata=meta))
 
     def script_releases(self, histories: t.Sequence[t.Sequence[dict[str, t.Any]]]) -> None:
         """Each read of the release history first replaces it with the next of ``histories``
@@ -199,10 +220,12 @@ class FakeApi:
 
     def serve(self, method: str, path: str, query: dict[str, str] | None, body: t.Any,
               content_type: str = "application/json") -> t.Any:
-        self.requests.append((method, path))
-        if method != "GET":
-            self.writes.append((method, path, copy.deepcopy(body)))
         query = dict(query or {})
+        self.requests.append((method, path))
+        if method == "GET":
+            self.reads.append((path, dict(query)))
+        else:
+            self.writes.append((method, path, copy.deepcopy(body)))
         for hook in self.hooks:
             answer = hook(method, path, query, body)
             if answer is not None:
@@ -224,6 +247,8 @@ class FakeApi:
     def _get(self, path: str, query: dict[str, str]) -> t.Any:
         if path == "/version":
             return {"gitVersion": self.server_version}
+        if path in self.texts:
+            return self.texts[path]
         if re.fullmatch(r"/api/v1|/apis/[^/]+/[^/]+", path):
             return self._discovery(path)
         if path in self.objects:
@@ -286,7 +311,10 @@ class FakeApi:
         target = f"{path}/{name}"
         if target in self.objects:
             raise ApiStatus(409, "AlreadyExists")
-        return copy.deepcopy(self.put(target, body))
+        # The API server gives every object it creates a uid of its own: a lease deleted and
+        # created again is not the one that was read.
+        metadata = dict(body.get("metadata") or {}, uid=f"uid-{name}-{next(self._uids)}")
+        return copy.deepcopy(self.put(target, dict(body, metadata=metadata)))
 
     def _check_preconditions(self, path: str, expected: dict[str, t.Any]) -> None:
         stored = self.objects[path]["metadata"]
@@ -340,6 +368,11 @@ class FakeKube(KubeClient):
             raise api_error(exc, f"{method} {path}") from None
 
 
+def kube_client(api: FakeApi) -> FakeKube:
+    """The real KubeClient over a fake cluster."""
+    return FakeKube.bind(api)()
+
+
 def release_store(api: FakeApi, redactor: Redactor | None = None) -> ReleaseStore:
     """The real release store over a fake cluster."""
-    return ReleaseStore(FakeKube.bind(api)(), redactor or Redactor())
+    return ReleaseStore(kube_client(api), redactor or Redactor())

@@ -32,15 +32,18 @@ def release_json(
     updated: str | None = "2026-11-25T10:00:00Z",
     hooks: list[dict[str, t.Any]] | None = None,
     values: dict[str, t.Any] | None = None,
+    files: list[dict[str, t.Any]] | None = None,
 ) -> dict[str, t.Any]:
-    """One revision as helm's JSON has it; every field a test does not name has a plain value."""
+    """One revision as helm's JSON has it; every field a test does not name has a plain value.
+    ``values`` are the chart's defaults, ``files`` its other files (``{"name", "data"}``, the
+    data base64, as helm keeps crds/ there)."""
     info: dict[str, t.Any] = {"status": status, "description": description}
     if updated is not None:
         info["last_deployed"] = updated
     return {
         "name": name, "namespace": namespace, "version": revision, "info": info,
         "chart": {"metadata": {"name": chart, "version": chart_version, "appVersion": app_version},
-                  "values": values or {}},
+                  "values": values or {}, "files": files or []},
         "config": config or {}, "manifest": manifest, "hooks": hooks or [],
     }
 
