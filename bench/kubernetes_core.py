@@ -1,6 +1,6 @@
 """kubernetes.core 6.6.0 for the benchmark: the same cache and the same steps as the
-integration suite (tests/integration/test_kubernetes_core_compat.py): the collection extracted
-from the ``ansible`` 14.5.0 wheel (pip download, no install) into
+integration suite (tests/integration/test_behaviour_kubernetes_core_compat.py): the collection
+extracted from the ``ansible`` 14.5.0 wheel (pip download, no install) into
 <cache>/collections/ansible_collections/kubernetes/core, reused by every later run."""
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ measured through the ``reliability`` fixture::
         ...                                   # inject the fault, converge again
         reliability.check_nothing_lost(kubectl, namespace, "web", before)
 
-Every such case, and every case of test_hostile_inputs.py (category "hostile input"), is
+Every such case, and every case of test_behaviour_hostile_inputs.py (category "hostile input"), is
 appended as one JSON line to the run's log when it ends, with its outcome. The log of the
 latest run is build/reliability/latest.jsonl (HELM_ENGINE_RELIABILITY_LOG overrides it);
 tools/reliability_report.py turns it into docs/reliability.md. xdist workers append to the same
@@ -29,7 +29,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_LOG = REPO / "build" / "reliability" / "latest.jsonl"
-HOSTILE_INPUT_MODULE = "test_hostile_inputs"
+HOSTILE_INPUT_MODULE = "test_behaviour_hostile_inputs"
 
 
 def log_path() -> Path:

@@ -1,4 +1,5 @@
-"""helm_status against the local cluster, on helm 3 and helm 4 (pending releases: test_recovery.py)."""
+"""helm_status against the local cluster, on helm 3 and helm 4 (pending releases:
+test_behaviour_recovery.py)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,8 @@
 Every case makes helm wait on pods that never become Ready (the chart's notReady value, a kwok
 marker) and interrupts it there: a plain helm install SIGKILLed, an Ansible task that hits its
 ``timeout:`` keyword, ansible-playbook itself SIGKILLed (plain task, then the role), and a
-rollback whose module and helm are SIGKILLed. test_recovery.py covers the SIGKILLed upgrade.
+rollback whose module and helm are SIGKILLed. test_behaviour_recovery.py covers the SIGKILLed
+upgrade.
 
 What ansible-core 2.19 does, observed here: on a task timeout the worker raises inside the local
 connection's ``communicate()`` and exits without signalling the module (``sh -c`` -> python ->
@@ -32,9 +33,9 @@ from pathlib import Path
 import pytest
 from conftest import COLLECTIONS, ModuleRunner, module_path, run_playbook
 from reliability_log import history_snapshot
-from test_audit_log_on_cluster import audit_env, deploy_task, play, read_log, results
+from test_audit_log import audit_env, deploy_task, play, read_log, results
+from test_behaviour_recovery import release_statuses
 from test_helm_deploy import SAMPLE, configmap, deploy_args
-from test_recovery import release_statuses
 
 ROLE = "ai_mesh.helm_engine.helm_release"
 
