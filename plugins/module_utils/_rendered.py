@@ -72,25 +72,29 @@ def release_from_template(text: str) -> dict[str, t.Any]:
     return {"manifest": "---\n".join(manifest), "hooks": hooks, "chart": {}}
 
 
+def crd_objects(release: dict[str, t.Any]) -> list[dict[str, t.Any]]:
+    """The CustomResourceDefinitions of the chart's crds/ files (what helm installs once and
+    never upgrades or deletes)."""
+    documents: list[dict[str, t.Any]] = []
+    for item in (release.get("chart") or {}).get("files") or []:
+        name = str(item.get("name") or "")
+        if not name.startswith("crds/"):
+            continue
+        try:
+            text = base64.b64decode(item.get("data") or "").decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            continue
+        documents += [d for d in parse_manifest(text).values() if d.get("kind") == "CustomResourceDefinition"]
+    return documents
+
+
 def shipped_crds(release: dict[str, t.Any], *, skip_crds: bool) -> dict[tuple[str, str], ResourceType]:
     """(apiVersion, kind) -> resource of each CRD the deploy installs: the chart's crds/ files
     (unless skip_crds) and CustomResourceDefinitions among its templates."""
-    documents: list[dict[str, t.Any]] = []
-    if not skip_crds:
-        for item in (release.get("chart") or {}).get("files") or []:
-            name = str(item.get("name") or "")
-            if not name.startswith("crds/"):
-                continue
-            try:
-                text = base64.b64decode(item.get("data") or "").decode("utf-8")
-            except (ValueError, UnicodeDecodeError):
-                continue
-            documents += parse_manifest(text).values()
+    documents = [] if skip_crds else crd_objects(release)
     documents += [d for d in parse_manifest(release.get("manifest") or "").values() if d.get("kind") == "CustomResourceDefinition"]
     served: dict[tuple[str, str], ResourceType] = {}
     for crd in documents:
-        if crd.get("kind") != "CustomResourceDefinition":
-            continue
         spec = crd.get("spec") or {}
         names = spec.get("names") or {}
         if not spec.get("group") or not names.get("kind") or not names.get("plural"):

@@ -122,6 +122,24 @@ options:
     type: str
     choices: [correct, detect, ignore]
     default: correct
+  cleanup:
+    description:
+      - With O(state=absent), what to delete after the uninstall, of what helm leaves (see RV(left_behind)).
+      - V(hooks) deletes hook objects whose C(helm.sh/hook-delete-policy) did not fire and the pods of
+        C(helm test); V(volume_claims) the claims the release's StatefulSets made from their
+        C(volumeClaimTemplates) and claims labelled C(app.kubernetes.io/instance=<release>).
+      - V(namespace) deletes the namespace only when O(create_namespace) created it for this release
+        (it carries the annotation C(helm-engine.ai-mesh.io/created-for)) and nothing lives in it but
+        the default ServiceAccount and the root CA ConfigMap; otherwise it stays, in RV(left_behind)
+        with the reason.
+      - Resources kept by C(helm.sh/resource-policy=keep) and CRDs are never deleted.
+      - With O(wait), the task waits until everything uninstalled and cleaned is gone, finalizers
+        included, within O(timeout); past it the task fails with C(error.kind=timeout) naming what remains.
+      - Check mode reports what would be left and deleted, from the objects present now, and changes nothing.
+    type: list
+    elements: str
+    choices: [hooks, volume_claims, namespace]
+    default: []
   keep_history:
     description: With O(state=absent), keep the release history (helm C(uninstall --keep-history)).
     type: bool
@@ -237,7 +255,23 @@ hooks:
   elements: dict
   sample: [{"name": "web-migrate", "kind": "Job", "events": ["pre-upgrade"], "phase": "Succeeded"}]
 left_behind:
-  description: After an uninstall, resources helm kept (resource-policy keep) and PersistentVolumeClaims of the release.
+  description:
+    - After an uninstall (in check mode, after the uninstall it would run), what is left of the release
+      and why, each with C(api_version), C(kind), C(name), C(namespace) (null when cluster-scoped) and
+      C(reason). Resources kept by C(helm.sh/resource-policy=keep); hook objects helm did not delete;
+      volume claims of the release's StatefulSets and claims labelled with the release; CRDs from the
+      chart's C(crds/); the namespace when O(create_namespace) created it for this release.
+    - What O(cleanup) deleted is in RV(cleaned) instead.
+  returned: when O(state=absent)
+  type: list
+  elements: dict
+  sample:
+    - {api_version: batch/v1, kind: Job, namespace: web, name: web-migrate,
+       reason: "hook (pre-install) helm does not track; delete policy: none"}
+    - {api_version: v1, kind: PersistentVolumeClaim, namespace: web, name: data-web-db-0,
+       reason: volume claim of StatefulSet web-db (volumeClaimTemplates)}
+cleaned:
+  description: What O(cleanup) deleted (or, in check mode, would delete), in the shape of RV(left_behind).
   returned: when O(state=absent)
   type: list
   elements: dict
@@ -405,7 +439,17 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._plan import (
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import ensure_unlocked, repair_failed
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._inputs import INPUTS_LABEL, inputs_digest
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import DEPLOYED, UNINSTALLED, Release, latest
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._resources import kept_resources, wait_until_ready
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._cleanup import (
+    CLEANUP_CHOICES,
+    Cleanup,
+    Leftover,
+    Leftovers,
+    delete,
+    mark_created_namespace,
+    wait_gone,
+)
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._manifest import parse_manifest
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._resources import wait_until_ready
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._drift import Drift, DriftDetector, correct, correction_plan
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._drift import summary as drift_summary
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._outcome import record_failure
@@ -568,6 +612,9 @@ class DeployManager(Manager):
             return result
         if plan.action == CORRECT_DRIFT:
             return self.correct_drift(drift, current, result)
+        # Whether helm is about to create the namespace: if so it is marked as this release's, so a
+        # later uninstall's cleanup may delete it (one read, on a first install only).
+        creates_namespace = spec.create_namespace and current is None and not self.context.kube.namespace_exists(spec.namespace)
         watcher = self.context.rollout_watcher(desired.manifest, self.fail_fast)
         try:
             deployed = self.context.store.decode(self.helm.upgrade(spec, monitor=rollout_monitor(watcher)))
@@ -582,6 +629,12 @@ class DeployManager(Manager):
         result["release"] = deployed.summary()
         result["status"] = self.core_status(deployed)
         result["hooks"] = [h.summary() for h in deployed.hooks if h.phase]
+        if creates_namespace:
+            try:
+                mark_created_namespace(self.context.kube, spec.namespace, spec.release)
+            except KubeError as exc:
+                self.module.warn(f"Namespace {spec.namespace} was created but could not be marked as this release's "
+                                 f"({exc.msg}): cleanup=namespace will leave it.")
         if correcting:
             # An upgrade puts back what helm patches; what it cannot (a custom resource helm
             # 3 patches two-way) is put back here, from the revision just deployed.
@@ -608,14 +661,21 @@ class DeployManager(Manager):
     # ---- state=absent ------------------------------------------------------------------
 
     def absent(self, history: list[Release]) -> dict[str, t.Any]:
+        """Uninstalls, then reports every leftover and deletes those ``cleanup`` names; check
+        mode reports what would be left and deleted, from the objects present now."""
         current = latest(history)
         plan = plan_uninstall(current)
         result = self.result(plan, current)
-        if not plan.changed or self.check_mode:
-            result["left_behind"] = []
+        result.update(left_behind=[], cleaned=[])
+        if not plan.changed:
             return result
         if current is None:
             raise AssertionError("an uninstall that changes something has a current release")
+        cleanup = Cleanup(self.context.kube, current, self.params["cleanup"])
+        if self.check_mode:
+            delete_now, leave = cleanup.split(Leftovers(self.context.kube, current).find())
+            result.update(left_behind=[i.as_dict() for i in leave], cleaned=[i.as_dict() for i in delete_now])
+            return result
         timeout = self.context.timeout
         spec = UninstallSpec(
             release=current.name,
@@ -626,9 +686,23 @@ class DeployManager(Manager):
             disable_hooks=self.params["disable_hook"],
         )
         self.helm.uninstall(spec)
-        result["left_behind"] = kept_resources(self.context.kube, current)
         result.pop("release", None)
         result.pop("status", None)
+        delete_now, leave = cleanup.split(Leftovers(self.context.kube, current).find())
+        result.update(left_behind=[i.as_dict() for i in leave], cleaned=[])
+        try:
+            for item in delete_now:
+                delete(self.context.kube, item)
+                result["cleaned"].append(item.as_dict())
+            if self.params["wait"]:
+                uninstalled = [Leftover(a, k, n, name, "uninstalled", "release")
+                               for (a, k, n, name) in parse_manifest(current.manifest, current.namespace)]
+                kept = {(i.kind, i.name) for i in leave}
+                wait_gone(self.context.kube, [i for i in uninstalled if (i.kind, i.name) not in kept] + delete_now,
+                          timeout or DEFAULT_HELM_TIMEOUT)
+        except EngineError as exc:
+            exc.extra.update(changed=True, action=plan.action, left_behind=result["left_behind"], cleaned=result["cleaned"])
+            raise
         return result
 
     # ---- results -----------------------------------------------------------------------
@@ -682,6 +756,7 @@ def main() -> None:
             purge={"type": "bool", "default": True},
             replace={"type": "bool", "default": False},
             drift={"type": "str", "choices": ["correct", "detect", "ignore"], "default": "correct"},
+            cleanup={"type": "list", "elements": "str", "choices": list(CLEANUP_CHOICES), "default": []},
             **DRIFT_IGNORE_ARG_SPEC,
             **CHART_ARG_SPEC,
             **OPERATION_ARG_SPEC,

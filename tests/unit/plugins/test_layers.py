@@ -27,7 +27,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
              "_kubeconfig", "_rendered", "_plan"),
     # The helm and Kubernetes clients, the release store, and what works through them.
     "clients and store": ("_kube", "_helm", "_storage", "_resources", "_rollout", "_lock", "_recovery", "_preflight",
-                          "_outcome", "_drift"),
+                          "_outcome", "_drift", "_cleanup"),
     # A task's parameters and runtime, what every module builds on.
     "task runtime": ("_args", "_task"),
 }

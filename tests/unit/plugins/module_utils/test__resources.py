@@ -7,7 +7,7 @@ import typing as t
 import pytest
 
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import Release
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._resources import ReadinessChecker, kept_resources
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._resources import ReadinessChecker
 from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.fake_kube import FakeApi, kube_client
 from ansible_collections.ai_mesh.helm_engine.tests.unit.plugins.test_support.releases import release as shared_release
 
@@ -196,51 +196,3 @@ def test_check_reads_each_resource_once_in_the_release_namespace():
         ("Deployment", "web", "apps", True), ("ConfigMap", "cfg", "apps", True), ("Secret", "s", "apps", False)]
     assert api.reads == [("/apis/apps/v1/namespaces/apps/deployments/web", {}), ("/api/v1/namespaces/apps/configmaps/cfg", {}),
                          ("/api/v1/namespaces/apps/secrets/s", {})]
-
-
-# ---- kept_resources --------------------------------------------------------------------------------
-
-CLAIMS = "/api/v1/namespaces/apps/persistentvolumeclaims"
-# What helm's StatefulSet volume claims carry (the chart's labels on the claim template).
-CLAIM = {"metadata": {"labels": {"app.kubernetes.io/instance": "web"}}}
-
-
-def test_nothing_is_kept_by_default():
-    api = cluster({("ConfigMap", "cfg"): {}})
-    assert kept_resources(kube_client(api), release(doc("ConfigMap", "cfg"))) == []
-
-
-def test_resource_policy_keep_that_still_exists_is_kept():
-    manifest = (doc("ConfigMap", "kept", annotations={"helm.sh/resource-policy": "keep"})
-                + doc("ConfigMap", "gone", annotations={"helm.sh/resource-policy": "keep"})
-                + doc("ConfigMap", "plain")
-                + doc("Secret", "other-policy", annotations={"helm.sh/resource-policy": "delete"}))
-    api = cluster({("ConfigMap", "kept"): {}, ("ConfigMap", "plain"): {}, ("Secret", "other-policy"): {}})
-    assert kept_resources(kube_client(api), release(manifest)) == [
-        {"api_version": "v1", "kind": "ConfigMap", "namespace": "apps", "name": "kept", "reason": "resource-policy: keep"}]
-
-
-def test_the_release_volume_claims_are_kept():
-    api = cluster({("PersistentVolumeClaim", "data-web-0"): CLAIM, ("PersistentVolumeClaim", "data-web-1"): CLAIM})
-    left = kept_resources(kube_client(api), release(doc("ConfigMap", "cfg")))
-    assert left == [
-        {"api_version": "v1", "kind": "PersistentVolumeClaim", "namespace": "apps", "name": "data-web-0",
-         "reason": "volume claim of the release"},
-        {"api_version": "v1", "kind": "PersistentVolumeClaim", "namespace": "apps", "name": "data-web-1",
-         "reason": "volume claim of the release"},
-    ]
-    assert (CLAIMS, {"labelSelector": "app.kubernetes.io/instance=web"}) in api.reads
-
-
-def test_a_kept_claim_is_listed_once():
-    manifest = doc("PersistentVolumeClaim", "data", annotations={"helm.sh/resource-policy": "keep"})
-    api = cluster({("PersistentVolumeClaim", "data"): CLAIM})
-    assert kept_resources(kube_client(api), release(manifest)) == [
-        {"api_version": "v1", "kind": "PersistentVolumeClaim", "namespace": "apps", "name": "data", "reason": "resource-policy: keep"}]
-
-
-def test_claims_are_listed_in_an_escaped_namespace_path():
-    api = cluster()
-    assert kept_resources(kube_client(api), release("", namespace="a/b")) == []
-    assert api.reads == [("/api/v1/namespaces/a%2Fb/persistentvolumeclaims", {"labelSelector": "app.kubernetes.io/instance=web"})]
-    assert api.writes == []
