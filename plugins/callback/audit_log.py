@@ -138,7 +138,7 @@ def is_ours(module: str | None, role: str | None) -> bool:
     return bool(role) or bool(module and module.startswith(COLLECTION + "."))
 
 
-# Drifted objects recorded per result; a release of hundreds that all drifted still fits a line.
+# Objects recorded per list of a result (drifted, cleaned, left behind): a release of hundreds still fits a line.
 MAX_DRIFT = 50
 
 
@@ -206,6 +206,11 @@ def summarize_helm_result(result: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
         # What drifted (and, with action correct_drift or an upgrade, was put back): no values.
         record["drift"] = [_pick(item, "kind", "namespace", "name", "reason", "paths")
                            for item in result["drift"][:MAX_DRIFT] if isinstance(item, dict)]
+    for key in ("cleaned", "left_behind"):
+        # What an uninstall's cleanup deleted, and what it left: names and reasons, never content.
+        if isinstance(result.get(key), list) and result[key]:
+            record[key] = [_pick(item, "kind", "namespace", "name", "reason")
+                           for item in result[key][:MAX_DRIFT] if isinstance(item, dict)]
     if isinstance(result.get("recovery"), dict):
         record["recovery"] = _pick(result["recovery"], "stuck_revision", "stuck_status", "action", "to_revision",
                                    "performed")

@@ -217,10 +217,11 @@ def wait_gone(kube: KubeClient, items: t.Sequence[Leftover], timeout: float, pol
 class Cleanup:
     """The ``cleanup`` of an uninstall: which leftovers go, and which stay and why."""
 
-    def __init__(self, kube: KubeClient, release: Release, choices: t.Sequence[str]) -> None:
+    def __init__(self, kube: KubeClient, release: Release, choices: t.Sequence[str], *, keep_history: bool = False) -> None:
         self.kube = kube
         self.release = release
         self.choices = set(choices)
+        self.keep_history = keep_history
 
     def split(self, leftovers: t.Sequence[Leftover]) -> tuple[list[Leftover], list[Leftover]]:
         """(to delete, to leave). The namespace goes only when it was created for this release
@@ -245,8 +246,15 @@ class Cleanup:
         return delete_now, leave
 
     def namespace_blockers(self, leftovers: t.Sequence[Leftover], deleted: t.Sequence[Leftover]) -> list[str]:
-        going = {f"{i.kind}/{i.name}" for i in deleted}
-        going |= {f"{kind}/{name}" for (_a, kind, _n, name) in parse_manifest(self.release.manifest, self.release.namespace)}
-        kept = [i.label() for i in leftovers if i.category in ("kept", "hook", "volume_claim") and i.label() not in going]
+        """What would still live in the namespace after the uninstall and the cleanup: read from
+        the namespace, minus what the uninstall removes (the manifest's objects that are not kept,
+        the release's storage Secrets unless the history is kept) and what the cleanup deletes."""
+        stays = {item.label() for item in leftovers if item.category in ("kept", "hook", "volume_claim")}
+        going = {item.label() for item in deleted}
+        going |= {f"{kind}/{name}" for (_a, kind, _n, name) in parse_manifest(self.release.manifest, self.release.namespace)
+                  if f"{kind}/{name}" not in stays}
+        storage = re.compile(rf"^Secret/sh\.helm\.release\.v1\.{re.escape(self.release.name)}\.v\d+$")
         present = namespace_content(self.kube, self.release.namespace)
-        return sorted(set(kept) | {label for label in present if label not in going})
+        blocking = {label for label in present if label not in going
+                    and not (storage.match(label) and not self.keep_history)}
+        return sorted(blocking | (stays - going))

@@ -108,7 +108,9 @@ _ERROR_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
         r"the server has asked for the client to provide credentials|http: server gave HTTP response to HTTPS client|"
         r"connection reset by peer",
         re.I)),
-    (RELEASE_NOT_FOUND, re.compile(r"release: not found|has no deployed releases|release .* not found", re.I)),
+    # Not "release ... not found" at large: "unable to build kubernetes objects from release manifest:
+    # resource mapping not found" is a render failure (a kind the cluster does not serve).
+    (RELEASE_NOT_FOUND, re.compile(r"release: not found|has no deployed releases|release not loaded|release \"[^\"]*\" not found", re.I)),
     (CHART_NOT_FOUND, re.compile(
         r"chart .*not found|failed to download|no chart (name|version) found|path \".*\" not found|repo .* not found|"
         r"could not find protocol handler|no such file or directory.*(chart|\.tgz)|not found.*manifest|"

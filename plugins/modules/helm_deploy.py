@@ -436,7 +436,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._plan import (
     plan_uninstall,
     plan_upgrade,
 )
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import ensure_unlocked, repair_failed
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._recovery import claim_stale, ensure_unlocked, repair_failed
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._inputs import INPUTS_LABEL, inputs_digest
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import DEPLOYED, UNINSTALLED, Release, latest
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._cleanup import (
@@ -663,15 +663,21 @@ class DeployManager(Manager):
     def absent(self, history: list[Release]) -> dict[str, t.Any]:
         """Uninstalls, then reports every leftover and deletes those ``cleanup`` names; check
         mode reports what would be left and deleted, from the objects present now."""
+        # A pending revision another helm may still work on is refused; a stale one is marked
+        # failed first (helm uninstalls a failed release as any other).
+        history, recovery = claim_stale(self.context.store, history, self.policy, check_mode=self.check_mode)
         current = latest(history)
         plan = plan_uninstall(current)
         result = self.result(plan, current)
         result.update(left_behind=[], cleaned=[])
+        if recovery:
+            result["recovery"] = dict(recovery, action="uninstall", performed=not self.check_mode)
         if not plan.changed:
             return result
         if current is None:
             raise AssertionError("an uninstall that changes something has a current release")
-        cleanup = Cleanup(self.context.kube, current, self.params["cleanup"])
+        keep_history = self.params["keep_history"] or not self.params["purge"]
+        cleanup = Cleanup(self.context.kube, current, self.params["cleanup"], keep_history=keep_history)
         if self.check_mode:
             delete_now, leave = cleanup.split(Leftovers(self.context.kube, current).find())
             result.update(left_behind=[i.as_dict() for i in leave], cleaned=[i.as_dict() for i in delete_now])
@@ -682,7 +688,7 @@ class DeployManager(Manager):
             namespace=current.namespace,
             wait=self.params["wait"],
             timeout=validate.go_duration(timeout) if timeout is not None else None,
-            keep_history=self.params["keep_history"] or not self.params["purge"],
+            keep_history=keep_history,
             disable_hooks=self.params["disable_hook"],
         )
         self.helm.uninstall(spec)

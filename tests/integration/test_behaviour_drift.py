@@ -19,6 +19,14 @@ SECRET = "Drift-It-Secret-4a1b"
 HAND_EDIT = "Edited-By-Hand-7c2d"
 
 
+@pytest.fixture
+def widget_crd(kubectl) -> None:
+    """The widget chart's CRD, served before its first install: helm installs a chart's crds/
+    only in the real run, so the server-side dry run that decides could not map the kind."""
+    kubectl("apply", "-f", str(CHARTS / "widget" / "crds" / "widget.yaml"))
+    kubectl("wait", "--for=condition=Established", "crd/widgets.test.helm-engine.ai-mesh.io", "--timeout=30s")
+
+
 def deploy_args(namespace: str, chart: str = SAMPLE, **extra: t.Any) -> dict[str, t.Any]:
     args = {"name": "web", "namespace": namespace, "create_namespace": True, "chart_ref": chart, "wait": True,
             "timeout": "90s", "release_values": {"auth": {"password": SECRET}}}
@@ -116,7 +124,7 @@ def test_ignore_rules_and_the_opt_out_annotation(run_module, namespace, kubectl)
     assert live(kubectl, namespace, "configmap", "web-config")["data"]["MESSAGE"] == "edited"
 
 
-def test_a_custom_resource_field_is_drift_and_is_put_back(run_module, namespace, kubectl):
+def test_a_custom_resource_field_is_drift_and_is_put_back(run_module, namespace, kubectl, widget_crd):
     result = run_module("helm_deploy", deploy_args(namespace, chart=WIDGET, release_values={}))
     assert result["changed"] is True
     kubectl("-n", namespace, "patch", "widget", "web-widget", "--type=merge", "-p", json.dumps({"spec": {"color": "red"}}))
@@ -172,7 +180,7 @@ GUARDED_CHARTS = {
 
 
 @pytest.mark.parametrize("chart", sorted(GUARDED_CHARTS))
-def test_no_chart_reports_drift_right_after_a_deploy(run_module, namespace, chart):
+def test_no_chart_reports_drift_right_after_a_deploy(run_module, namespace, chart, widget_crd):
     path, values = GUARDED_CHARTS[chart]
     args = deploy_args(namespace, chart=path, release_values=values, drift="detect")
     assert run_module("helm_deploy", args)["changed"] is True

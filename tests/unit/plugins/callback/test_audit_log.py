@@ -232,6 +232,21 @@ def test_a_drift_correction_records_what_drifted_and_no_value(callback, log):
     assert SECRET not in log.read_text()
 
 
+def test_an_uninstall_records_what_cleanup_deleted_and_what_was_left(callback, log):
+    cleaned = [{"api_version": "batch/v1", "kind": "Job", "namespace": "web", "name": "web-migrate",
+                "reason": "hook (pre-install) helm does not track; delete policy: none"}]
+    left = [{"api_version": "v1", "kind": "ConfigMap", "namespace": "web", "name": "web-settings",
+             "reason": "resource-policy: keep"}]
+    result = {"changed": True, "action": "uninstall", "previous_revision": 3, "cleaned": cleaned, "left_behind": left,
+              "helm_processes": 1, "duration": 1.2}
+    run_task(callback, FakeTask("ai_mesh.helm_engine.helm_deploy"), "ok", result)
+    record = records(log, "task_result")[0]
+    assert record["cleaned"] == [{"kind": "Job", "namespace": "web", "name": "web-migrate",
+                                  "reason": "hook (pre-install) helm does not track; delete policy: none"}]
+    assert record["left_behind"] == [{"kind": "ConfigMap", "namespace": "web", "name": "web-settings",
+                                      "reason": "resource-policy: keep"}]
+
+
 def test_skipped_and_unreachable_results(callback, log):
     run_task(callback, FakeTask("ai_mesh.helm_engine.helm_deploy"), "skipped",
              {"changed": False, "skipped": True, "skip_reason": "Conditional result was False"})

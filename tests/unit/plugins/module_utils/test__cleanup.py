@@ -207,3 +207,18 @@ def test_wait_gone_names_what_a_finalizer_keeps():
     assert caught.value.kind == TIMEOUT
     assert "PersistentVolumeClaim/data-db-0" in caught.value.msg and "finalizer" in caught.value.msg
     wait_gone(kube_client(cluster()), [leftover("hook", "Job", "gone")], 0.2, poll=0.05)  # nothing left: returns
+
+
+def test_a_kept_object_of_the_manifest_keeps_the_namespace():
+    manifest = doc("ConfigMap", "kept", annotations={"helm.sh/resource-policy": "keep"}) + doc("ConfigMap", "plain")
+    api = cluster({("ConfigMap", "kept"): {}, ("ConfigMap", "plain"): {},
+                   ("Secret", "sh.helm.release.v1.web.v1"): {}}, namespace={"metadata": {"annotations": {CREATED_FOR: "web"}}})
+    rel = release(manifest)
+    delete_now, leave = Cleanup(kube_client(api), rel, ["namespace"]).split(Leftovers(kube_client(api), rel).find())
+    assert delete_now == []
+    assert [i.reason for i in leave if i.kind == "Namespace"] == [
+        "created by create_namespace for release web; not deleted: it still holds ConfigMap/kept"]
+    # With the history kept, helm's storage Secret stays too.
+    _, leave = Cleanup(kube_client(api), rel, ["namespace"], keep_history=True).split(Leftovers(kube_client(api), rel).find())
+    assert [i.reason for i in leave if i.kind == "Namespace"][0].endswith(
+        "it still holds ConfigMap/kept, Secret/sh.helm.release.v1.web.v1")

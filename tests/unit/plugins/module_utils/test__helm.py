@@ -145,6 +145,9 @@ def flags_after_chart(built: tuple[list[str], list[str]]) -> list[str]:
         ("Error: INSTALLATION FAILED: execution error at (sample/templates/secret.yaml:3:4): auth.password is required", RENDER_FAILED),
         ('Error: UPGRADE FAILED: "web" has no deployed releases', RELEASE_NOT_FOUND),
         ("Error: uninstall: Release not loaded: web: release: not found", RELEASE_NOT_FOUND),
+        ('Error: unable to build kubernetes objects from release manifest: resource mapping not found for name: "w" '
+         'namespace: "" from "": no matches for kind "Widget" in version "example.io/v1"\nensure CRDs are installed first',
+         RENDER_FAILED),
         # A template syntax error is the chart's, not the network's, even when it says EOF.
         ("parse error at (sample/templates/x.yaml:3): unexpected EOF", RENDER_FAILED),
         ("Error: INSTALLATION FAILED: parse error at (sample/templates/x.yaml:3): unexpected EOF", RENDER_FAILED),
