@@ -239,8 +239,8 @@ class HelmClient:
             watching = {"monitor": monitor} if monitor is not None else {}
             rc, out, err = self._runner(argv, deadline=deadline or self.deadline, **watching)
         except EngineError as exc:  # stopped at its deadline, or by the monitor
-            error = exc if isinstance(exc, HelmError) else HelmError(exc.kind, exc.msg, rc=exc.rc, stderr=exc.stderr,
-                                                                      details=exc.details)
+            error = exc if isinstance(exc, HelmError) else HelmError(
+                exc.kind, exc.msg, rc=exc.rc, stderr=exc.stderr, details=exc.details)
             error.command = shown
             if error.stderr:
                 error.stderr = self.redactor.redact_text(error.stderr)

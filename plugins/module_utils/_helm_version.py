@@ -47,7 +47,6 @@ class HelmVersion:
         )
 
 
-
 # ---- the helm version cache ----------------------------------------------------------------
 
 VERSION_CACHE_ENTRIES = 32

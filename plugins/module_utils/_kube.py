@@ -36,7 +36,6 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
 )
 
 
-
 USER_AGENT = "ai_mesh.helm_engine"
 # Reads of a release's objects run this many at a time.
 PARALLEL_READS = 4

@@ -17,8 +17,8 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._objects impor
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._release import Release
 
 
-
 # ---- live readiness ---------------------------------------------------------------------------
+
 
 def _generation_observed(obj: dict[str, t.Any]) -> bool:
     observed = (obj.get("status") or {}).get("observedGeneration")
@@ -66,8 +66,6 @@ def _pod(obj: dict[str, t.Any]) -> tuple[bool, str]:
 def _pvc(obj: dict[str, t.Any]) -> tuple[bool, str]:
     phase = (obj.get("status") or {}).get("phase", "Pending")
     return phase == "Bound", phase
-
-
 
 
 class ReadinessChecker:

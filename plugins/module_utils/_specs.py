@@ -19,6 +19,7 @@ DEFAULT_HELM_TIMEOUT = 300.0  # helm's own --timeout default, seconds
 # A pending revision older than the operation's timeout plus this cannot still be worked on.
 DEFAULT_STALE_MARGIN = 60.0
 
+
 @dataclass
 class SetValue:
     """One ``--set``-family expression, kubernetes.core's ``set_values`` item."""
