@@ -193,11 +193,44 @@ def deploy_spec(params: dict[str, t.Any], name: str, namespace: str, timeout: fl
     )
 
 
+# Paired with the DRIFT doc fragment: helm_deploy's drift option and both modules' ignore rules.
+DRIFT_IGNORE_ARG_SPEC: dict[str, dict[str, t.Any]] = {
+    "drift_ignore": {"type": "list", "elements": "dict", "default": []},
+}
+
+# helm_deploy's own options besides the shared ones (paired with its DOCUMENTATION), also every
+# item of helm_releases.
+DEPLOY_ARG_SPEC: dict[str, dict[str, t.Any]] = {
+    "state": {"type": "str", "choices": ["present", "absent"], "default": "present", "aliases": ["release_state"]},
+    "wait_for_jobs": {"type": "bool", "default": False},
+    "wait_timeout": {"type": "raw"},
+    "atomic": {"type": "bool", "default": False},
+    "reset_values": {"type": "bool", "default": True},
+    "reuse_values": {"type": "bool"},
+    "reset_then_reuse_values": {"type": "bool", "default": False},
+    "update_repo_cache": {"type": "bool", "default": False},
+    "description": {"type": "str"},
+    "server_side": {"type": "str", "choices": ["true", "false", "auto"]},
+    "force_conflicts": {"type": "bool", "default": False},
+    "keep_history": {"type": "bool", "default": False},
+    "purge": {"type": "bool", "default": True},
+    "replace": {"type": "bool", "default": False},
+    "drift": {"type": "str", "choices": ["correct", "detect", "ignore"], "default": "correct"},
+    "cleanup": {"type": "list", "elements": "str", "choices": ["hooks", "volume_claims", "namespace"], "default": []},
+    **DRIFT_IGNORE_ARG_SPEC,
+    **CHART_ARG_SPEC,
+    **OPERATION_ARG_SPEC,
+    **RECOVERY_ARG_SPEC,
+}
+DEPLOY_EXCLUSIVE = [("wait_timeout", "timeout"), ("replace", "history_max"), ("force", "server_side"),
+                    ("force", "force_conflicts"), ("reuse_values", "reset_then_reuse_values")]
+
+
 def argument_spec(**specific: dict[str, t.Any]) -> dict[str, dict[str, t.Any]]:
     spec = copy.deepcopy(AUTH_ARG_SPEC)
     spec.update(copy.deepcopy(HELM_ARG_SPEC))
     spec.update(copy.deepcopy(RELEASE_ARG_SPEC))
-    spec.update(specific)
+    spec.update(copy.deepcopy(specific))
     return spec
 
 
@@ -223,10 +256,6 @@ def fail_fast_policy(params: dict[str, t.Any], waits: bool) -> FailFastPolicy:
     return FailFastPolicy(enabled=waits if enabled is None else bool(enabled) and waits, restarts=restarts, grace=grace or 0.0)
 
 
-# Paired with the DRIFT doc fragment: helm_deploy's drift option and both modules' ignore rules.
-DRIFT_IGNORE_ARG_SPEC: dict[str, dict[str, t.Any]] = {
-    "drift_ignore": {"type": "list", "elements": "dict", "default": []},
-}
 MAX_IGNORE_RULES = 200
 
 

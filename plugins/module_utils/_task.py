@@ -115,6 +115,18 @@ class TaskContext:
             self.workspace.close()
             raise
 
+    @property
+    def params(self) -> dict[str, t.Any]:
+        return self.module.params
+
+    @property
+    def diff(self) -> bool:
+        """Whether the task runs with --diff."""
+        return bool(getattr(self.module, "_diff", False))
+
+    def warn(self, message: str) -> None:
+        self.module.warn(message)
+
     def find_helm(self) -> str:
         """The helm binary the task runs (binary_path, else helm on PATH), or helm_missing."""
         binary_path = self.module.params.get("binary_path")
@@ -221,8 +233,7 @@ class Manager:
 
     def __init__(self, context: TaskContext) -> None:
         self.context = context
-        self.module = context.module
-        self.params = context.module.params
+        self.params = context.params
         self.check_mode = context.check_mode
 
     def validate(self) -> None:
@@ -256,7 +267,7 @@ class Manager:
         )
         with lock:
             if lock.unlocked_reason and not lock.check_only and "may not" in lock.unlocked_reason:
-                self.module.warn(f"Release {self.context.namespace}/{self.context.name} ran without its lock: "
+                self.context.warn(f"Release {self.context.namespace}/{self.context.name} ran without its lock: "
                                  f"{lock.unlocked_reason}. Two runs at once are then only kept apart by helm's own checks.")
             # One lock_wait in all: what the lease took is not waited again for a pending revision.
             self.policy = dataclasses.replace(policy, lock_wait=max(0.0, policy.lock_wait - lock.waited))

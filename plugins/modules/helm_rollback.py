@@ -269,7 +269,7 @@ class RollbackManager(Manager):
         if recovery:
             recovery["performed"] = plan.changed and not self.check_mode
             result["recovery"] = recovery
-        if self.module._diff:
+        if self.context.diff:
             result["diff"] = plan.diff(self.context.redactor, f"{namespace}/{name}")
         if not plan.changed or self.check_mode:
             return result
@@ -338,7 +338,7 @@ class RollbackManager(Manager):
             return
         newest = max(r.revision for r in history) + 1
         if target.revision <= newest - history_max:
-            self.module.warn(
+            self.context.warn(
                 f"history_max={history_max}: revision {target.revision} will be pruned from the history after this "
                 f"rollback (its content lives on in revision {newest})."
             )

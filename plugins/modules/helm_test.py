@@ -246,7 +246,7 @@ class TestManager(Manager):
                 failure.extra.update(result)
                 raise failure
             # The tests passed; only reading their logs failed (no kubelet log endpoint).
-            self.module.warn(f"every test passed, but helm could not fetch their logs: {failure.msg}")
+            self.context.warn(f"every test passed, but helm could not fetch their logs: {failure.msg}")
             result["logs_available"] = False
         result["passed"] = True
         return result

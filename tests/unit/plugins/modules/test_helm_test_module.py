@@ -46,7 +46,7 @@ def test_test_pod_logs_are_redacted_with_the_release_values():
     module = types.SimpleNamespace(params={"logs": True}, check_mode=False, warn=lambda msg: None)
     context = types.SimpleNamespace(module=module, check_mode=False, name="web", namespace="apps", kube=kube, helm=helm,
                                     store=ReleaseStore(kube, redactor), detect_helm=lambda: helm,
-                                    redactor=redactor, timeout=None)
+                                    redactor=redactor, timeout=None, params=module.params, warn=module.warn)
     result = TestManager(context).run()
     assert result["passed"] is True and result["logs_available"] is True
     assert "connecting with password" in result["logs"]["web-test"], result["logs"]
