@@ -235,7 +235,7 @@ class DeployManager(Manager):
                 mark_created_namespace(self.context.kube, spec.namespace, spec.release)
             except KubeError as exc:
                 self.context.warn(f"Namespace {spec.namespace} was created but could not be marked as this release's "
-                                 f"({exc.msg}): cleanup=namespace will leave it.")
+                                  f"({exc.msg}): cleanup=namespace will leave it.")
         if correcting:
             # An upgrade puts back what helm patches; what it cannot (a custom resource helm
             # 3 patches two-way) is put back here, from the revision just deployed.
@@ -321,7 +321,7 @@ class DeployManager(Manager):
                drift: list[Drift] | None = None) -> dict[str, t.Any]:
         if drift and self.drift.mode == "detect":
             self.context.warn(f"Release {self.context.namespace}/{self.context.name} has drifted from revision "
-                             f"{current.revision if current else '?'}: {drift_summary(drift)}. drift=detect changes nothing.")
+                              f"{current.revision if current else '?'}: {drift_summary(drift)}. drift=detect changes nothing.")
         result: dict[str, t.Any] = {
             "changed": plan.changed,
             "action": plan.action,

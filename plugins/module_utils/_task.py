@@ -268,7 +268,7 @@ class Manager:
         with lock:
             if lock.unlocked_reason and not lock.check_only and "may not" in lock.unlocked_reason:
                 self.context.warn(f"Release {self.context.namespace}/{self.context.name} ran without its lock: "
-                                 f"{lock.unlocked_reason}. Two runs at once are then only kept apart by helm's own checks.")
+                                  f"{lock.unlocked_reason}. Two runs at once are then only kept apart by helm's own checks.")
             # One lock_wait in all: what the lease took is not waited again for a pending revision.
             self.policy = dataclasses.replace(policy, lock_wait=max(0.0, policy.lock_wait - lock.waited))
             try:
