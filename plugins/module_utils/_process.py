@@ -12,17 +12,22 @@ SIGKILLed ansible-playbook) without a signal, so that no child outlives its task
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
 import stat
 import subprocess
+import threading
 import time
 import typing as t
 
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import TIMEOUT, EngineError
 
 TERM_GRACE = 10.0
+# The children running now, whichever thread started them (see ending_children_on_signal).
+_RUNNING: set[subprocess.Popen] = set()
+_RUNNING_LOCK = threading.Lock()
 MONITOR_INTERVAL = 2.0  # seconds between two looks at a rollout while the process waits
 # How often a running process's caller checks that someone still reads its result.
 ABANDON_POLL = 1.0
@@ -168,13 +173,45 @@ def run_process(argv: list[str], *, deadline: float, grace: float = TERM_GRACE, 
         _terminate(proc, grace)
         raise SystemExit(128 + signum)
 
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    # Signal handlers belong to the main thread; a process started by another thread (several
+    # releases at once) is ended by the main thread's handler, see ending_children_on_signal.
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)} if in_main_thread else {}
+    with _RUNNING_LOCK:
+        _RUNNING.add(proc)
     try:
         out, err = _communicate(proc, deadline, grace, monitor, monitor_interval, abandoned, poll)
     finally:
+        with _RUNNING_LOCK:
+            _RUNNING.discard(proc)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+
+
+@contextlib.contextmanager
+def ending_children_on_signal(grace: float = TERM_GRACE) -> t.Iterator[None]:
+    """In the main thread, while other threads run processes: a SIGTERM/SIGINT to this process
+    passes SIGTERM on to every running child (SIGKILL after ``grace``), then ends this process."""
+
+    def stop(signum: int, _frame: t.Any) -> None:
+        with _RUNNING_LOCK:
+            running = list(_RUNNING)
+        for proc in running:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for proc in running:
+            _terminate(proc, grace)
+        raise SystemExit(128 + signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _communicate(proc: subprocess.Popen, deadline: float, grace: float, monitor: Monitor | None,

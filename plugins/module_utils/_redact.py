@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import threading
 import typing as t
 
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._nesting import MAX_VALUES_DEPTH, json_nesting
@@ -59,16 +60,20 @@ class Redactor:
         self._forms: set[str] = set()
         self._longest_first: list[str] | None = None  # the forms in the order they are replaced
         self._sensitive_paths = [split_path(p) for p in sensitive_paths]
+        self._lock = threading.Lock()
 
     @property
     def secrets(self) -> frozenset[str]:
-        return frozenset(self._secrets)
+        with self._lock:
+            return frozenset(self._secrets)
 
     def add_secret(self, value: t.Any) -> None:
         if value is None or isinstance(value, bool):
             return
         text = value if isinstance(value, str) else str(value)
-        if text and text not in self._secrets:
+        if not text or text in self._secrets:
+            return
+        with self._lock:  # releases deployed in parallel share the task's redactor
             self._secrets.add(text)
             if len(text) >= MIN_TEXT_MASK_LEN:
                 self._forms.update(text_forms(text))
@@ -128,10 +133,12 @@ class Redactor:
     def redact_text(self, text: str | None) -> str | None:
         if not text or not self._forms:
             return text
-        if self._longest_first is None:
-            # Longest first: a secret that contains another is masked whole.
-            self._longest_first = sorted(self._forms, key=len, reverse=True)
-        for form in self._longest_first:
+        forms = self._longest_first
+        if forms is None:
+            with self._lock:
+                # Longest first: a secret that contains another is masked whole.
+                forms = self._longest_first = sorted(self._forms, key=len, reverse=True)
+        for form in forms:
             if form in text:
                 text = text.replace(form, MASK)
         return text

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import typing as t
 
 # Characters YAML does not allow unescaped in a document (YAML 1.2 "c-printable", and the line
@@ -40,10 +41,13 @@ class Workspace:
         os.chmod(self.path, 0o700)
         self._counter = 0
         self._written: dict[tuple[str, str], str] = {}
+        self._lock = threading.Lock()
+        self._once = threading.Lock()
 
     def write_private(self, stem: str, content: str) -> str:
-        self._counter += 1
-        path = os.path.join(self.path, f"{self._counter:02d}-{stem}")
+        with self._lock:  # releases deployed in parallel share the task's workspace
+            self._counter += 1
+            path = os.path.join(self.path, f"{self._counter:02d}-{stem}")
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(content)
@@ -52,9 +56,10 @@ class Workspace:
     def write_once(self, stem: str, content: str) -> str:
         """The path of a private file with this content, written on the first call only."""
         key = (stem, content)
-        if key not in self._written:
-            self._written[key] = self.write_private(stem, content)
-        return self._written[key]
+        with self._once:
+            if key not in self._written:
+                self._written[key] = self.write_private(stem, content)
+            return self._written[key]
 
     def close(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)

@@ -348,3 +348,45 @@ def test_ansible_worker_is_the_session_leader_forked_from_ansible_playbook(tmp_p
     worker, sid, parent = found["ansible-playbook"]
     assert worker is not None and worker[0] == sid == parent
     assert found["some-other-tool"][0] is None
+
+
+def test_a_worker_thread_runs_a_process_without_touching_signal_handlers():
+    import threading
+
+    handlers = {sig: signal.getsignal(sig) for sig in SIGNALS}
+    results = []
+    worker = threading.Thread(target=lambda: results.append(run_process(["printf", "ok"], deadline=10)))
+    worker.start()
+    worker.join()
+    assert results == [(0, "ok", "")]
+    assert {sig: signal.getsignal(sig) for sig in SIGNALS} == handlers
+
+
+def test_a_signal_to_the_main_thread_ends_the_processes_of_worker_threads(started):
+    import threading
+
+    from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._process import ending_children_on_signal
+
+    handlers = {sig: signal.getsignal(sig) for sig in SIGNALS}
+    errors = []
+
+    def work():
+        try:
+            run_process(["sleep", "30"], deadline=60, abandoned=lambda: False)
+        except BaseException as exc:  # noqa: B902 - whatever ends it, it must end
+            errors.append(exc)
+
+    with pytest.raises(SystemExit) as caught:
+        with ending_children_on_signal(grace=0.5):
+            worker = threading.Thread(target=work)
+            worker.start()
+            deadline = time.monotonic() + 5
+            while not started and time.monotonic() < deadline:
+                time.sleep(0.02)
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises before this ends
+    assert caught.value.code == 128 + signal.SIGTERM
+    worker.join(timeout=5)
+    [process] = started
+    assert process.returncode == -signal.SIGTERM and group_is_gone(process.pid)
+    assert {sig: signal.getsignal(sig) for sig in SIGNALS} == handlers
