@@ -77,24 +77,31 @@ class TaskContext:
         sensitive_paths: t.Sequence[str] = (),
         needs_helm: bool = True,
         timeout: float | None = None,
+        one_release: bool = True,
     ) -> None:
         self.module = module
         self.check_mode = bool(module.check_mode)
         self.started = time.monotonic()
         self.redactor = Redactor(sensitive_paths)
         self._values_params = values_params
-        self._kube: KubeClient | None = None
-        self._store: ReleaseStore | None = None
-        self._helm: HelmClient | None = None
         self.workspace: Workspace | None = None
         # First: registering secrets walks the values, which must not nest without end.
         validate.values_nesting(module.params, values_params, read_text_file)
         register_secrets(self.redactor, module.params, values_params)
         # Before any input is judged: a refusal message must not come back masked by Ansible.
         self.relax_no_log()
-        params = module.params
-        self.name = validate.release_name(params.get("name"))
-        self.namespace = validate.namespace(params.get("namespace"))
+        self._bind(module.params, needs_helm=needs_helm, timeout=timeout, one_release=one_release,
+                   workspace_parent=getattr(module, "tmpdir", None))
+
+    def _bind(self, params: dict[str, t.Any], *, needs_helm: bool, timeout: float | None, one_release: bool = True,
+              workspace_parent: str | None = None) -> None:
+        """Validates the release and connection inputs of ``params`` and builds the effective
+        kubeconfig; the workspace is made here unless the context shares one."""
+        self._kube: KubeClient | None = None
+        self._store: ReleaseStore | None = None
+        self._helm: HelmClient | None = None
+        self.name = validate.release_name(params.get("name")) if one_release else ""
+        self.namespace = validate.namespace(params.get("namespace")) if one_release else ""
         if params.get("host") is not None:
             validate.url(params["host"], "host")
         if params.get("context") is not None:
@@ -107,12 +114,15 @@ class TaskContext:
         self.binary = self.find_helm() if needs_helm else None
         self.view = self.auth.view()
         self.timeout = timeout
-        # The only side effect so far: a private 0700 dir for values and kubeconfig copies.
-        self.workspace = Workspace(getattr(module, "tmpdir", None))
+        owns_workspace = self.workspace is None
+        if owns_workspace:
+            # The only side effect so far: a private 0700 dir for values and kubeconfig copies.
+            self.workspace = Workspace(workspace_parent)
         try:
             self.kubeconfig = self.auth.effective_kubeconfig(self.workspace, self.view)
         except BaseException:
-            self.workspace.close()
+            if owns_workspace:
+                self.workspace.close()
             raise
 
     @property
@@ -129,7 +139,7 @@ class TaskContext:
 
     def find_helm(self) -> str:
         """The helm binary the task runs (binary_path, else helm on PATH), or helm_missing."""
-        binary_path = self.module.params.get("binary_path")
+        binary_path = self.params.get("binary_path")
         if binary_path is not None:
             validate.argument(binary_path, "binary_path")
             binary = os.path.expanduser(binary_path)

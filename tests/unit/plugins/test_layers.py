@@ -24,7 +24,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "leaves": ("_errors", "_release", "_audit", "_objects", "_workspace", "_nesting"),
     # Data and pure functions over it: secrets, inputs and their rules; run a process; read a kubeconfig.
     "base": ("_redact", "_strvals", "_validate", "_manifest", "_specs", "_inputs", "_process", "_helm_version",
-             "_kubeconfig", "_rendered", "_plan"),
+             "_kubeconfig", "_rendered", "_plan", "_graph"),
     # The helm and Kubernetes clients, the release store, and what works through them.
     "clients and store": ("_kube", "_helm", "_storage", "_resources", "_rollout", "_lock", "_recovery", "_preflight",
                           "_outcome", "_drift", "_cleanup"),
