@@ -76,7 +76,7 @@ _ERROR_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     # this helm was about to create (storage AlreadyExists), or its install made the name taken.
     (RELEASE_LOCKED, re.compile(
         r"another operation \(install/upgrade/rollback\) is in progress|(^|: )release: already exists|"
-        r"cannot re-use a name that is still in use",
+        r"cannot re-?use a name that is still in use",
         re.I | re.M)),
     (HOOK_FAILED, re.compile(
         r"(pre|post)-(install|upgrade|rollback|delete) hooks? failed|hook execution failed|failed (pre|post)-\w+|"

@@ -89,6 +89,7 @@ def flags_after_chart(built: tuple[list[str], list[str]]) -> list[str]:
         ("Error: release: already exists", RELEASE_LOCKED),
         ("Error: UPGRADE FAILED: release: already exists", RELEASE_LOCKED),
         ("Error: INSTALLATION FAILED: cannot re-use a name that is still in use", RELEASE_LOCKED),
+        ("Error: INSTALLATION FAILED: release name check failed: cannot reuse a name that is still in use", RELEASE_LOCKED),
         # A resource that already exists is a conflict, not a lock.
         ('Error: INSTALLATION FAILED: configmaps "web-config" already exists', RESOURCE_CONFLICT),
         (
