@@ -70,6 +70,19 @@ requirements:
   - kubernetes (Python library) on the host that runs the module
 """
 
+    # The helm binary alone, for a module with no release of its own (helm_releases).
+    HELM_BINARY = r"""
+options:
+  binary_path:
+    description:
+      - Path to the helm binary, helm 3.13 or later, or helm 4. Defaults to C(helm) on E(PATH).
+      - The major version is detected once per binary and chooses every version-dependent flag.
+    type: path
+requirements:
+  - helm 3.13+ or helm 4 on the host that runs the module
+  - kubernetes (Python library) on the host that runs the module
+"""
+
     # What decides the rendered release, shared by helm_deploy and helm_preflight.
     # Paired with CHART_ARG_SPEC in plugins/module_utils/_args.py.
     CHART = r"""

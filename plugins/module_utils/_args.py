@@ -226,6 +226,14 @@ DEPLOY_EXCLUSIVE = [("wait_timeout", "timeout"), ("replace", "history_max"), ("f
                     ("force", "force_conflicts"), ("reuse_values", "reset_then_reuse_values")]
 
 
+def connection_argument_spec(**specific: dict[str, t.Any]) -> dict[str, dict[str, t.Any]]:
+    """The cluster and helm options alone (a module with no release of its own), and ``specific``."""
+    spec = copy.deepcopy(AUTH_ARG_SPEC)
+    spec.update(copy.deepcopy(HELM_ARG_SPEC))
+    spec.update(copy.deepcopy(specific))
+    return spec
+
+
 def argument_spec(**specific: dict[str, t.Any]) -> dict[str, dict[str, t.Any]]:
     spec = copy.deepcopy(AUTH_ARG_SPEC)
     spec.update(copy.deepcopy(HELM_ARG_SPEC))

@@ -53,14 +53,15 @@ class EngineModule(AnsibleModule):
         super().fail_json(msg=msg, **kwargs)
 
 
-def _invocation_without_context(module: AnsibleModule, context_args: dict[str, t.Any]) -> dict[str, t.Any]:
+def _invocation_without_context(module: AnsibleModule, context_args: dict[str, t.Any],
+                                context_class: type[TaskContext]) -> dict[str, t.Any]:
     """A task refused while its context was being built (an invalid name, context, api_key):
     Ansible's own invocation would show the parameters with only the secrets we registered
     masked (see relax_no_log), an inline kubeconfig whole; ours redacts them."""
     redactor = Redactor(context_args.get("sensitive_paths") or ())
     values_params = context_args.get("values_params") or ()
     register_secrets(redactor, module.params, values_params)
-    return redacted_invocation(module.params, redactor, values_params)
+    return context_class.shown_invocation(module.params, redactor, values_params)
 
 
 class TaskContext:
@@ -85,6 +86,8 @@ class TaskContext:
         self.redactor = Redactor(sensitive_paths)
         self._values_params = values_params
         self.workspace: Workspace | None = None
+        # The contexts of the releases a multi-release task runs (see _releases.py).
+        self.children: list[TaskContext] = []
         # First: registering secrets walks the values, which must not nest without end.
         validate.values_nesting(module.params, values_params, read_text_file)
         register_secrets(self.redactor, module.params, values_params)
@@ -209,22 +212,34 @@ class TaskContext:
     def elapsed(self) -> float:
         return round(time.monotonic() - self.started, 3)
 
-    def invocation(self) -> dict[str, t.Any]:
+    @staticmethod
+    def shown_invocation(params: dict[str, t.Any], redactor: Redactor, values_params: t.Sequence[str]) -> dict[str, t.Any]:
         """module_args as Ansible would show them, with every secret redacted by us."""
-        return redacted_invocation(self.module.params, self.redactor, self._values_params)
+        return redacted_invocation(params, redactor, values_params)
+
+    def invocation(self) -> dict[str, t.Any]:
+        return self.shown_invocation(self.module.params, self.redactor, self._values_params)
+
+    def helm_usage(self) -> tuple[list[str], int]:
+        """The helm commands this context ran, and how many processes."""
+        return (list(self._helm.commands), self._helm.process_count) if self._helm else ([], 0)
 
     def common_result(self) -> dict[str, t.Any]:
-        """What every module returns, success or failure: its cost and what it ran."""
-        helm = self._helm
+        """What every module returns, success or failure: its cost and what it ran (with the
+        contexts of the releases it ran, when it ran several)."""
+        contexts = [self] + list(self.children)
+        commands = [command for context in contexts for command in context.helm_usage()[0]]
+        kubes = {id(context._kube): context._kube for context in contexts if context._kube is not None}
         result: dict[str, t.Any] = {
-            "commands": list(helm.commands) if helm else [],
-            "helm_processes": helm.process_count if helm else 0,
-            "kube_requests": self._kube.request_count if self._kube else 0,
+            "commands": commands,
+            "helm_processes": sum(context.helm_usage()[1] for context in contexts),
+            "kube_requests": sum(kube.request_count for kube in kubes.values()),
             "duration": self.elapsed(),
             "invocation": self.invocation(),
         }
-        if helm is not None and helm.detected_version is not None:
-            result["helm_version"] = helm.detected_version.raw
+        versions = [c._helm.detected_version.raw for c in contexts if c._helm is not None and c._helm.detected_version]
+        if versions:
+            result["helm_version"] = versions[0]
         return result
 
     def close(self) -> None:
@@ -311,6 +326,7 @@ def run_manager(
     manager_factory: t.Callable[[TaskContext], Manager],
     *,
     timeout_option: str | None = "timeout",
+    context_class: type[TaskContext] = TaskContext,
     **context_args: t.Any,
 ) -> t.NoReturn:
     """The one try/except of every module: known failures become fail_json with a stable kind,
@@ -318,7 +334,7 @@ def run_manager(
     context = None
     try:
         timeout = validate.duration_seconds(module.params.get(timeout_option), timeout_option) if timeout_option else None
-        context = TaskContext(module, timeout=timeout, **context_args)
+        context = context_class(module, timeout=timeout, **context_args)
         result = build_result(context, manager_factory(context).run())
         context.close()
         module.exit_json(**result)
@@ -328,7 +344,7 @@ def run_manager(
             context.close()
         else:  # refused before the task's context existed: nothing ran
             result = dict(exc.to_result(), changed=False, commands=[], helm_processes=0, kube_requests=0, duration=0.0,
-                          invocation=_invocation_without_context(module, context_args))
+                          invocation=_invocation_without_context(module, context_args, context_class))
         module.fail_json(**result)
     except Exception as exc:  # a defect: say so in one line, keep the traceback for -vvv
         message = f"internal error: {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
@@ -341,6 +357,6 @@ def run_manager(
             error={"kind": INTERNAL_ERROR, "message": message},
             exception=context.redactor.redact_text(trace) if context is not None else trace,
             changed=False,
-            invocation=context.invocation() if context is not None else _invocation_without_context(module, context_args),
+            invocation=context.invocation() if context is not None else _invocation_without_context(module, context_args, context_class),
         )
     raise AssertionError("unreachable")  # pragma: no cover

@@ -29,7 +29,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "clients and store": ("_kube", "_helm", "_storage", "_resources", "_rollout", "_lock", "_recovery", "_preflight",
                           "_outcome", "_drift", "_cleanup"),
     # A task's parameters and runtime, what every module builds on.
-    "task runtime": ("_args", "_task", "_deploy"),
+    "task runtime": ("_args", "_task", "_deploy", "_releases"),
 }
 RANK = {name: rank for rank, names in enumerate(LAYERS.values()) for name in names}
 LAYER_OF = {name: layer for layer, names in LAYERS.items() for name in names}

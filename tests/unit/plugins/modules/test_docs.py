@@ -12,7 +12,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[4]
 # The modules that act on releases share the error kinds; audit_verify reads a local file only.
-RELEASE_MODULES = ["helm_deploy", "helm_preflight", "helm_rollback", "helm_status", "helm_test"]
+RELEASE_MODULES = ["helm_deploy", "helm_preflight", "helm_releases", "helm_rollback", "helm_status", "helm_test"]
 MODULES = RELEASE_MODULES + ["audit_verify"]
 
 
