@@ -138,6 +138,8 @@ def is_ours(module: str | None, role: str | None) -> bool:
     return bool(role) or bool(module and module.startswith(COLLECTION + "."))
 
 
+# Its results carry one outcome per release, each recorded like a helm_deploy result.
+MULTI_RELEASE_MODULE = "ai_mesh.helm_engine.helm_releases"
 # Objects recorded per list of a result (drifted, cleaned, left behind): a release of hundreds still fits a line.
 MAX_DRIFT = 50
 
@@ -160,9 +162,13 @@ def redactor_for(result: t.Mapping[str, t.Any]) -> Redactor:
     args = (result.get("invocation") or {}).get("module_args") or {}
     sensitive = args.get("sensitive_values") if isinstance(args.get("sensitive_values"), list) else []
     redactor = Redactor(sensitive_paths=[str(p) for p in sensitive])
-    for name in ("release_values", "values"):
-        if isinstance(args.get(name), dict):
-            redactor.add_values(args[name])
+    # helm_releases carries values per release and in its defaults.
+    sources = [args] + [item for item in [args.get("defaults")] + list(args.get("releases") or [])
+                        if isinstance(item, dict)] if isinstance(args.get("releases", []), list) else [args]
+    for source in sources:
+        for name in ("release_values", "values"):
+            if isinstance(source.get(name), dict):
+                redactor.add_values(source[name])
     for name in ("api_key", "token", "password"):
         if isinstance(args.get(name), str):
             redactor.add_secret(args[name])
@@ -355,6 +361,31 @@ class CallbackModule(CallbackBase):
         if ignore_errors:
             record["ignore_errors"] = True
         self._write(record, f"task {task.get_name()!r} on {record['host']}")
+        if module == MULTI_RELEASE_MODULE and not record.get("no_log"):
+            for release_record in self.release_records(record, data):
+                self._write(release_record, f"task {task.get_name()!r} on {record['host']}")
+
+    def release_records(self, task_record: dict[str, t.Any], data: t.Mapping[str, t.Any]) -> list[dict[str, t.Any]]:
+        """helm_releases: one record per release, as a helm_deploy task's, after the task's own."""
+        records = []
+        redactor = redactor_for(data)
+        for outcome in data.get("releases") if isinstance(data.get("releases"), list) else []:
+            if not isinstance(outcome, dict):
+                continue
+            release = dict(outcome.get("release") or {}, name=outcome.get("name"), namespace=outcome.get("namespace"))
+            if outcome.get("revision") is not None:
+                release["revision"] = outcome["revision"]
+            status = "failed" if outcome.get("error") else "skipped" if outcome.get("skipped") else "ok"
+            record = self._base("release_result")
+            record.update({key: task_record[key] for key in ("task", "host", "module", "check_mode") if key in task_record})
+            record.update(status=status, changed=bool(outcome.get("changed")), failed=status == "failed")
+            record.update(summarize_helm_result(dict(outcome, release=release)))
+            if outcome.get("error"):
+                record["error"] = error_of({"error": outcome["error"]})
+            if outcome.get("skipped"):
+                record["skip_reason"] = str(outcome["skipped"])[:MAX_MESSAGE]
+            records.append(redactor.redact_tree(record))
+        return records
 
     def result_record(self, task: t.Any, host: str, data: t.Mapping[str, t.Any], status: str,
                       module: str | None, role: str | None) -> dict[str, t.Any]:

@@ -247,6 +247,33 @@ def test_an_uninstall_records_what_cleanup_deleted_and_what_was_left(callback, l
                                       "reason": "resource-policy: keep"}]
 
 
+def test_helm_releases_records_each_release_after_the_task(callback, log):
+    outcomes = [
+        {"name": "db", "namespace": "mon", "state": "present", "action": "install", "changed": True, "previous_revision": None,
+         "revision": 1, "changes": [{"kind": "StatefulSet", "name": "db", "change": "added"}], "drift": [], "duration": 3.1,
+         "release": {"name": "db", "namespace": "mon", "revision": 1, "status": "deployed", "chart": "db"}},
+        {"name": "web", "namespace": "mon", "state": "present", "action": "upgrade", "changed": True, "previous_revision": 4,
+         "revision": 5, "changes": [], "drift": [], "error": {"kind": "rollout_failed", "message": f"crash {SECRET}"},
+         "rolled_back": True},
+        {"name": "exporter", "namespace": "mon", "state": "present", "action": "skipped", "changed": False,
+         "previous_revision": None, "revision": None, "changes": [], "drift": [],
+         "skipped": "needs mon/web, which failed or was skipped"},
+    ]
+    result = {"changed": True, "failed": True, "msg": "1 of 3 release(s) failed", "releases": outcomes,
+              "order": [["mon/db"], ["mon/web"], ["mon/exporter"]], "error": {"kind": "rollout_failed", "message": "x"},
+              "invocation": {"module_args": {"releases": [{"name": "web", "release_values": {"password": SECRET}}]}}}
+    run_task(callback, FakeTask("ai_mesh.helm_engine.helm_releases"), "failed", result)
+    [task] = records(log, "task_result")
+    assert task["module"] == "ai_mesh.helm_engine.helm_releases" and task["error"]["kind"] == "rollout_failed"
+    db, web, exporter = records(log, "release_result")
+    assert (db["release"], db["namespace"], db["action"], db["revision_after"], db["status"]) == ("db", "mon", "install", 1, "ok")
+    assert "revision_before" not in db  # a first install has none
+    assert db["changes"]["added"] == ["StatefulSet/db"] and db["task"] == task["task"]
+    assert (web["status"], web["error"]["kind"], web["revision_before"], web["revision_after"]) == ("failed", "rollout_failed", 4, 5)
+    assert (exporter["status"], exporter["skip_reason"]) == ("skipped", "needs mon/web, which failed or was skipped")
+    assert SECRET not in log.read_text()
+
+
 def test_skipped_and_unreachable_results(callback, log):
     run_task(callback, FakeTask("ai_mesh.helm_engine.helm_deploy"), "skipped",
              {"changed": False, "skipped": True, "skip_reason": "Conditional result was False"})
