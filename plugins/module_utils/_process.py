@@ -197,13 +197,15 @@ def ending_children_on_signal(grace: float = TERM_GRACE) -> t.Iterator[None]:
     def stop(signum: int, _frame: t.Any) -> None:
         with _RUNNING_LOCK:
             running = list(_RUNNING)
+        # Signals and waits only: the threads that started them still read their pipes.
+        for proc in running:
+            _signal_group(proc, signal.SIGTERM)
+        deadline = time.monotonic() + grace
         for proc in running:
             try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for proc in running:
-            _terminate(proc, grace)
+                proc.wait(timeout=max(deadline - time.monotonic(), 0))
+            except subprocess.TimeoutExpired:
+                _signal_group(proc, signal.SIGKILL)
         raise SystemExit(128 + signum)
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -243,6 +245,13 @@ def _communicate(proc: subprocess.Popen, deadline: float, grace: float, monitor:
             failure.stderr = (err or b"").decode("utf-8", "replace")[-4000:]
             failure.rc = proc.returncode
             raise failure
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 def _terminate(proc: subprocess.Popen, grace: float) -> tuple[bytes, bytes]:
