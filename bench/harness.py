@@ -222,6 +222,8 @@ class Bench:
             return op != "noop"  # helm has no no-op: a repeated upgrade writes a revision
         if contender == "kcore":
             return op != "rollback"  # kubernetes.core has no rollback module
+        if contender == "stack":
+            return op in ("install", "noop", "upgrade", "uninstall")  # helm_releases deploys and removes
         return True
 
     def _task(self, contender: str, op: str, scenario: Scenario, helm: str, kubeconfig: str) -> tuple[str, dict]:
@@ -268,6 +270,8 @@ class Bench:
         forks = max(1, min(self.forks, scenario.releases))
         if contender == "raw":
             sample.update(self._run_raw(op, scenario, helm, kubeconfig, forks))
+        elif contender == "stack":
+            sample.update(self._run_stack(op, scenario, helm, kubeconfig, forks))
         else:
             sample.update(self._run_play(contender, op, scenario, helm, kubeconfig, forks))
         if counting:
@@ -290,6 +294,17 @@ class Bench:
         failed = [p for _, p in done if p.returncode != 0]
         return {"ok": not failed, "wall": wall, "process": [d for d, _ in done],
                 "error": failed[0].stderr[-500:] if failed else ""}
+
+    def _run_stack(self, op: str, scenario: Scenario, helm: str, kubeconfig: str, forks: int) -> dict[str, t.Any]:
+        """Every release of the scenario in one helm_releases task on one host, ``forks`` at once."""
+        values = scenario.v2 if op == "upgrade" else scenario.v1
+        defaults = {"namespace": self.namespace(scenario, "stack"), "chart_ref": str(scenario.chart), "release_values": values,
+                    "wait": True, "timeout": TIMEOUT, "state": "absent" if op == "uninstall" else "present"}
+        args = {"binary_path": helm, "kubeconfig": kubeconfig, "concurrency": forks, "defaults": defaults,
+                "releases": [{"name": self.release(i)} for i in range(scenario.releases)]}
+        play = [{"name": f"stack {op}", "hosts": "all", "gather_facts": False,
+                 "tasks": [{"name": op, "ai_mesh.helm_engine.helm_releases": args}]}]
+        return dict(self._play(play, scenario, "stack", 1, ours=True, hosts=1))
 
     def _run_play(self, contender: str, op: str, scenario: Scenario, helm: str, kubeconfig: str, forks: int) -> dict[str, t.Any]:
         module, args = self._task(contender, op, scenario, helm, kubeconfig)
@@ -391,6 +406,34 @@ def template_edit_detected(cluster: Cluster, helm: Helm, workdir: Path, run_id: 
         template.write_text(template.read_text().replace('index: "{{ $i }}"', 'index: "{{ $i }}"\n  edited: "yes"'))
         edited = run_module("helm_deploy", deploy, workdir, check=True)
         return same.get("changed") is False and edited.get("changed") is True
+    finally:
+        cluster.kubectl_run("delete", "namespace", ns, "--wait=false", "--ignore-not-found")
+
+
+def drift_correction(cluster: Cluster, helm: Helm, workdir: Path, run_id: str, rounds: int = 3) -> dict[str, t.Any]:
+    """The demo chart deployed; then, each round, a key of its ConfigMap patched and its Service
+    deleted with kubectl, and the same helm_deploy task again: its in-module time and requests,
+    whether it corrected the drift, and whether the run after it was a no-op."""
+    ns = f"bench-{run_id}-{helm.label[-1]}-drift"
+    deploy = {"name": "web", "namespace": ns, "chart_ref": str(DEMO_CHART), "release_values": DEMO_V1, "binary_path": helm.binary,
+              "kubeconfig": cluster.kubeconfig, "create_namespace": True, "wait": True, "timeout": TIMEOUT}
+    found: dict[str, t.Any] = {"module": [], "requests": [], "corrected": 0, "noop_after": 0, "rounds": rounds}
+    try:
+        first = run_module("helm_deploy", deploy, workdir)
+        if first.get("failed"):
+            raise RuntimeError(f"drift bench: install failed: {first.get('msg')}")
+        configmap = next(c["name"] for c in first["changes"] if c["kind"] == "ConfigMap")
+        service = next(c["name"] for c in first["changes"] if c["kind"] == "Service")
+        for _ in range(rounds):
+            cluster.kubectl_run("-n", ns, "patch", "configmap", configmap, "-p", json.dumps({"data": {"LOG_LEVEL": "debug"}}),
+                                check=True)
+            cluster.kubectl_run("-n", ns, "delete", "service", service, check=True)
+            corrected = run_module("helm_deploy", deploy, workdir)
+            found["module"].append(corrected.get("duration"))
+            found["requests"].append(corrected.get("kube_requests"))
+            found["corrected"] += corrected.get("action") == "correct_drift" and len(corrected.get("drift") or []) == 2
+            found["noop_after"] += run_module("helm_deploy", deploy, workdir).get("action") == "none"
+        return found
     finally:
         cluster.kubectl_run("delete", "namespace", ns, "--wait=false", "--ignore-not-found")
 

@@ -19,8 +19,9 @@ import math
 import statistics
 import typing as t
 
-CONTENDERS = ("raw", "kcore", "ours")
-CONTENDER_NAMES = {"raw": "raw helm CLI", "kcore": "kubernetes.core 6.6.0", "ours": "ai_mesh.helm_engine"}
+CONTENDERS = ("raw", "kcore", "ours", "stack")
+CONTENDER_NAMES = {"raw": "raw helm CLI", "kcore": "kubernetes.core 6.6.0", "ours": "ai_mesh.helm_engine",
+                   "stack": "helm_releases (one task)"}
 OPS = ("install", "noop", "upgrade", "rollback", "status", "uninstall")
 OP_NAMES = {
     "install": "install --wait", "noop": "no-op deploy", "upgrade": "upgrade --wait",
@@ -224,9 +225,34 @@ def check_targets(samples: list[Sample], helm: str, extra: dict[str, t.Any] | No
             out.append(Target(helm, label, "exponent ≤ 1.0", "not measured", None, ""))
         else:
             add(label, "exponent ≤ 1.0", worst[0], 1.0, f"worst: {worst[1]}, N^{worst[0]:.2f}")
+    # Issue 19: every no-op checks the live objects for drift (drift=correct by default).
+    add("no-op with drift check: in-module time (demo chart)", "< 0.15 s", noop.median if noop else None, 0.15,
+        fmt_seconds(noop), " s")
+    big_noop = summarize(samples, helm, "resources-500", "noop", "ours")["module"]
+    add("no-op with drift check: in-module time, 500 resources", "< 1 s", big_noop.median if big_noop else None, 1.0,
+        fmt_seconds(big_noop), " s")
+    # Issue 21: many releases in one helm_releases task.
+    stack_noop = summarize(samples, helm, "releases-20", "noop", "stack")["wall"]
+    kcore_noop = summarize(samples, helm, "releases-20", "noop", "kcore")["wall"]
+    r = ratio(stack_noop, kcore_noop)
+    add("helm_releases: 20 no-op releases in one task", "≤ 0.2× the kubernetes.core play of 20 hosts", r, 0.2,
+        f"{fmt_ratio(r)}: {fmt_seconds(stack_noop)} vs {fmt_seconds(kcore_noop)}")
+    stack_install = summarize(samples, helm, "releases-50", "install", "stack")["wall"]
+    raw_install = summarize(samples, helm, "releases-50", "install", "raw")["wall"]
+    r = ratio(stack_install, raw_install)
+    add("helm_releases: 50 installs (concurrency 10)", "≤ 1.2× 50 raw helm installs, 10 at a time", r, 1.2,
+        f"{fmt_ratio(r)}: {fmt_seconds(stack_install)} vs {fmt_seconds(raw_install)}")
     sizes = scales(samples, helm, "resources")
     if len(sizes) >= 2:
         lo, hi = sizes[0], sizes[-1]
+        for op, label in (("noop", "no-op with drift check: requests grow with kinds, not resources"),):
+            a = summarize(samples, helm, f"resources-{lo}", op, "ours")["api_requests"]
+            b = summarize(samples, helm, f"resources-{hi}", op, "ours")["api_requests"]
+            if a and b:
+                add(label, "< 0.01 extra request per resource", (b.median - a.median) / (hi - lo), 0.01,
+                    f"{a.median:g} requests at {lo} resources, {b.median:g} at {hi}", "")
+            else:
+                out.append(Target(helm, label, "< 0.01 extra request per resource", "not measured", None, ""))
         a = summarize(samples, helm, f"resources-{lo}", "status", "ours")["api_requests"]
         b = summarize(samples, helm, f"resources-{hi}", "status", "ours")["api_requests"]
         if a and b:
@@ -249,8 +275,9 @@ def op_table(samples: list[Sample], helm: str, scenario: str) -> list[str]:
     """One row per operation: whole-run wall time, in-module time, ratios, helm processes and
     API requests of each contender."""
     header = ["operation", "raw helm: wall", "kubernetes.core: play", "ours: play", "ours / k.core (play)",
-              "k.core: module process", "ours: module process", "ours: in-module (duration)",
-              "ours in-module / raw", "helm processes raw / k.core / ours", "API requests raw / k.core / ours"]
+              "helm_releases: play", "k.core: module process", "ours: module process", "ours: in-module (duration)",
+              "ours in-module / raw", "helm processes raw / k.core / ours / helm_releases",
+              "API requests raw / k.core / ours / helm_releases"]
     rows = []
     for op in OPS:
         s = {c: summarize(samples, helm, scenario, op, c) for c in CONTENDERS}
@@ -263,6 +290,7 @@ def op_table(samples: list[Sample], helm: str, scenario: str) -> list[str]:
             fmt_seconds(s["kcore"]["wall"]),
             fmt_seconds(s["ours"]["wall"]),
             fmt_ratio(ratio(s["ours"]["wall"], s["kcore"]["wall"])),
+            fmt_seconds(s["stack"]["wall"]),
             fmt_seconds(s["kcore"]["process"]),
             fmt_seconds(s["ours"]["process"]),
             fmt_seconds(s["ours"]["module"]),
@@ -357,6 +385,54 @@ def targets_table(targets: list[Target]) -> list[str]:
     return _table(["helm", "target", "limit", "measured", "verdict", "margin"], rows)
 
 
+PLOT_COLOURS = {"raw": "#444444", "kcore": "#d95f02", "ours": "#1b9e77", "stack": "#7570b3"}
+
+
+def scale_svg(samples: list[Sample], helms: list[str]) -> str:
+    """Wall time against the number of releases, one panel per helm major and operation (install,
+    no-op), a line per contender; empty when the releases scale was not measured."""
+    panels = [(h, op) for h in helms for op in ("install", "noop") if len(scales(samples, h, "releases")) >= 2]
+    if not panels:
+        return ""
+    width, height, pad = 360, 260, 48
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width * len(panels)}" height="{height + 40}" '
+             'font-family="sans-serif" font-size="11">', '<rect width="100%" height="100%" fill="white"/>']
+    for index, (helm, op) in enumerate(panels):
+        x0 = index * width
+        sizes = scales(samples, helm, "releases")
+        lines = {}
+        for c in CONTENDERS:
+            points = [(n, summarize(samples, helm, f"releases-{n}", op, c)["wall"]) for n in sizes]
+            points = [(n, w.median) for n, w in points if w is not None]
+            if len(points) >= 2:
+                lines[c] = points
+        top = max((w for points in lines.values() for _, w in points), default=1.0) * 1.1
+        right = max(sizes)
+
+        def xy(n: float, w: float) -> tuple[float, float]:
+            return (x0 + pad + (width - 1.5 * pad) * n / right, height - pad + 10 - (height - 1.5 * pad) * w / top)
+
+        parts.append(f'<text x="{x0 + width / 2}" y="16" text-anchor="middle" font-weight="bold">'
+                     f'{helm}: {OP_NAMES[op]}, wall time (s) by releases</text>')
+        ox, oy = xy(0, 0)
+        ex, _ = xy(right, 0)
+        _, ty = xy(0, top)
+        parts.append(f'<line x1="{ox}" y1="{oy}" x2="{ex}" y2="{oy}" stroke="black"/>')
+        parts.append(f'<line x1="{ox}" y1="{oy}" x2="{ox}" y2="{ty}" stroke="black"/>')
+        for n in sizes:
+            px, _ = xy(n, 0)
+            parts.append(f'<text x="{px}" y="{oy + 14}" text-anchor="middle">{n}</text>')
+        for fraction in (0.5, 1.0):
+            _, py = xy(0, top * fraction / 1.1)
+            parts.append(f'<text x="{ox - 4}" y="{py + 4}" text-anchor="end">{top * fraction / 1.1:.0f}</text>')
+        for row, (c, points) in enumerate(lines.items()):
+            path = " ".join(f"{x:.1f},{y:.1f}" for x, y in (xy(n, w) for n, w in points))
+            parts.append(f'<polyline points="{path}" fill="none" stroke="{PLOT_COLOURS[c]}" stroke-width="2"/>')
+            parts.append(f'<text x="{x0 + pad + 6}" y="{34 + 13 * row}" fill="{PLOT_COLOURS[c]}">{CONTENDER_NAMES[c]}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
 def render(run: dict[str, t.Any]) -> str:
     """The whole RESULTS.md from what the harness recorded in ``run``."""
     samples: list[Sample] = run["samples"]
@@ -384,7 +460,7 @@ def render(run: dict[str, t.Any]) -> str:
     helms = sorted({s["helm"] for s in samples})
     extra = run.get("extra", {})
     all_targets = [tg for h in helms for tg in check_targets(samples, h, extra)]
-    lines += ["## Targets of issue 12", ""]
+    lines += ["## Targets (issues 12, 19 and 21)", ""]
     lines += targets_table(all_targets)
     met = sum(1 for tg in all_targets if tg.met)
     missed = sum(1 for tg in all_targets if tg.met is False)
@@ -406,6 +482,25 @@ def render(run: dict[str, t.Any]) -> str:
                 counts = count_table(samples, h, kind)
                 if counts:
                     lines += [*counts, ""]
+    drift = extra.get("drift_corrected") or {}
+    if drift:
+        lines += ["## Drift", "", "A no-op checks the live objects of the release against its revision (drift=correct, the",
+                  "default): its cost is in the no-op rows above. Drift corrected: the demo chart deployed, then a key of its",
+                  "ConfigMap patched and its Service deleted with kubectl, then the same helm_deploy task again (it applies",
+                  "the two objects back; no helm process), rounds of that:", ""]
+        rows = []
+        for h in helms:
+            d = drift.get(h) or {}
+            noop_module = summarize(samples, h, "demo", "noop", "ours")["module"]
+            rows.append([h, "no-op with drift check", fmt_seconds(noop_module),
+                         fmt_count(stat(s.get("api_requests") for s in select(samples, helm=h, scenario="demo", op="noop",
+                                                                                  contender="ours", kind="count"))), ""])
+            rows.append([h, "drift corrected", fmt_seconds(stat(d.get("module") or [])), fmt_count(stat(d.get("requests") or [])),
+                         f"{d.get('corrected', 0)} of {d.get('rounds', 0)} rounds corrected, the next run a no-op"
+                         f" {d.get('noop_after', 0)} times"])
+        lines += _table(["helm", "what", "in-module time", "API requests", "checked"], rows) + [""]
+    if run.get("plot"):
+        lines += ["## Many releases", "", f"![wall time against the number of releases]({run['plot']})", ""]
     profile = run.get("profile") or []
     breakdowns = [line for h in helms for line in (breakdown_table(samples, h) + [""])]
     if profile or any(breakdowns):

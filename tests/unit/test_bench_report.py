@@ -110,8 +110,8 @@ def test_render_has_every_section():
         "extra": {}, "profile": ["profile line"], "notes": ["a note"],
     }
     text = report.render(run)
-    for part in ("# Benchmark results", "load average at start: 0.1", "## Targets of issue 12", "## helm4 (v4.3.1): the demo chart",
-                 "| install --wait | 3.00 s | 5.00 s | 4.00 s | 0.80× | 4.00 s | n/a | 3.00 s | 1.00× |",
+    for part in ("# Benchmark results", "load average at start: 0.1", "## Targets (issues 12, 19 and 21)", "## helm4 (v4.3.1): the demo chart",
+                 "| install --wait | 3.00 s | 5.00 s | 4.00 s | 0.80× | n/a | 4.00 s | n/a | 3.00 s | 1.00× |",
                  "Ansible's own floor", "play outside the module process", "N resources in one release", "## Where the time goes", "profile line", "- a note"):
         assert part in text, part
 
@@ -127,3 +127,35 @@ def test_a_release_play_target_says_what_is_left_beyond_ansibles_floor():
     assert "0.91×: 10.00 s vs 11.00 s" in target.measured
     # (10 - 8) / (11 - 8): what the two modules add to Ansible's own cost
     assert "beyond Ansible's floor (8.00 s for a ping play of as many hosts): 0.67×" in target.measured
+
+
+def test_the_targets_of_many_releases_in_one_task():
+    samples = [
+        sample("noop", "stack", 1.5, scenario="releases-20"), sample("noop", "kcore", 10.0, scenario="releases-20"),
+        sample("install", "stack", 40.0, scenario="releases-50"), sample("install", "raw", 30.0, scenario="releases-50"),
+    ]
+    tg = targets_by_name(samples)
+    assert tg["helm_releases: 20 no-op releases in one task"].met is True
+    assert tg["helm_releases: 20 no-op releases in one task"].measured == "0.15×: 1.50 s vs 10.00 s"
+    assert tg["helm_releases: 50 installs (concurrency 10)"].met is False  # 1.33x
+    assert tg["no-op with drift check: in-module time (demo chart)"].measured == "not measured"
+
+
+def test_the_drift_section_and_the_plot():
+    samples = [sample(op, c, wall, scenario=f"releases-{n}") for n, wall in ((1, 2.0), (20, 8.0), (50, 18.0))
+               for op in ("install", "noop") for c in ("raw", "kcore", "ours", "stack") if not (c == "raw" and op == "noop")]
+    svg = report.scale_svg(samples, ["helm4"])
+    assert svg.startswith("<svg") and svg.count("<polyline") == 7  # install: 4 contenders, no-op: 3
+    assert "helm_releases (one task)" in svg
+    run = {
+        "command": "x", "date": "d", "elapsed": 1.0, "cluster": "c", "versions": {}, "helm_versions": {}, "method": [],
+        "machine": {"cpus": 2, "cpu_model": "cpu", "memory_gib": 4.0, "load_start": "0", "load_end": "0"},
+        "samples": samples + [sample("noop", "ours", 1.0, module=[0.06])],
+        "extra": {"drift_corrected": {"helm4": {"module": [0.3, 0.4, 0.5], "requests": [20, 20, 21], "corrected": 3,
+                                                "noop_after": 3, "rounds": 3}}},
+        "plot": "scale.svg",
+    }
+    text = report.render(run)
+    assert "| helm4 | drift corrected | 0.40 s (0.30–0.50) | 20 (20–21) | 3 of 3 rounds corrected, the next run a no-op 3 times |" in text
+    assert "![wall time against the number of releases](scale.svg)" in text
+    assert report.scale_svg([sample("install", "raw", 1.0)], ["helm4"]) == ""
