@@ -492,9 +492,9 @@ def render(run: dict[str, t.Any]) -> str:
         for h in helms:
             d = drift.get(h) or {}
             noop_module = summarize(samples, h, "demo", "noop", "ours")["module"]
+            counted = select(samples, helm=h, scenario="demo", op="noop", contender="ours", kind="count")
             rows.append([h, "no-op with drift check", fmt_seconds(noop_module),
-                         fmt_count(stat(s.get("api_requests") for s in select(samples, helm=h, scenario="demo", op="noop",
-                                                                                  contender="ours", kind="count"))), ""])
+                         fmt_count(stat(s.get("api_requests") for s in counted)), ""])
             rows.append([h, "drift corrected", fmt_seconds(stat(d.get("module") or [])), fmt_count(stat(d.get("requests") or [])),
                          f"{d.get('corrected', 0)} of {d.get('rounds', 0)} rounds corrected, the next run a no-op"
                          f" {d.get('noop_after', 0)} times"])
