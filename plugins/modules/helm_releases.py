@@ -13,7 +13,7 @@ description:
     O(releases) takes the options of M(ai_mesh.helm_engine.helm_deploy), over O(defaults), and runs
     through helm_deploy's own engine, so each release gets the same lock, no-op decision, drift check,
     fail-fast, recovery, cleanup and redaction as with helm_deploy.
-  - O(releases[].needs) orders them. Releases to be present run in groups, each after every release its
+  - C(needs) of each item of O(releases) orders them. Releases to be present run in groups, each after every release its
     members need; the members of a group run at once, up to O(concurrency). Releases to be absent are
     removed after all of those, in the reverse order (a release only after every release that needs it).
   - The whole list is checked before anything changes; a release named twice, a need that names no
@@ -21,8 +21,8 @@ description:
     fail the task with C(invalid_arguments).
   - A release that fails stops the releases that need it, directly or through others (they are
     skipped); the others go on. The task then fails, its message naming what failed, what was skipped
-    and what was rolled back (O(releases[].atomic)).
-  - Check mode returns the plan of every release (RV(releases[].action), RV(releases[].changes)) and
+    and what was rolled back (C(atomic) of the release).
+  - Check mode returns the plan of every release (C(action) and C(changes) of each item of RV(releases)) and
     changes nothing; C(--diff) shows each release's diff, secrets redacted.
 author:
   - ai_mesh helm_engine maintainers (@ai-mesh)
@@ -171,7 +171,7 @@ error:
     failed: {description: The releases that failed (C(namespace/name))., type: list, elements: str, returned: when releases failed}
     skipped: {description: The releases skipped because one they need failed., type: list, elements: str, returned: when releases failed}
     rolled_back:
-      description: The failed releases helm rolled back (O(releases[].atomic)).
+      description: The failed releases helm rolled back (their C(atomic) was true).
       type: list
       elements: str
       returned: when releases failed
