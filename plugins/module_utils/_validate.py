@@ -131,9 +131,9 @@ def values_files(paths: t.Sequence[t.Any], option: str = "values_files") -> list
         path = os.path.expanduser(argument(raw, option))
         if not os.path.isfile(path):
             what = "is a directory" if os.path.isdir(path) else "does not exist"
-            raise InputError(f"values file {_show(str(raw))} {what} on the host that runs the module.", kind=INVALID_VALUES, option=option)
+            raise InputError(f"values file {_show(str(raw), PATH_SHOWN)} {what} on the host that runs the module.", kind=INVALID_VALUES, option=option)
         if not os.access(path, os.R_OK):
-            raise InputError(f"values file {_show(str(raw))} is not readable.", kind=INVALID_VALUES, option=option)
+            raise InputError(f"values file {_show(str(raw), PATH_SHOWN)} is not readable.", kind=INVALID_VALUES, option=option)
         checked.append(path)
     return checked
 
@@ -146,7 +146,7 @@ def values_size(values: dict[str, t.Any] | None, files: t.Sequence[str]) -> None
         blobs.append(json.dumps(values, sort_keys=True).encode("utf-8"))
     for path in files:
         if os.path.getsize(path) > 8 * RELEASE_SECRET_LIMIT:
-            raise InputError(f"values file {_show(path)} is larger than 8 MiB; a release holds at most 1 MiB.", kind=INVALID_VALUES)
+            raise InputError(f"values file {_show(path, PATH_SHOWN)} is larger than 8 MiB; a release holds at most 1 MiB.", kind=INVALID_VALUES)
         with open(path, "rb") as handle:
             blobs.append(handle.read())
     if not blobs:
@@ -173,7 +173,7 @@ def values_nesting(params: dict[str, t.Any], values_params: t.Sequence[str],
         text = read_text(path) if isinstance(path, str) else None
         depth = yaml_nesting(text) if text is not None else None
         if depth is not None and depth > MAX_VALUES_DEPTH:
-            raise InputError(_too_deep(f"values file {_show(path)}", " (an alias counts as what it repeats)"),
+            raise InputError(_too_deep(f"values file {_show(path, PATH_SHOWN)}", " (an alias counts as what it repeats)"),
                              kind=INVALID_VALUES, option="values_files")
 
 
@@ -350,6 +350,11 @@ def _text(value: t.Any, option: str) -> str:
     if value != value.strip():
         raise InputError(f"{option} {_show(value)} has leading or trailing spaces.", option=option)
     return value
+
+
+# A path is shown whole up to PATH_MAX: a user needs all of it to find the file; only a hostile
+# one is cut.
+PATH_SHOWN = 4096
 
 
 def _show(text: str, limit: int = 80) -> str:

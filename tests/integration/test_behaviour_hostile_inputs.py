@@ -487,8 +487,8 @@ def test_deep_values_through_ansible_playbook(namespace, tmp_path, helm, kubecon
     after()
     found = json.loads(results.read_text())
     expected = {
-        # The path is shown cut to 80 characters: a pytest worker's tmp_path may be longer.
-        "values_file": "values file '",
+        # The whole path: a user needs all of it to find the file (only a hostile one is cut).
+        "values_file": f"values file '{deep_file}' {TOO_DEEP}",
         "release_values": f"release_values {TOO_DEEP}",
         "set_json": f"set_values[0] {TOO_DEEP}",
         "unclosed_index": "set_values[0] (--set, key 'a['): failed parsing --set data: error parsing index: EOF",

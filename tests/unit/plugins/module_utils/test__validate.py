@@ -363,6 +363,17 @@ def test_a_values_file_at_the_limit_is_accepted_and_read(tmp_path, text):
     assert validate.nesting_depth(validate.load_values_yaml(text)) == LIMIT
 
 
+def test_a_values_file_path_is_shown_whole_and_a_hostile_one_is_refused_by_its_length(tmp_path):
+    deep = tmp_path.joinpath(*["directory-with-a-long-name"] * 6)
+    deep.mkdir(parents=True)
+    (deep / "values.yaml").write_text(nested_block_yaml(LIMIT + 1))
+    error = refused(validate.values_nesting, {"values_files": [str(deep / "values.yaml")]}, [], read_text)
+    assert len(str(deep / "values.yaml")) > 160 and f"values file '{deep / 'values.yaml'}' " in error.msg
+    hostile = "/" + "x" * 100_000
+    error = refused(validate.values_files, [hostile])
+    assert error.msg == "values_files is 100001 characters long; at most 4096 are accepted."
+
+
 @pytest.mark.parametrize("text", [
     pytest.param(nested_block_yaml(LIMIT + 1), id="block-101"),
     pytest.param(nested_json(LIMIT + 1), id="json-101"),
