@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 import typing as t
 import uuid
 from pathlib import Path
@@ -54,6 +55,39 @@ def free_port_base() -> int:
         if all(port_is_free(base + offset) for offset in CLUSTER_PORT_OFFSETS):
             return base
     raise RuntimeError("no free port base for a private cluster between 20000 and 60000")
+
+
+class PrivateCluster:
+    """A cluster of tools/cluster.sh in its own directory on its own port base, for a test file
+    that breaks it or needs more than one: the shared cluster is never touched."""
+
+    def __init__(self, directory: Path, port_base: int) -> None:
+        self.env = dict(os.environ, HELM_ENGINE_CLUSTER_DIR=str(directory), HELM_ENGINE_PORT_BASE=str(port_base))
+        self.start_seconds = 0.0
+
+    def script(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run([str(TOOLS / "cluster.sh"), *args], env=self.env, check=check, capture_output=True, text=True)
+
+    def up(self) -> None:
+        began = time.monotonic()
+        up = self.script("up", check=False)
+        self.start_seconds = round(time.monotonic() - began, 2)
+        assert up.returncode == 0, f"the private cluster did not start:\n{up.stdout}\n{up.stderr}"
+
+    def down(self) -> None:
+        self.script("down", check=False)
+
+    def exports(self) -> dict[str, str]:
+        out = self.script("env").stdout
+        return dict(line.removeprefix("export ").partition("=")[::2] for line in out.splitlines())
+
+    def kill(self, component: str) -> None:
+        self.script("kill", component)
+
+    def start(self, component: str) -> float:
+        began = time.monotonic()
+        self.script("start", component)
+        return round(time.monotonic() - began, 2)
 
 
 def closed_port() -> int:

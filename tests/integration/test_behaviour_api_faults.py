@@ -13,7 +13,6 @@ one worker, hence one private cluster.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -21,13 +20,11 @@ import threading
 import time
 import typing as t
 from datetime import datetime
-from pathlib import Path
 
 import pytest
-from conftest import TOOLS, _module_env, closed_port, free_port_base, module_path
+from conftest import PrivateCluster, _module_env, closed_port, free_port_base, module_path
 from reliability_log import history_snapshot
 from slow_proxy import SlowProxy, point_kubeconfig_at
-from test_helm_deploy import SAMPLE
 
 PORT_BASE = free_port_base()
 APISERVER_PORT = PORT_BASE + 43
@@ -40,30 +37,9 @@ CLOSED_PORT = closed_port()
 UNREACHABLE_BOUND = 30.0
 
 
-class PrivateCluster:
-    def __init__(self, directory: Path) -> None:
-        self.env = dict(os.environ, HELM_ENGINE_CLUSTER_DIR=str(directory), HELM_ENGINE_PORT_BASE=str(PORT_BASE))
-        self.start_seconds = 0.0
-
-    def script(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run([str(TOOLS / "cluster.sh"), *args], env=self.env, check=check, capture_output=True, text=True)
-
-    def exports(self) -> dict[str, str]:
-        out = self.script("env").stdout
-        return dict(line.removeprefix("export ").partition("=")[::2] for line in out.splitlines())
-
-    def kill(self, component: str) -> None:
-        self.script("kill", component)
-
-    def start(self, component: str) -> float:
-        began = time.monotonic()
-        self.script("start", component)
-        return round(time.monotonic() - began, 2)
-
-
 @pytest.fixture(scope="module")
 def private_cluster(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[PrivateCluster]:
-    private = PrivateCluster(tmp_path_factory.mktemp("api-cluster"))
+    private = PrivateCluster(tmp_path_factory.mktemp("api-cluster"), PORT_BASE)
     began = time.monotonic()
     try:
         up = private.script("up", check=False)
