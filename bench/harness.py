@@ -363,11 +363,11 @@ class Bench:
                             self.release(i), "--wait", "--timeout", "120s"], capture_output=True, check=False)
 
 
-def run_module(module: str, args: dict[str, t.Any], workdir: Path, *, check: bool = False,
+def run_module(module: str, args: dict[str, t.Any], workdir: Path, *, check: bool = False, diff: bool = False,
                profile_to: Path | None = None, importtime_to: Path | None = None) -> dict[str, t.Any]:
     """One of our modules run directly (what AnsiballZ does, minus the packaging), optionally
     under cProfile or with Python's import timing (-X importtime, written to a file)."""
-    payload = {"ANSIBLE_MODULE_ARGS": dict(args, _ansible_check_mode=check, _ansible_tmpdir=str(workdir),
+    payload = {"ANSIBLE_MODULE_ARGS": dict(args, _ansible_check_mode=check, _ansible_diff=diff, _ansible_tmpdir=str(workdir),
                                            _ansible_remote_tmp=str(workdir))}
     args_file = workdir / "module-args.json"
     args_file.write_text(json.dumps(payload))
@@ -436,6 +436,34 @@ def drift_correction(cluster: Cluster, helm: Helm, workdir: Path, run_id: str, r
         return found
     finally:
         cluster.kubectl_run("delete", "namespace", ns, "--wait=false", "--ignore-not-found")
+
+
+def secret_sweep(cluster: Cluster, helm: Helm, workdir: Path, run_id: str, resources: int = 500,
+                 rounds: int = 30) -> dict[str, t.Any]:
+    """What the last redaction sweep of a result (Redactor.redact_tree, run by the result builder
+    on every result) costs on a large one: helm_deploy's check-mode plan with --diff of a chart of
+    ``resources`` ConfigMaps, its values holding a password; the sweep is timed here, over that
+    very result, with the module's redactor rebuilt from the same values."""
+    if str(COLLECTIONS) not in sys.path:
+        sys.path.insert(0, str(COLLECTIONS))
+    from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import Redactor
+
+    values = {"count": resources, "auth": {"password": f"bench-sweep-{run_id}-S3cret"}}
+    chart = generated_chart(workdir / "sweep", resources)
+    deploy = {"name": "sweep", "namespace": f"bench-{run_id}-{helm.label[-1]}-sweep", "chart_ref": str(chart),
+              "release_values": values, "binary_path": helm.binary, "kubeconfig": cluster.kubeconfig, "create_namespace": True}
+    result = run_module("helm_deploy", deploy, workdir, check=True, diff=True)
+    if result.get("failed") or not result.get("diff"):
+        raise RuntimeError(f"sweep bench: no planned diff: {result.get('msg')}")
+    redactor = Redactor()
+    redactor.add_values(values)
+    seconds = []
+    for _ in range(rounds):
+        began = time.perf_counter()
+        redactor.redact_tree(result)
+        seconds.append(time.perf_counter() - began)
+    return {"seconds": seconds, "bytes": len(json.dumps(result)), "resources": len(result.get("changes") or []),
+            "module": result.get("duration")}
 
 
 def median(values: t.Sequence[float]) -> float | None:

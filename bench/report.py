@@ -56,6 +56,13 @@ def fmt_seconds(value: Stat | None) -> str:
     return f"{value.median:.2f} s ({value.low:.2f}–{value.high:.2f})"
 
 
+def fmt_ms(value: Stat | None) -> str:
+    """'1.2 ms (max 1.9)', for what is too quick for seconds."""
+    if value is None:
+        return "n/a"
+    return f"{value.median * 1000:.1f} ms (max {value.high * 1000:.1f})"
+
+
 def fmt_count(value: Stat | None) -> str:
     if value is None:
         return "n/a"
@@ -499,6 +506,16 @@ def render(run: dict[str, t.Any]) -> str:
                          f"{d.get('corrected', 0)} of {d.get('rounds', 0)} rounds corrected, the next run a no-op"
                          f" {d.get('noop_after', 0)} times"])
         lines += _table(["helm", "what", "in-module time", "API requests", "checked"], rows) + [""]
+    sweep = extra.get("secret_sweep") or {}
+    if sweep:
+        lines += ["## Secret sweep", "", "Every result passes through one last redaction sweep (Redactor.redact_tree) before it",
+                  "leaves the module. Its cost on a large result: helm_deploy's check-mode plan with --diff of a chart of 500",
+                  "ConfigMaps, values holding a password, the sweep timed over that very result:", ""]
+        rows = [[h, str(sweep[h].get("resources")), f"{sweep[h].get('bytes', 0) / 1024:.0f} KiB",
+                 fmt_ms(stat(sweep[h].get("seconds") or [])), fmt_seconds(stat([sweep[h]["module"]] if sweep[h].get("module") else []))]
+                for h in helms if h in sweep]
+        lines += _table(["helm", "resources in the plan", "result (JSON)", "sweep: median (max)", "the module's in-module time"],
+                        rows) + [""]
     if run.get("plot"):
         lines += ["## Many releases", "", f"![wall time against the number of releases]({run['plot']})", ""]
     profile = run.get("profile") or []

@@ -286,6 +286,8 @@ def main() -> int:
             helm = bench.helm
             log(f"{helm.label}: template edit check")
             extra["template_edit_detected"][helm.label] = harness.template_edit_detected(cluster, helm, workdir, run_id)
+            log(f"{helm.label}: secret sweep of a 500-resource diff")
+            extra.setdefault("secret_sweep", {})[helm.label] = harness.secret_sweep(cluster, helm, workdir, run_id)
             if os.environ.get("BENCH_DRIFT", "1") == "1":
                 log(f"{helm.label}: drift corrected")
                 extra.setdefault("drift_corrected", {})[helm.label] = harness.drift_correction(cluster, helm, workdir, run_id)

@@ -159,3 +159,16 @@ def test_the_drift_section_and_the_plot():
     assert "| helm4 | drift corrected | 0.40 s (0.30–0.50) | 20 (20–21) | 3 of 3 rounds corrected, the next run a no-op 3 times |" in text
     assert "![wall time against the number of releases](scale.svg)" in text
     assert report.scale_svg([sample("install", "raw", 1.0)], ["helm4"]) == ""
+
+
+def test_the_secret_sweep_section():
+    run = {
+        "command": "x", "date": "d", "elapsed": 1.0, "cluster": "c", "versions": {}, "helm_versions": {}, "method": [],
+        "machine": {"cpus": 2, "cpu_model": "cpu", "memory_gib": 4.0, "load_start": "0", "load_end": "0"},
+        "samples": [sample("noop", "ours", 1.0, module=[0.06])],
+        "extra": {"secret_sweep": {"helm4": {"seconds": [0.002, 0.003, 0.009], "bytes": 409600, "resources": 500,
+                                             "module": 1.25}}},
+    }
+    text = report.render(run)
+    assert "| helm4 | 500 | 400 KiB | 3.0 ms (max 9.0) | 1.25 s |" in text
+    assert "## Secret sweep" in text
