@@ -188,7 +188,7 @@ def test_first_installs_into_a_missing_namespace_race_inside_helm(launch, kubect
         assert other["error"]["kind"] == "release_locked", other["msg"]
         # Refused by helm (named as a concurrent run, when this run could hold no lease), or by
         # the lease if the namespace existed by the time this run looked.
-        signs = ("release: already exists", "another operation", "cannot re-use a name", "is locked by another run",
+        signs = ("release: already exists", "another operation", "cannot re-use a name", "cannot reuse a name", "is locked by another run",
                  "another helm operation may still be running")
         assert any(sign in other["msg"] for sign in signs), other["msg"]
     else:  # it started after the install had finished: a no-op

@@ -38,5 +38,13 @@ def test_molecule_scenario(scenario: str, cluster: dict[str, str], tmp_path: Pat
     existed = {p for p in leftovers if p.exists()}
     proc = subprocess.run([str(bindir / "molecule"), "test", "-s", scenario], cwd=REPO, env=env,
                           capture_output=True, text=True)
-    assert proc.returncode == 0, f"molecule test -s {scenario} failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}"
+    assert proc.returncode == 0, f"molecule test -s {scenario} failed:\n{_failure_lines(proc.stdout + proc.stderr)}\n{proc.stderr[-3000:]}"
     assert {p for p in leftovers if p.exists()} == existed, "molecule left files in the checkout"
+
+
+def _failure_lines(output: str) -> str:
+    """The lines that say why a play failed (molecule's tail is mostly its clean-up)."""
+    lines = output.splitlines()
+    marks = [i for i, line in enumerate(lines) if any(m in line for m in ("fatal:", "ERROR!", "FAILED!", "failed:"))]
+    shown = sorted({j for i in marks for j in range(max(0, i - 3), min(len(lines), i + 12))})
+    return "\n".join(lines[j] for j in shown)[-8000:] or output[-6000:]
