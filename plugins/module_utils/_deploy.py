@@ -10,7 +10,8 @@ cleanup). It works through a task context (see _task.py): the task's own, or one
 Decides with one server-side dry run, then acts with the same argv minus --dry-run (and without
 validating again what the dry run validated). The dry run is skipped when the deployed revision
 carries the digest of today's render inputs (see _inputs.py): rendering again would give what it
-holds.
+holds; and for a real first install without --diff, whose plan is "install" whatever renders
+(helm validates before it writes anything; the changes are read from what it recorded).
 """
 
 from __future__ import annotations
@@ -142,11 +143,22 @@ class DeployManager(Manager):
             return spec.server_side == "true"
         return current.raw.get("apply_method") == "ssa"
 
+    def bind_spec(self, spec: DeploySpec, current: Release | None) -> None:
+        """The flags that depend on the release as it is, the same for the dry and the real run."""
+        spec.drop_inputs_label = not spec.inputs_digest and current is not None and INPUTS_LABEL in current.labels
+        spec.force_conflicts = bool(self.params.get("force_conflicts")) or self.takes_fields_back(spec, current)
+
+    def installs_without_render(self, current: Release | None) -> bool:
+        """A first install in a real run without --diff: the plan is "install" whatever the
+        chart renders, and helm validates what it renders (OpenAPI schemas included) before it
+        writes anything, so a dry run first would only do helm's work twice. The changes are
+        read from the revision helm records."""
+        return current is None and not self.check_mode and not self.context.diff
+
     def desired_release(self, spec: DeploySpec, current: Release | None) -> Release:
         """What the deploy would make the release: the deployed revision itself when its
         stored digest matches today's inputs, else helm's server-side render."""
-        spec.drop_inputs_label = not spec.inputs_digest and current is not None and INPUTS_LABEL in current.labels
-        spec.force_conflicts = bool(self.params.get("force_conflicts")) or self.takes_fields_back(spec, current)
+        self.bind_spec(spec, current)
         if current is not None and current.status == DEPLOYED and spec.inputs_digest \
                 and current.labels.get(INPUTS_LABEL) == spec.inputs_digest:
             return current
@@ -192,6 +204,8 @@ class DeployManager(Manager):
         current = latest(history)
         if current is not None and current.status == UNINSTALLED:
             current = None
+        if self.installs_without_render(current):
+            return self.install_without_render(spec, recovery)
         desired = self.desired_release(spec, current)
         plan = plan_install(desired) if current is None else plan_upgrade(current, desired)
         drift = self.live_drift(current)
@@ -225,23 +239,55 @@ class DeployManager(Manager):
                            recovered=bool(recovery or repair), atomic=spec.atomic, timeline=watcher.timeline,
                            attempted={"action": plan.action, "reasons": plan.reasons, "changes": plan.summary()})
             raise
-        if watcher.timeline:
-            result["timeline"] = watcher.timeline
-        result["release"] = deployed.summary()
-        result["status"] = self.core_status(deployed)
-        result["hooks"] = [h.summary() for h in deployed.hooks if h.phase]
-        if creates_namespace:
-            try:
-                mark_created_namespace(self.context.kube, spec.namespace, spec.release)
-            except KubeError as exc:
-                self.context.warn(f"Namespace {spec.namespace} was created but could not be marked as this release's "
-                                  f"({exc.msg}): cleanup=namespace will leave it.")
+        self.add_deployed(result, deployed, watcher.timeline, spec if creates_namespace else None)
         if correcting:
             # An upgrade puts back what helm patches; what it cannot (a custom resource helm
             # 3 patches two-way) is put back here, from the revision just deployed.
             leftover = DriftDetector(self.context.kube, self.context.namespace, self.drift.rules).detect(deployed.manifest)
             correct(self.context.kube, spec.release, spec.namespace, leftover)
         return result
+
+    def install_without_render(self, spec: DeploySpec, recovery: dict[str, t.Any] | None) -> dict[str, t.Any]:
+        """A first install (see installs_without_render): one helm process, validated by helm
+        itself; the fail-fast watcher learns the workloads from the revision helm records."""
+        self.bind_spec(spec, None)
+        creates_namespace = spec.create_namespace and not self.context.kube.namespace_exists(spec.namespace)
+
+        def recorded_manifest() -> str | None:
+            release = latest(self.context.store.history(spec.release, spec.namespace))
+            return release.manifest if release is not None and release.status != UNINSTALLED else None
+
+        watcher = self.context.rollout_watcher(recorded_manifest, self.fail_fast)
+        try:
+            deployed = self.context.store.decode(self.helm.upgrade(spec, monitor=rollout_monitor(watcher), validated=False))
+        except EngineError as exc:
+            record_failure(exc, self.context.store, spec.release, spec.namespace, before=None,
+                           recovered=bool(recovery), atomic=spec.atomic, timeline=watcher.timeline,
+                           attempted={"action": INSTALL, "reasons": ["release does not exist"], "changes": []})
+            raise
+        result = self.result(plan_install(deployed), None, desired=deployed)
+        if recovery:
+            result["recovery"] = recovery
+        self.add_deployed(result, deployed, watcher.timeline, spec if creates_namespace else None)
+        return result
+
+    def add_deployed(self, result: dict[str, t.Any], deployed: Release, timeline: list[dict[str, t.Any]],
+                     created_for: DeploySpec | None) -> None:
+        """The revision helm deployed, into the result; the namespace helm created for
+        ``created_for`` marked as that release's (so cleanup=namespace may delete it later)."""
+        if timeline:
+            result["timeline"] = timeline
+        result["release"] = deployed.summary()
+        result["status"] = self.core_status(deployed)
+        result["hooks"] = [h.summary() for h in deployed.hooks if h.phase]
+        if created_for is None:
+            return
+        spec = created_for
+        try:
+            mark_created_namespace(self.context.kube, spec.namespace, spec.release)
+        except KubeError as exc:
+            self.context.warn(f"Namespace {spec.namespace} was created but could not be marked as this release's "
+                              f"({exc.msg}): cleanup=namespace will leave it.")
 
     def correct_drift(self, drift: list[Drift], current: Release, result: dict[str, t.Any]) -> dict[str, t.Any]:
         """Puts the deployed revision's objects back (no helm process, no hooks, no new

@@ -371,8 +371,9 @@ class HelmClient:
         argv += self._post_renderer_args(spec)
         return argv, [spec.release, spec.chart.positional()]
 
-    def upgrade_argv(self, spec: DeploySpec, *, dry_run: bool) -> tuple[list[str], list[str]]:
-        """(flags, positionals) of ``helm upgrade --install``."""
+    def upgrade_argv(self, spec: DeploySpec, *, dry_run: bool, validated: bool = True) -> tuple[list[str], list[str]]:
+        """(flags, positionals) of ``helm upgrade --install``; ``validated``: a dry run of the
+        same argv ran before this real run."""
         argv = ["upgrade", "--install"] + self._chart_args(spec.chart) + self._values_args(spec)
         argv += switches(spec, [("create_namespace", "--create-namespace")])
         # One of them: helm refuses --reuse-values with --reset-values.
@@ -402,11 +403,11 @@ class HelmClient:
             # Server-side, so that lookup() and the API capabilities match what the real run
             # will see.
             argv.append("--dry-run=server")
-        else:
-            # The real run always follows the task's dry run of this same argv, which validated
-            # the same manifest against the same OpenAPI schemas a moment before (so check mode
-            # refuses what the real run would). Fetching and parsing them again is half a second
-            # of every change on helm 3 and 4; the API server still validates what it receives.
+        elif validated:
+            # The task's dry run of this same argv validated the same manifest against the same
+            # OpenAPI schemas a moment before (so check mode refuses what the real run would).
+            # Fetching and parsing them again is half a second of every change on helm 3 and 4;
+            # the API server still validates what it receives.
             argv.append("--disable-openapi-validation")
         return argv, [spec.release, spec.chart.positional()]
 
@@ -446,8 +447,8 @@ class HelmClient:
         flags, positionals = self.template_argv(spec)
         return self.run(flags, positionals, namespace=spec.namespace).stdout
 
-    def upgrade(self, spec: DeploySpec, monitor: Monitor | None = None) -> dict[str, t.Any]:
-        flags, positionals = self.upgrade_argv(spec, dry_run=False)
+    def upgrade(self, spec: DeploySpec, monitor: Monitor | None = None, *, validated: bool = True) -> dict[str, t.Any]:
+        flags, positionals = self.upgrade_argv(spec, dry_run=False, validated=validated)
         return _release_document(self.run_json(flags, positionals, namespace=spec.namespace, monitor=monitor),
                                  self.commands[-1])
 

@@ -212,29 +212,41 @@ class RolloutWatcher:
     One list per kind in the release namespace per poll (not one request per resource); the
     evidence (Warning events, log tails) is only read once a failure is found."""
 
-    def __init__(self, kube: KubeClient, namespace: str, manifest: str, policy: FailFastPolicy,
+    def __init__(self, kube: KubeClient, namespace: str, manifest: str | t.Callable[[], str | None], policy: FailFastPolicy,
                  redact: t.Callable[[str], str] = lambda text: text, timeout: float | None = None) -> None:
+        """``manifest``: the release's, or a reader of the manifest helm records once it starts
+        (a first install not rendered before: its workloads are known only then)."""
         self.timeout = timeout  # helm's wait, for the time left in the timeline
         self.kube = kube
         self.namespace = namespace
         self.policy = policy
         self.redact = redact
-        objects = parse_manifest(manifest, namespace)
         self.timeline: list[dict[str, t.Any]] = []
         self.baseline: dict[tuple[str, str], tuple[str, int]] | None = None
         self._last_state: dict[tuple[str, str], tuple[str, str]] = {}
         self._started = time.monotonic()
         self.names: dict[str, set[str]] = {}
-        for (_api_version, kind, obj_namespace, name) in objects:
-            if kind in WORKLOAD_KINDS and obj_namespace == namespace:
+        self._recorded_manifest: t.Callable[[], str | None] | None = None
+        if callable(manifest):
+            self._recorded_manifest = manifest
+        else:
+            self._learn(manifest)
+
+    def _learn(self, manifest: str) -> None:
+        for (_api_version, kind, obj_namespace, name) in parse_manifest(manifest, self.namespace):
+            if kind in WORKLOAD_KINDS and obj_namespace == self.namespace:
                 self.names.setdefault(kind, set()).add(name)
 
     @property
     def has_workloads(self) -> bool:
-        return bool(self.names)
+        # Not known yet for a manifest helm has still to record: watch, and learn it then.
+        return bool(self.names) or self._recorded_manifest is not None
 
     def take_baseline(self) -> None:
-        """Records each workload's uid and generation before helm starts (see diagnose)."""
+        """Records each workload's uid and generation before helm starts (see diagnose). A
+        manifest helm has not recorded yet belongs to a first install: no baseline to take."""
+        if self._recorded_manifest is not None:
+            return
         workloads = self._workloads()
         if "Pod" in self.names:
             workloads += [dict(p, kind="Pod") for p in self._list(f"/api/v1/namespaces/{path_segment(self.namespace)}/pods")
@@ -263,6 +275,12 @@ class RolloutWatcher:
         return found
 
     def poll(self, now: datetime.datetime | None = None) -> list[Failure]:
+        if self._recorded_manifest is not None:
+            manifest = self._recorded_manifest()
+            if manifest is None:
+                return []
+            self._recorded_manifest = None
+            self._learn(manifest)
         if not self.names:
             return []
         ns = path_segment(self.namespace)

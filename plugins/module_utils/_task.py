@@ -203,7 +203,7 @@ class TaskContext:
             self._kube = KubeClient(self.kubeconfig, context)
         return self._kube
 
-    def rollout_watcher(self, manifest: str, policy: FailFastPolicy | None = None) -> RolloutWatcher:
+    def rollout_watcher(self, manifest: str | t.Callable[[], str | None], policy: FailFastPolicy | None = None) -> RolloutWatcher:
         """The watcher of a release's workloads in the task's namespace, its evidence redacted;
         it judges a rollout within the task's timeout (helm's default without one)."""
         return RolloutWatcher(self.kube, self.namespace, manifest, policy or FailFastPolicy(),

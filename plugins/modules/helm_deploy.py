@@ -334,7 +334,9 @@ rendered:
   description:
     - Whether helm rendered the chart (a server-side dry run) to decide. V(false) when the deployed
       revision carries the digest of this task's render inputs (RV(inputs_digest)), so a render
-      would give what is deployed.
+      would give what is deployed; and for a first install in a real run without C(--diff), which
+      installs whatever renders (helm validates it first; RV(changes) come from the revision it
+      records).
   returned: with O(state=present)
   type: bool
   sample: false

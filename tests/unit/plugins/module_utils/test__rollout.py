@@ -222,6 +222,22 @@ def test_monitor_judges_only_what_changed_after_it_started():
     assert error.msg == "The rollout cannot succeed: Deployment/web container app: CrashLoopBackOff (restarted 5 times, last exit code 1)."
 
 
+def test_a_first_install_is_watched_from_the_manifest_helm_records():
+    """Not rendered before: nothing is read until helm has recorded the revision, then its
+    workloads are judged (no baseline: nothing of a first install existed before it)."""
+    crashing = pod("web-new-1", "new", waiting="CrashLoopBackOff", restarts=5)
+    api = cluster(deployments=[deployment()], pods=[crashing], replicasets=RS)
+    recorded: list[str | None] = [None]
+    watcher = RolloutWatcher(kube_client(api), "ns", lambda: recorded[0], POLICY)
+    check = rollout_monitor(watcher)
+    assert watcher.has_workloads and check is not None and watcher.baseline is None
+    assert check() is None and paths(api) == []  # helm has not recorded the release yet
+    recorded[0] = MANIFEST
+    error = check()
+    assert error.kind == "rollout_failed" and error.details["resources"][0]["name"] == "web"
+    assert watcher.names == {"Deployment": {"web"}}
+
+
 def test_no_monitor_when_fail_fast_is_off_or_nothing_to_watch():
     api = cluster()
     assert rollout_monitor(RolloutWatcher(kube_client(api), "ns", MANIFEST, FailFastPolicy(enabled=False))) is None

@@ -119,6 +119,33 @@ def test_check_mode_install_renders_and_stops(monkeypatch, capsys):
                                   "change": "added"}]
 
 
+def test_real_first_install_without_diff_runs_helm_once_and_lets_it_validate(monkeypatch, capsys, kubeconfig):
+    """No dry run before a first install: its plan is "install" whatever renders, and helm
+    validates (OpenAPI schemas included) before it writes anything, so nothing skips that."""
+    installed = release_json(config={"message": "hello"})
+    result, fake = run(monkeypatch, capsys, {"release_values": {"message": "hello"}, "_ansible_diff": False}, [],
+                       release_json(status="pending-install"), upgraded=installed)
+    assert (result["changed"], result["action"], result["rendered"]) == (True, "install", False)
+    [real] = fake.calls_of_upgrade()
+    assert "--dry-run=server" not in real and "--disable-openapi-validation" not in real
+    assert [argv[1] for argv in fake.calls] == ["version", "upgrade"]
+    # What changed is read from the revision helm recorded.
+    assert result["changes"] == [{"api_version": "v1", "kind": "ConfigMap", "namespace": "apps", "name": "web-config",
+                                  "change": "added"}]
+    assert result["previous_revision"] is None and result["release"]["status"] == "deployed"
+    assert "diff" not in result
+
+
+def test_real_first_install_with_diff_renders_first(monkeypatch, capsys, kubeconfig):
+    installed = release_json(config={"message": "hello"})
+    result, fake = run(monkeypatch, capsys, {"release_values": {"message": "hello"}}, [],
+                       release_json(status="pending-install"), upgraded=installed)
+    assert (result["changed"], result["action"], result["rendered"]) == (True, "install", True)
+    dry, real = fake.calls_of_upgrade()
+    assert [a for a in dry if a != "--dry-run=server"] == [a for a in real if a != "--disable-openapi-validation"]
+    assert result["diff"]
+
+
 def test_check_mode_install_detects_helm_first(monkeypatch, capsys):
     result, fake = run(monkeypatch, capsys, {}, [], release_json(status="pending-install"), check=True)
     assert [argv[1] for argv in fake.calls] == ["version", "upgrade"]
