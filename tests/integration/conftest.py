@@ -8,6 +8,7 @@ controller does (display at -vvv, diff output, module_defaults groups).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -90,11 +91,13 @@ class PrivateCluster:
         return round(time.monotonic() - began, 2)
 
 
-def closed_port() -> int:
-    """A loopback port nobody listens on (bound, then released)."""
+@contextlib.contextmanager
+def closed_port() -> t.Iterator[int]:
+    """A loopback port that refuses connections while the block runs: bound and never listened
+    on, so no other process (another test's proxy, a private cluster) can take it meanwhile."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        yield sock.getsockname()[1]
 
 
 def _cluster_env() -> dict[str, str]:

@@ -28,8 +28,6 @@ from slow_proxy import SlowProxy, point_kubeconfig_at
 
 PORT_BASE = free_port_base()
 APISERVER_PORT = PORT_BASE + 43
-# A loopback port nobody listens on: an API server that is down.
-CLOSED_PORT = closed_port()
 # A module that finds the API server down must say so this fast (docs/api-server-faults.md): a
 # refused connection is retried once, at once, so the time is the module's own start-up (3 s at
 # load 5, 12 s measured at load 17 on 2 cores). A client retrying with back-off, or helm's
@@ -180,18 +178,19 @@ def test_apiserver_down_fails_fast(run_module, kubeconfig, kubectl, namespace, s
     before = history_snapshot(kubectl, namespace, "web")
     # A killed API server leaves its port closed; a kubeconfig copy aimed at a closed port is the
     # same fault at the TCP level, without the restart (10 s and more) this file cannot spare.
-    assert not port_open(CLOSED_PORT), f"port {CLOSED_PORT} should be closed"
-    down = point_kubeconfig_at(kubeconfig, CLOSED_PORT, str(tmp_path / "down-kubeconfig"))
     seconds = {}
-    for module, args in (
-        ("helm_deploy", args_for(slow_chart, namespace, release_values={"replicaCount": 1, "message": "v2"})),
-        ("helm_status", {"name": "web", "namespace": namespace}),
-        ("helm_rollback", {"name": "web", "namespace": namespace}),
-    ):
-        result, seconds[module] = run_raw(run_module, module, args, kubeconfig=down)
-        assert result.get("failed") and result["changed"] is False, result
-        assert result["error"]["kind"] == "cluster_unreachable", result["error"]
-        assert "unreachable" in result["msg"] and f"127.0.0.1', port={CLOSED_PORT}" in result["msg"], result["msg"]
+    with closed_port() as port:
+        assert not port_open(port), f"port {port} should be closed"
+        down = point_kubeconfig_at(kubeconfig, port, str(tmp_path / "down-kubeconfig"))
+        for module, args in (
+            ("helm_deploy", args_for(slow_chart, namespace, release_values={"replicaCount": 1, "message": "v2"})),
+            ("helm_status", {"name": "web", "namespace": namespace}),
+            ("helm_rollback", {"name": "web", "namespace": namespace}),
+        ):
+            result, seconds[module] = run_raw(run_module, module, args, kubeconfig=down)
+            assert result.get("failed") and result["changed"] is False, result
+            assert result["error"]["kind"] == "cluster_unreachable", result["error"]
+            assert "unreachable" in result["msg"] and f"127.0.0.1', port={port}" in result["msg"], result["msg"]
     reliability.note(seconds=max(seconds.values()), **{f"{m}_seconds": s for m, s in seconds.items()})
     for module, took in seconds.items():
         assert took < UNREACHABLE_BOUND, f"{module} took {took}s to report the API server down"
