@@ -163,9 +163,10 @@ def redactor_for(result: t.Mapping[str, t.Any]) -> Redactor:
     sensitive = args.get("sensitive_values") if isinstance(args.get("sensitive_values"), list) else []
     redactor = Redactor(sensitive_paths=[str(p) for p in sensitive])
     # helm_releases carries values per release and in its defaults.
-    sources = [args] + [item for item in [args.get("defaults")] + list(args.get("releases") or [])
-                        if isinstance(item, dict)] if isinstance(args.get("releases", []), list) else [args]
-    for source in sources:
+    releases = args.get("releases") if isinstance(args.get("releases"), list) else []
+    for source in [args, args.get("defaults"), *releases]:
+        if not isinstance(source, dict):
+            continue
         for name in ("release_values", "values"):
             if isinstance(source.get(name), dict):
                 redactor.add_values(source[name])

@@ -253,7 +253,7 @@ def test_helm_releases_records_each_release_after_the_task(callback, log):
          "revision": 1, "changes": [{"kind": "StatefulSet", "name": "db", "change": "added"}], "drift": [], "duration": 3.1,
          "release": {"name": "db", "namespace": "mon", "revision": 1, "status": "deployed", "chart": "db"}},
         {"name": "web", "namespace": "mon", "state": "present", "action": "upgrade", "changed": True, "previous_revision": 4,
-         "revision": 5, "changes": [], "drift": [], "error": {"kind": "rollout_failed", "message": f"crash {SECRET}"},
+         "revision": 5, "changes": [], "drift": [], "error": {"kind": "rollout_failed", "message": f"crash {SECRET} default-s3cret"},
          "rolled_back": True},
         {"name": "exporter", "namespace": "mon", "state": "present", "action": "skipped", "changed": False,
          "previous_revision": None, "revision": None, "changes": [], "drift": [],
@@ -261,7 +261,8 @@ def test_helm_releases_records_each_release_after_the_task(callback, log):
     ]
     result = {"changed": True, "failed": True, "msg": "1 of 3 release(s) failed", "releases": outcomes,
               "order": [["mon/db"], ["mon/web"], ["mon/exporter"]], "error": {"kind": "rollout_failed", "message": "x"},
-              "invocation": {"module_args": {"releases": [{"name": "web", "release_values": {"password": SECRET}}]}}}
+              "invocation": {"module_args": {"defaults": {"release_values": {"token": "default-s3cret"}},
+                                             "releases": [{"name": "web", "release_values": {"password": SECRET}}]}}}
     run_task(callback, FakeTask("ai_mesh.helm_engine.helm_releases"), "failed", result)
     [task] = records(log, "task_result")
     assert task["module"] == "ai_mesh.helm_engine.helm_releases" and task["error"]["kind"] == "rollout_failed"
@@ -271,7 +272,7 @@ def test_helm_releases_records_each_release_after_the_task(callback, log):
     assert db["changes"]["added"] == ["StatefulSet/db"] and db["task"] == task["task"]
     assert (web["status"], web["error"]["kind"], web["revision_before"], web["revision_after"]) == ("failed", "rollout_failed", 4, 5)
     assert (exporter["status"], exporter["skip_reason"]) == ("skipped", "needs mon/web, which failed or was skipped")
-    assert SECRET not in log.read_text()
+    assert SECRET not in log.read_text() and "default-s3cret" not in log.read_text()
 
 
 def test_skipped_and_unreachable_results(callback, log):
