@@ -141,8 +141,9 @@ def run_abandoned() -> bool:
 
 def run_process(argv: list[str], *, deadline: float, grace: float = TERM_GRACE, monitor: Monitor | None = None,
                 monitor_interval: float = MONITOR_INTERVAL, abandoned: t.Callable[[], bool] = run_abandoned,
-                poll: float = ABANDON_POLL) -> tuple[int, str, str]:
-    """Runs argv with no shell and no stdin, bounded by ``deadline`` seconds.
+                poll: float = ABANDON_POLL, env: t.Mapping[str, str] | None = None) -> tuple[int, str, str]:
+    """Runs argv with no shell and no stdin, bounded by ``deadline`` seconds, in ``env`` (this
+    process's environment when None).
 
     Past the deadline its whole process group gets SIGTERM (so it can record its own failure;
     helm marks the release failed), and SIGKILL ``grace`` seconds later: ``ProcessTimeout``.
@@ -167,6 +168,7 @@ def run_process(argv: list[str], *, deadline: float, grace: float = TERM_GRACE, 
         stderr=subprocess.PIPE,
         start_new_session=True,
         preexec_fn=_die_with_parent,
+        env=None if env is None else dict(env),
     )
 
     def stop(signum: int, _frame: t.Any) -> None:

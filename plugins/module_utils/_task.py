@@ -9,6 +9,7 @@ Kubernetes clients), the Manager phases, and the one way a result or a failure l
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
 import traceback
@@ -31,7 +32,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
     EngineError,
     HelmError,
 )
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import HelmClient
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._helm import HelmClient, helm_environment
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import KubeClient
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kubeconfig import KubeAuth
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._lock import KubeLeaseApi, ReleaseLock, lease_duration
@@ -179,7 +180,7 @@ class TaskContext:
     def helm(self) -> HelmClient:
         if self._helm is None:
             self._helm = HelmClient(
-                run_process,
+                functools.partial(run_process, env=helm_environment()),
                 self.binary or "helm",
                 kubeconfig=self.kubeconfig,
                 context=self.auth.context if not self._kubeconfig_is_generated() else None,

@@ -68,6 +68,14 @@ def test_run_process_returns_rc_and_output():
     assert {sig: signal.getsignal(sig) for sig in SIGNALS} == handlers
 
 
+def test_run_process_runs_in_the_given_environment(monkeypatch):
+    monkeypatch.setenv("HELM_ENGINE_PROBE", "inherited")
+    script = "import os; print(os.environ.get('HELM_ENGINE_PROBE'), os.environ.get('GOGC'))"
+    assert run_process([sys.executable, "-c", script], deadline=10)[1].split() == ["inherited", "None"]
+    rc, out, _ = run_process([sys.executable, "-c", script], deadline=10, env={"GOGC": "400"})
+    assert (rc, out.split()) == (0, ["None", "400"])
+
+
 def test_run_process_stops_a_process_past_its_deadline(started):
     handlers = {sig: signal.getsignal(sig) for sig in SIGNALS}
     begin = time.monotonic()

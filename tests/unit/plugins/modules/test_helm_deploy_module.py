@@ -43,12 +43,13 @@ def run(monkeypatch, capsys, args: dict[str, t.Any], history: list[dict], render
         api: FakeApi | None = None) -> tuple[dict, t.Any]:
     """helm_deploy once, on a fake cluster holding ``history`` and the latest deployed revision's
     objects, or on ``api`` as an earlier run left it."""
-    fake = types.SimpleNamespace(calls=[], deadlines=[])
+    fake = types.SimpleNamespace(calls=[], deadlines=[], environments=[])
     fake.calls_of_upgrade = lambda: [argv for argv in fake.calls if argv[1] == "upgrade"]
 
-    def answer(argv: list[str], *, deadline: float) -> tuple[int, str, str]:
+    def answer(argv: list[str], *, deadline: float, env: dict[str, str]) -> tuple[int, str, str]:
         fake.calls.append(list(argv))
         fake.deadlines.append(deadline)
+        fake.environments.append(env)
         if argv[1] == "version":
             return 0, version, ""
         if argv[1] == "upgrade":
@@ -107,6 +108,19 @@ def test_no_op_starts_two_helm_processes(monkeypatch, capsys):
     assert [argv[1] for argv in fake.calls] == ["version", "upgrade"]
     assert result["helm_processes"] == 2
     assert result["helm_version"] == "v4.3.1"
+
+
+@pytest.mark.parametrize("environment, expected", [({}, "400"), ({"GOGC": "50"}, "50")])
+def test_helm_collects_garbage_less_often_unless_the_environment_says(monkeypatch, capsys, environment, expected):
+    """A helm process lives a second or two: GOGC=400 unless the task's environment sets GOGC;
+    the rest of the environment reaches helm as it is."""
+    monkeypatch.delenv("GOGC", raising=False)
+    for name, value in dict(environment, HELM_ENGINE_PROBE="kept").items():
+        monkeypatch.setenv(name, value)
+    current = release_json(config={"message": "hello"})
+    _, fake = run(monkeypatch, capsys, {"release_values": {"message": "hello"}}, [current], current)
+    assert len(fake.environments) == 2
+    assert all(env["GOGC"] == expected and env["HELM_ENGINE_PROBE"] == "kept" for env in fake.environments)
 
 
 def test_check_mode_install_renders_and_stops(monkeypatch, capsys):

@@ -40,7 +40,7 @@ def fakes(monkeypatch, kubeconfig) -> t.Iterator[list[list[str]]]:
     monkeypatch.setenv("K8S_AUTH_KUBECONFIG", kubeconfig)
     calls: list[list[str]] = []
 
-    def runner(argv, *, deadline):
+    def runner(argv, *, deadline, env):
         calls.append(list(argv))
         if argv[1] == "version":
             return 0, "v4.3.1", ""
