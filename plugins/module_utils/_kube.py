@@ -232,6 +232,8 @@ class KubeClient:
         self.configuration = configuration
         self.request_count = 0
         self._count_lock = threading.Lock()  # status reads run on a few threads
+        self._server_version: str | None = None
+        self._server_version_lock = threading.Lock()  # the releases of one task ask at once
 
     def _call(
         self,
@@ -311,8 +313,12 @@ class KubeClient:
         return self._call(method, path, body=body)
 
     def server_version(self) -> str:
-        """The API server's gitVersion (what a chart sees as .Capabilities.KubeVersion)."""
-        return str((self.get_json("/version") or {}).get("gitVersion") or "")
+        """The API server's gitVersion (what a chart sees as .Capabilities.KubeVersion), read
+        once per client: the releases of a helm_releases task share it."""
+        with self._server_version_lock:
+            if self._server_version is None:
+                self._server_version = str((self.get_json("/version") or {}).get("gitVersion") or "")
+            return self._server_version
 
     def namespace_exists(self, namespace: str) -> bool:
         return self.get_json(f"/api/v1/namespaces/{path_segment(namespace)}", missing_ok=True) is not None

@@ -80,7 +80,11 @@ def differences(current: Release, desired: Release) -> tuple[list[str], list[Res
         reasons.append(f"app_version {current.app_version} -> {desired.app_version}")
     if (current.config or {}) != (desired.config or {}):
         reasons.append("values changed")
-    changes = compare(parse_manifest(current.manifest, current.namespace), parse_manifest(desired.manifest, desired.namespace))
+    if (current.manifest, current.namespace) == (desired.manifest, desired.namespace):
+        changes = []  # the same text parses to the same objects: a no-op need not parse it twice
+    else:
+        changes = compare(parse_manifest(current.manifest, current.namespace),
+                          parse_manifest(desired.manifest, desired.namespace))
     if changes:
         reasons.append(f"{len(changes)} resource(s) changed")
     if _hooks_by_name(current) != _hooks_by_name(desired):

@@ -599,3 +599,17 @@ def test_builtin_kinds_need_no_discovery_and_lists_follow_continue_tokens(tmp_pa
                      ("/api/v1/namespaces/apps/configmaps", {"limit": "500", "continue": "page-2"})]
     assert client.object_path("example.com/v1", "Widget", "apps") == "/apis/example.com/v1/namespaces/apps/widgets"
     assert reads[-1] == ("/apis/example.com/v1", {})
+
+
+def test_the_server_version_is_read_once_per_client(tmp_path, monkeypatch):
+    """The releases of a helm_releases task share a client: one /version request, not one each."""
+    client = KubeClient(kubeconfig_for_port(tmp_path, 1), None)
+    reads: list[str] = []
+
+    def get_json(path, query=None, *, missing_ok=False):
+        reads.append(path)
+        return {"gitVersion": "v1.36.3"}
+
+    monkeypatch.setattr(client, "get_json", get_json)
+    assert [client.server_version() for _ in range(3)] == ["v1.36.3"] * 3
+    assert reads == ["/version"]

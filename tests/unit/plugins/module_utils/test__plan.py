@@ -8,6 +8,7 @@ import copy
 import pytest
 import yaml
 
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils import _plan
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._plan import (
     INSTALL,
     NONE,
@@ -90,6 +91,18 @@ def test_identical_release_is_no_change():
 
     plan = plan_upgrade(make_release(), make_release(cosmetic))
     assert (plan.action, plan.changed, plan.reasons, plan.resource_changes) == (NONE, False, [], [])
+
+
+def test_an_unchanged_manifest_is_not_parsed_and_an_edited_one_is(monkeypatch):
+    """A no-op compares the same text: parsing it twice could only find nothing."""
+    parsed: list[str] = []
+    real_parse = _plan.parse_manifest
+    monkeypatch.setattr(_plan, "parse_manifest", lambda text, namespace="": parsed.append(text) or real_parse(text, namespace))
+    assert plan_upgrade(make_release(), make_release()).resource_changes == []
+    assert parsed == []
+    edited = make_release(set_in("manifest", MANIFEST.replace("replicas: 2", "replicas: 3")))
+    assert [c.change for c in plan_upgrade(make_release(), edited).resource_changes] == ["changed"]
+    assert len(parsed) == 2
 
 
 @pytest.mark.parametrize(

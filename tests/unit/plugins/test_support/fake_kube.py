@@ -349,7 +349,10 @@ class FakeKube(KubeClient):
         # Nothing of the kubernetes library: the transport is the fake API.
         type(self).built.append((kubeconfig, context))
         self.request_count = 0
+        self._server_version = None
         import threading
+
+        self._server_version_lock = threading.Lock()
 
         self._count_lock = threading.Lock()
 
