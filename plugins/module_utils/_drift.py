@@ -205,7 +205,7 @@ class DriftDetector:
         """The drift of each object of ``manifest``; ``live_objects`` when they were read."""
         objects = parse_manifest(manifest, self.namespace)
         if live_objects is None:
-            live_objects = self.kube.read_objects(list(objects))
+            live_objects = self.kube.read_objects(list(objects), objects)
         drift = []
         for key, obj in objects.items():
             api_version, kind, namespace, name = key

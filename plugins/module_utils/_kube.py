@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import sys
 import threading
 import types
@@ -39,6 +40,9 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
 USER_AGENT = "ai_mesh.helm_engine"
 # Reads of a release's objects run this many at a time.
 PARALLEL_READS = 4
+# What a label selector may name: a qualified key and a non-empty value (Kubernetes' own rules).
+_LABEL_KEY = re.compile(r"(?:[a-z0-9](?:[-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+_LABEL_VALUE = re.compile(r"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
 # (apiVersion, kind, namespace, name) of an object.
 ObjectKey = t.Tuple[str, str, t.Optional[str], str]
 
@@ -176,6 +180,22 @@ def path_segment(value: str) -> str:
     if value in ("", ".", ".."):
         raise InputError(f"{value!r} cannot be used as a name in an API path.")
     return quote(value, safe="")
+
+
+def shared_label_selector(objects: t.Sequence[dict[str, t.Any] | None]) -> str | None:
+    """A label selector every one of ``objects`` matches as declared (the label pairs all of
+    them carry, that a selector can name), or None when they share none."""
+    shared: dict[str, str] | None = None
+    for obj in objects:
+        labels = ((obj or {}).get("metadata") or {}).get("labels")
+        if not isinstance(labels, dict):
+            return None
+        pairs = {key: value for key, value in labels.items() if isinstance(key, str) and isinstance(value, str)
+                 and _LABEL_KEY.fullmatch(key) and _LABEL_VALUE.fullmatch(value)}
+        shared = pairs if shared is None else {key: value for key, value in shared.items() if pairs.get(key) == value}
+        if not shared:
+            return None
+    return ",".join(f"{key}={value}" for key, value in sorted(shared.items())) if shared else None
 
 
 def api_error(exc: Exception, what: str) -> KubeError:
@@ -352,14 +372,17 @@ class KubeClient:
         path = f"{base}/{path_segment(resource['name'])}"
         return f"{path}/{path_segment(name)}" if name else path
 
-    def list_objects(self, api_version: str, kind: str, namespace: str | None) -> dict[str, dict[str, t.Any]] | None:
-        """Every object of a kind in a namespace (or cluster-wide), by name, in pages of 500;
-        None when the cluster does not serve that kind."""
+    def list_objects(self, api_version: str, kind: str, namespace: str | None,
+                     label_selector: str | None = None) -> dict[str, dict[str, t.Any]] | None:
+        """Every object of a kind in a namespace (or cluster-wide), by name, in pages of 500,
+        only those ``label_selector`` matches when given; None when the cluster does not serve
+        that kind."""
         path = self.object_path(api_version, kind, namespace)
         if path is None:
             return None
         objects: dict[str, dict[str, t.Any]] = {}
-        query = {"limit": "500"}
+        first = {"limit": "500", **({"labelSelector": label_selector} if label_selector else {})}
+        query = first
         while True:
             listing = self.get_json(path, query, missing_ok=True)
             if listing is None:
@@ -369,12 +392,17 @@ class KubeClient:
             token = (listing.get("metadata") or {}).get("continue")
             if not token:
                 return objects
-            query = {"limit": "500", "continue": token}
+            query = dict(first, **{"continue": token})
 
-    def read_objects(self, keys: t.Sequence[ObjectKey]) -> dict[ObjectKey, dict[str, t.Any] | None]:
+    def read_objects(self, keys: t.Sequence[ObjectKey], declared: t.Mapping[ObjectKey, dict[str, t.Any]] | None = None
+                     ) -> dict[ObjectKey, dict[str, t.Any] | None]:
         """The live object of each (apiVersion, kind, namespace, name), None when absent: one
         GET for a kind held once, one LIST for a kind held more often, a few reads at a time
-        (the round trips cost, not the CPU). Requests grow with kinds, not with objects."""
+        (the round trips cost, not the CPU). Requests grow with kinds, not with objects.
+
+        ``declared`` (the objects as a manifest declares them) narrows each LIST to the labels
+        they all carry, so a namespace of many releases is not read whole for each one; an
+        object the LIST misses (someone removed the label) is read by name."""
         groups: dict[tuple[str, str, str | None], list[str]] = {}
         for api_version, kind, namespace, name in keys:
             groups.setdefault((api_version, kind, namespace), []).append(name)
@@ -384,8 +412,14 @@ class KubeClient:
             names = groups[group]
             if len(names) == 1:
                 return {names[0]: self.get_object(api_version, kind, namespace, names[0])}
-            listed = self.list_objects(api_version, kind, namespace) or {}
-            return {name: listed.get(name) for name in names}
+            selector = shared_label_selector([declared.get((*group, name)) for name in names]) if declared else None
+            listed = self.list_objects(api_version, kind, namespace, selector) or {}
+            found = {name: listed.get(name) for name in names}
+            if selector:
+                for name in names:
+                    if found[name] is None:
+                        found[name] = self.get_object(api_version, kind, namespace, name)
+            return found
 
         if len(groups) > 1 and PARALLEL_READS > 1:
             with ThreadPoolExecutor(max_workers=min(PARALLEL_READS, len(groups))) as pool:

@@ -315,8 +315,8 @@ class StatusManager(Manager):
         current = latest(history)
         if current is None or (current.status == UNINSTALLED and "uninstalled" not in (self.params["release_state"] or [])):
             return {"exists": False, "healthy": False, "summary": f"release {namespace}/{name} does not exist"}
-        live = self.context.kube.read_objects(list(parse_manifest(current.manifest, namespace))) \
-            if current.status != UNINSTALLED else {}
+        declared = parse_manifest(current.manifest, namespace) if current.status != UNINSTALLED else {}
+        live = self.context.kube.read_objects(list(declared), declared) if declared else {}
         resources = ReadinessChecker(self.context.kube).check(current, live) if current.status != UNINSTALLED else []
         not_ready = [r for r in resources if not r["ready"]]
         if any(r["kind"] in WORKLOAD_KINDS for r in not_ready):

@@ -202,3 +202,28 @@ def test_no_generated_chart_of_many_configmaps_reports_drift(run_module, namespa
     assert (again["changed"], again["drift"]) == (False, [])
     # One read for the 60 ConfigMaps: requests grow with kinds, not objects.
     assert again["kube_requests"] <= 4, again["kube_requests"]
+
+
+def test_a_namespace_of_several_releases_is_read_by_label_and_a_relabeled_object_still_counts(
+        run_module, namespace, kubectl, tmp_path):
+    """Each release's objects are listed by the labels they share, not the whole namespace; an
+    object someone took out of that label (and edited) is read by name, seen and put back."""
+    import sys
+
+    sys.path.insert(0, str(REPO))
+    from bench.harness import generated_chart
+
+    chart = str(generated_chart(tmp_path, 10))
+    web = deploy_args(namespace, chart=chart, release_values={})
+    other = dict(web, name="other")
+    run_module("helm_deploy", web)
+    run_module("helm_deploy", other)
+    kubectl("-n", namespace, "label", "configmap", "web-cm-3", "app.kubernetes.io/instance-")
+    kubectl("-n", namespace, "patch", "configmap", "web-cm-3", "-p", json.dumps({"data": {"index": HAND_EDIT}}))
+    result = converge(run_module, "helm_deploy", web, "correct_drift")
+    assert [(d["name"], d["reason"]) for d in result["check"]["drift"]] == [("web-cm-3", "modified")]
+    assert "/data/index" in result["check"]["drift"][0]["paths"]
+    fixed = live(kubectl, namespace, "configmap", "web-cm-3")
+    assert fixed["data"]["index"] == "3" and fixed["metadata"]["labels"]["app.kubernetes.io/instance"] == "web"
+    # The other release's objects were neither read as this release's nor touched.
+    assert run_module("helm_deploy", other)["changed"] is False

@@ -269,3 +269,43 @@ def test_a_refused_correction_says_what_was_put_back_and_that_the_task_changed_s
     else:
         raise AssertionError("the refusal was not raised")
     assert api.objects[DEPLOYMENT_PATH]["spec"]["replicas"] == 2
+
+
+def release_configmaps(release: str, count: int = 3) -> list[dict[str, t.Any]]:
+    return [{"apiVersion": "v1", "kind": "ConfigMap",
+             "metadata": {"name": f"{release}-cm-{i}", "labels": {"app.kubernetes.io/instance": release, "tier": "web"}},
+             "data": {"index": str(i)}} for i in range(count)]
+
+
+def test_a_namespace_of_many_releases_is_read_by_the_labels_its_objects_share():
+    """One LIST narrowed to the labels the release's objects all declare, not the whole
+    namespace for each release; and nothing of another release is read."""
+    mine, theirs = release_configmaps("web"), release_configmaps("other")
+    api = cluster(*mine, *theirs)
+    drift, _ = detect(api, *mine)
+    assert drift == []
+    lists = [query for path, query in api.reads if path.endswith("/configmaps")]
+    assert lists == [{"limit": "500", "labelSelector": "app.kubernetes.io/instance=web,tier=web"}]
+
+
+def test_an_object_whose_label_was_removed_is_read_by_name_and_its_drift_found():
+    mine = release_configmaps("web")
+    api = cluster(*mine)
+
+    def relabel_and_edit(obj: dict[str, t.Any]) -> None:
+        obj["metadata"]["labels"].pop("tier")
+        obj["data"]["index"] = "edited"
+
+    edit(api, object_path("v1", "ConfigMap", "apps", "web-cm-1"), relabel_and_edit)
+    drift, _ = detect(api, *mine)
+    assert [(d.name, d.reason, d.paths) for d in drift] == [("web-cm-1", "modified", ["/data/index"])]
+    assert [path for path, _ in api.reads if "/configmaps/" in path] == [object_path("v1", "ConfigMap", "apps", "web-cm-1")]
+
+
+def test_objects_that_share_no_label_are_listed_whole():
+    mine = release_configmaps("web", 2)
+    mine[1]["metadata"]["labels"] = {"app.kubernetes.io/instance": "web-two"}
+    api = cluster(*mine, *release_configmaps("other"))
+    drift, _ = detect(api, *mine)
+    assert drift == []
+    assert [query for path, query in api.reads if path.endswith("/configmaps")] == [{"limit": "500"}]

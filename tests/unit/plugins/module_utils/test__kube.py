@@ -27,7 +27,7 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._errors import
     UNAUTHORIZED,
     EngineError,
 )
-from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import KubeClient, api_error, path_segment
+from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kube import KubeClient, api_error, path_segment, shared_label_selector
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._kubeconfig import KubeAuth
 from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._redact import Redactor
 
@@ -613,3 +613,18 @@ def test_the_server_version_is_read_once_per_client(tmp_path, monkeypatch):
     monkeypatch.setattr(client, "get_json", get_json)
     assert [client.server_version() for _ in range(3)] == ["v1.36.3"] * 3
     assert reads == ["/version"]
+
+
+@pytest.mark.parametrize("labels, selector", [
+    ([{"app": "web", "tier": "a"}, {"app": "web", "tier": "b"}], "app=web"),
+    ([{"app": "web", "example.com/team": "x"}, {"example.com/team": "x", "app": "web"}], "app=web,example.com/team=x"),
+    ([{"app": "web"}, {"app": "db"}], None),
+    ([{"app": "web"}, None], None),
+    # What a selector cannot name is left out: an empty value, a value with a space or a comma,
+    # a key with a leading dash, a value that is not a string.
+    ([{"a": "", "b": "x y", "c": "1,2", "-d": "v", "e": 1}] * 2, None),
+    ([{"app": "web", "note": "a=b"}] * 2, "app=web"),
+])
+def test_shared_label_selector(labels, selector):
+    objects = [None if item is None else {"metadata": {"labels": item}} for item in labels]
+    assert shared_label_selector(objects) == selector
