@@ -10,6 +10,8 @@ Settings (environment):
   BENCH_COUNT=1             one extra round that counts helm processes and API requests, for the
                             demo chart and the smallest and largest resource counts
   BENCH_COUNT_RELEASES=0    the same for the releases scale
+  BENCH_TARGET_ROUNDS=3     alternating rounds of helm_releases' two targets (20 no-ops against the
+                            kubernetes.core play, 50 installs against raw helm); 0: from the scale
   BENCH_BUDGET_MIN=40       scale points that would end the run past this many minutes are skipped,
                             and the demo chart gets fewer rounds past 55% of it (named in RESULTS.md)
   BENCH_FORKS=10            Ansible forks (and raw helm's parallel commands) for several releases
@@ -93,6 +95,9 @@ def method_lines(rounds: int, scale_rounds: int, forks: int, counting: bool) -> 
         " as `binary_path`; Kubernetes API requests through `kubectl proxy -v=6` (a request per 'Filter accepting'"
         " line, watches included), with a kubeconfig that sends helm and the Python client there. These rounds are"
         " not timed.",
+        "- helm_releases targets: apart from the scale points, 20 no-op releases in one task against the kubernetes.core"
+        " play of 20 hosts, and 50 first installs (concurrency = forks) against 50 raw `helm install --wait` as many at a"
+        " time, in alternating rounds (BENCH_TARGET_ROUNDS, uninstalled between rounds); medians with min–max.",
         f"- Scale: {scale_rounds} timed round(s) per point; N releases in one play with forks={forks} (raw helm: the same"
         " number of parallel commands), each release a generated chart of 10 ConfigMaps (releases N=1 is the"
         " resources N=10 run); one release of a generated chart of N ConfigMaps. Growth N^k: k between the two"
@@ -174,6 +179,46 @@ def run_demo(benches: list[harness.Bench], scenario: harness.Scenario, samples: 
     finally:
         for bench in benches:
             bench.cleanup(scenario, CONTENDERS)
+
+
+def run_stack_targets(bench: harness.Bench, chart: Path, rounds: int, samples: list[dict[str, t.Any]]) -> None:
+    """helm_releases' two targets, apart from the scale points, whose one round of a few seconds
+    is at the mercy of whatever else the machine does then: ``rounds`` alternating pairs each,
+    20 no-op releases in one task against the kubernetes.core play of 20 hosts, and 50 installs
+    (concurrency = forks) against as many raw helm installs; the report takes the medians."""
+    noop = harness.Scenario(report.TARGET_NOOP, chart, {}, {"revision": "two"}, 20, rounds, ("noop",), False)
+    install = harness.Scenario(report.TARGET_INSTALL, chart, {}, {"revision": "two"}, 50, rounds, ("install",), False)
+
+    def timed(contender: str, op: str, scenario: harness.Scenario, round_no: int) -> bool:
+        sample = bench.run(contender, op, scenario, round_no, False)
+        samples.append(sample)
+        log(f"{bench.helm.label} {scenario.name} r{round_no} time {op:9} {contender:5} "
+            f"{'ok ' if sample['ok'] else 'FAILED'} {sample['wall']:.2f}s" + (f" {sample['error'][:300]!r}" if not sample["ok"] else ""))
+        return bool(sample["ok"])
+
+    def untimed(contender: str, op: str, scenario: harness.Scenario) -> bool:
+        sample = bench.run(contender, op, scenario, -1, False)
+        if not sample["ok"]:
+            log(f"{bench.helm.label} {scenario.name} {op} {contender} FAILED {sample['error'][:300]!r}")
+            bench.force_cleanup(scenario, contender)
+        return bool(sample["ok"])
+
+    bench.prepare(noop, ("kcore", "stack"))
+    try:
+        if untimed("kcore", "install", noop) and untimed("stack", "install", noop):
+            for round_no in range(rounds):
+                for contender in ("kcore", "stack"):
+                    timed(contender, "noop", noop, round_no)
+    finally:
+        bench.cleanup(noop, ("kcore", "stack"))
+    bench.prepare(install, ("raw", "stack"))
+    try:
+        for round_no in range(rounds):
+            for contender in ("raw", "stack"):
+                timed(contender, "install", install, round_no)
+                untimed(contender, "uninstall", install)
+    finally:
+        bench.cleanup(install, ("raw", "stack"))
 
 
 def estimate(took: dict[tuple[str, str], tuple[int, float, int]], helm: str, scenario: harness.Scenario) -> float:
@@ -280,6 +325,10 @@ def main() -> int:
                     size = scenario.name.partition("-")[2]
                     took[(bench.helm.label, scenario.name)] = (int(size or 1), time.monotonic() - t0,
                                                                len(scenario.ops) * (2 if scenario.counting else 1))
+        target_rounds = int(os.environ.get("BENCH_TARGET_ROUNDS", "3"))
+        if target_rounds > 0:
+            for bench in benches:
+                run_stack_targets(bench, ten, target_rounds, samples)
         if 1 in scales and 10 in resources:
             samples += [dict(s, scenario="releases-1") for s in samples if s["scenario"] == "resources-10"]
         for bench in benches:

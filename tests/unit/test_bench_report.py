@@ -141,6 +141,25 @@ def test_the_targets_of_many_releases_in_one_task():
     assert tg["no-op with drift check: in-module time (demo chart)"].measured == "not measured"
 
 
+def test_the_targets_of_many_releases_prefer_their_own_alternating_rounds():
+    """The medians of the target section win over the one round of the scale points."""
+    samples = [
+        sample("noop", "stack", 3.0, scenario="releases-20"), sample("noop", "kcore", 10.0, scenario="releases-20"),
+        sample("install", "stack", 40.0, scenario="releases-50"), sample("install", "raw", 30.0, scenario="releases-50"),
+    ]
+    for stack, kcore in ((1.2, 8.0), (2.5, 7.0), (1.4, 9.0)):
+        samples += [sample("noop", "stack", stack, scenario=report.TARGET_NOOP),
+                    sample("noop", "kcore", kcore, scenario=report.TARGET_NOOP)]
+    for stack, raw in ((6.0, 5.5), (6.2, 5.0), (5.9, 5.6)):
+        samples += [sample("install", "stack", stack, scenario=report.TARGET_INSTALL),
+                    sample("install", "raw", raw, scenario=report.TARGET_INSTALL)]
+    tg = targets_by_name(samples)
+    noop = tg["helm_releases: 20 no-op releases in one task"]
+    assert (noop.met, noop.measured) == (True, "0.17×: 1.40 s (1.20–2.50) vs 8.00 s (7.00–9.00)")
+    install = tg["helm_releases: 50 installs (concurrency 10)"]
+    assert (install.met, install.measured) == (True, "1.09×: 6.00 s (5.90–6.20) vs 5.50 s (5.00–5.60)")
+
+
 def test_the_drift_section_and_the_plot():
     samples = [sample(op, c, wall, scenario=f"releases-{n}") for n, wall in ((1, 2.0), (20, 8.0), (50, 18.0))
                for op in ("install", "noop") for c in ("raw", "kcore", "ours", "stack") if not (c == "raw" and op == "noop")]
