@@ -66,7 +66,7 @@ VERSION_DEADLINE = 5.0  # `helm version` touches neither network nor cluster: it
 
 # A helm process lives a second or two and its heap is mostly the chart and the manifests it
 # renders: collecting garbage four times less often than Go's default (GOGC=100) cut the CPU of
-# 50 installs, 10 at a time on 2 cores, by about a quarter for about a fifth more peak memory
+# 50 installs, 10 at a time on 2 cores, by 12 to 24 % for about a fifth more peak memory
 # (bench/NOTES.md). Whatever the environment sets itself (GOGC, GOMEMLIMIT) wins.
 HELM_ENVIRONMENT_DEFAULTS = {"GOGC": "400"}
 
