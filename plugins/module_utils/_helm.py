@@ -79,6 +79,7 @@ def helm_environment(base: t.Mapping[str, str] | None = None) -> dict[str, str]:
         environment.setdefault(name, value)
     return environment
 
+
 # Ordered: the first pattern that matches names the kind. Specific causes come before the
 # generic symptoms they produce (a failed hook often ends in a deadline too; a chart registry
 # that cannot be reached says "dial tcp" like an unreachable cluster).
