@@ -13,7 +13,6 @@ kinds and redacts secrets from everything it echoes.
 from __future__ import annotations
 
 import json
-import os
 import re
 import typing as t
 from dataclasses import dataclass
@@ -63,22 +62,6 @@ from ansible_collections.ai_mesh.helm_engine.plugins.module_utils._workspace imp
 DEADLINE_FACTOR = 3
 DEADLINE_MARGIN = 30.0
 VERSION_DEADLINE = 5.0  # `helm version` touches neither network nor cluster: it answers in well under 1 s
-
-# A helm process lives a second or two and its heap is mostly the chart and the manifests it
-# renders: collecting garbage four times less often than Go's default (GOGC=100) cut the CPU of
-# 50 installs, 10 at a time on 2 cores, by 12 to 24 % for about a fifth more peak memory
-# (bench/NOTES.md). Whatever the environment sets itself (GOGC, GOMEMLIMIT) wins.
-HELM_ENVIRONMENT_DEFAULTS = {"GOGC": "400"}
-
-
-def helm_environment(base: t.Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment helm runs in: ``base`` (this process's), with HELM_ENVIRONMENT_DEFAULTS
-    for what it does not set."""
-    environment = dict(os.environ if base is None else base)
-    for name, value in HELM_ENVIRONMENT_DEFAULTS.items():
-        environment.setdefault(name, value)
-    return environment
-
 
 # Ordered: the first pattern that matches names the kind. Specific causes come before the
 # generic symptoms they produce (a failed hook often ends in a deadline too; a chart registry

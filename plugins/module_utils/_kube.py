@@ -392,7 +392,7 @@ class KubeClient:
             token = (listing.get("metadata") or {}).get("continue")
             if not token:
                 return objects
-            query = dict(first, **{"continue": token})
+            query = {**first, "continue": token}
 
     def read_objects(self, keys: t.Sequence[ObjectKey], declared: t.Mapping[ObjectKey, dict[str, t.Any]] | None = None
                      ) -> dict[ObjectKey, dict[str, t.Any] | None]:
